@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both bootstrap first.
+SWIFT ?= swift
+CONFIG ?= config/distilld.yaml
+
+.PHONY: bootstrap build build-debug run test clean
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	$(SWIFT) build -c release
+
+run: build
+	.build/release/distilld --config $(CONFIG)
+
+# One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
+# as real processes), then the whole suite.
+test: bootstrap
+	$(SWIFT) build --build-tests
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
+
+clean:
+	$(SWIFT) package clean

@@ -1,0 +1,129 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Numeric kernels are unusable unoptimized, and the test suite runs a debug build:
+// build these targets with -O in every configuration.
+let optimizedAlways: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "distill",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "distilld", targets: ["distilld"]),
+        .executable(name: "cachectl", targets: ["cachectl"]),
+        .executable(name: "teacher-sim", targets: ["teacher-sim"]),
+        .executable(name: "distill-bench", targets: ["distill-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // System libraries
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Libraries
+        .target(name: "DistillAPI"),
+        .target(name: "VectorIndex", swiftSettings: optimizedAlways),
+        .target(
+            name: "Embedding",
+            dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimizedAlways
+        ),
+        .target(name: "Student", dependencies: ["CBLAS"], swiftSettings: optimizedAlways),
+        .target(name: "Storage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "Teacher",
+            dependencies: [
+                "DistillAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "DistillCore",
+            dependencies: [
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "DistillServer",
+            dependencies: ["DistillCore", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        // The stand-in teacher, as a library so that tests can run it in-process over loopback.
+        .target(
+            name: "TeacherSimulator",
+            dependencies: ["DistillAPI", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+
+        // Executables
+        .executableTarget(
+            name: "distilld",
+            dependencies: [
+                "DistillServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "cachectl",
+            dependencies: [
+                "DistillAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .executableTarget(
+            name: "teacher-sim",
+            dependencies: [
+                "TeacherSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "distill-bench",
+            dependencies: [
+                "Embedding", "VectorIndex", "Student", "DistillCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimizedAlways
+        ),
+
+        // Tests
+        .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], swiftSettings: optimizedAlways),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
+        .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "TeacherTests", dependencies: ["Teacher", "TeacherSimulator"]),
+        .testTarget(name: "TeacherSimulatorTests", dependencies: ["TeacherSimulator"]),
+        .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore", "TeacherSimulator"]),
+        .testTarget(
+            name: "DistillServerTests",
+            dependencies: [
+                "DistillServer", "TeacherSimulator",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        // Starts the real executables (distilld, teacher-sim, cachectl) as processes.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "DistillAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

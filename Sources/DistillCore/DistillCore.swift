@@ -1,0 +1,1 @@
+// DistillCore: see DESIGN.md

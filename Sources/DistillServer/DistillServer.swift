@@ -1,0 +1,1 @@
+// DistillServer: see DESIGN.md

@@ -1,0 +1,1 @@
+// Student: see DESIGN.md

@@ -1,0 +1,1 @@
+// Teacher: see DESIGN.md

@@ -1,0 +1,1 @@
+// TeacherSimulator: see DESIGN.md

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct DistillBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill-bench",
+        abstract: "Benchmarks for distill: embedding, vector index, replay.",
+        subcommands: [EmbedBenchmark.self, IndexBenchmark.self]
+    )
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct EmbedBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "embed", abstract: "Embedding latency and throughput.")
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct IndexBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "index", abstract: "HNSW build time, recall and queries/s.")
+}
