@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error as OpenAI's API reports it: `{"error":{"message","type","param","code"}}`, with the
 /// HTTP status it travels with.
 public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -61,4 +63,11 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public var error: Detail
 
     public init(error: Detail) { self.error = error }
+}
+
+extension ServerSentEvent {
+    /// An error as OpenAI streams it, after the response has started: `data: {"error":{…}}`.
+    public init(error: APIError) {
+        self.init(data: String(decoding: (try? JSONEncoder().encode(error.body)) ?? Data(), as: UTF8.self))
+    }
 }

@@ -191,3 +191,8 @@ extension JSONDecoder {
         return decoder
     }
 }
+
+/// The version of distilld and cachectl.
+public enum DistillVersion {
+    public static let current = "0.1.0"
+}

@@ -25,8 +25,8 @@ public struct ChatRequest: Sendable, Equatable {
             json = try JSONValue.parse(data)
         } catch .invalidUTF8 {
             throw .invalidRequest("The request body is not valid UTF-8.", code: "invalid_encoding")
-        } catch {
-            throw .invalidRequest("We could not parse the JSON body of your request. (\(error))", code: "invalid_json")
+        } catch .malformed(let detail) {
+            throw .invalidRequest("The request body is not valid JSON: \(detail)", code: "invalid_json")
         }
         return try ChatRequest(json: json)
     }

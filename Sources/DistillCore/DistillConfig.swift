@@ -1,0 +1,267 @@
+import Configuration
+import Foundation
+import SystemPackage
+import Teacher
+import Yams
+
+/// Everything an operator can set. Sources, strongest first: command-line flags, environment
+/// variables (`DISTILL_<SECTION>_<KEY>`, e.g. `DISTILL_TEACHER_BASE_URL`), the YAML config file,
+/// then the defaults below (which `config/distilld.yaml` documents).
+public struct DistillConfig: Sendable, Equatable {
+    public var server = Server()
+    public var store = Store()
+    public var teacher = Teacher()
+    public var log = Log()
+
+    public init() {}
+
+    public struct Server: Sendable, Equatable {
+        /// TCP listener for the public API; nil when disabled.
+        public var http: HostPort? = HostPort(host: "127.0.0.1", port: 8080)
+        /// Unix socket (mode 0600) for the public and admin APIs; nil when disabled.
+        public var socket: String? = "var/distilld.sock"
+        /// Larger request bodies are refused with 413.
+        public var maxBodyBytes = 1 << 20
+        /// On SIGTERM, in-flight requests get this long to finish.
+        public var shutdownGraceSeconds = 10.0
+    }
+
+    public struct Store: Sendable, Equatable {
+        /// Holds the SQLite database and the daemon's lock file.
+        public var dataDir = "var"
+        public var databasePath: String { (dataDir as NSString).appendingPathComponent("distill.sqlite") }
+    }
+
+    public struct Teacher: Sendable, Equatable {
+        public var baseURL = "http://127.0.0.1:9090/v1"
+        /// The environment variable holding the upstream's API key (the key itself is never in a file).
+        public var apiKeyEnv = "OPENAI_API_KEY"
+        /// When set, replaces the model of every request sent upstream.
+        public var model: String?
+        public var connectTimeoutSeconds = 5.0
+        public var readTimeoutSeconds = 120.0
+        public var requestTimeoutSeconds = 300.0
+        public var maxAttempts = 3
+        public var backoffInitialMilliseconds = 250.0
+        public var backoffMaxMilliseconds = 4000.0
+        public var maxRetryAfterSeconds = 30.0
+        public var breakerFailureThreshold = 5
+        public var breakerOpenSeconds = 30.0
+        public var topLogprobs = 5
+        public var maxConnections = 64
+    }
+
+    public struct Log: Sendable, Equatable {
+        /// trace, debug, info, notice, warning, error or critical.
+        public var level = "info"
+    }
+
+    public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `HOST:PORT`, `[IPv6]:PORT`; nil for `""` or `off`.
+        static func parse(_ text: String) -> HostPort?? {
+            if text.isEmpty || text == "off" { return .some(nil) }
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { return nil }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { return nil }
+            return .some(HostPort(host: host, port: port))
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+}
+
+extension DistillConfig {
+    /// A configuration as loaded: the values, every key with its effective value (for
+    /// `--check-config`), and warnings worth logging (e.g. unknown `DISTILL_` variables).
+    public struct Loaded: Sendable {
+        public var config: DistillConfig
+        public var settings: [(key: String, value: String)]
+        public var warnings: [String]
+    }
+
+    /// Reads and validates the configuration. `overrides` are flag values by config key
+    /// (e.g. `"server.http"`).
+    public static func load(
+        file: String?, environment: [String: String], overrides: [String: String] = [:]
+    ) async throws(ConfigError) -> Loaded {
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(
+                name: "flags",
+                values: Dictionary(uniqueKeysWithValues: overrides.map { (AbsoluteConfigKey(ConfigKey($0.key)), ConfigValue(.string($0.value), isSecret: false)) })),
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "distill"),
+        ]
+        var fileKeys: [String] = []
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+                fileKeys = try flattenedKeys(of: Yams.load(yaml: text))
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
+            } catch {
+                throw .unreadableFile(path: file, reason: "\(error)")
+            }
+        }
+        var fields = ConfigFields(reader: ConfigReader(providers: providers))
+        let config = try DistillConfig(fields: &fields)
+
+        let knownKeys = Set(fields.settings.map(\.key))
+        let unknown = fileKeys.filter { !knownKeys.contains($0) }
+        guard unknown.isEmpty else { throw .unknownKeys(unknown.sorted(), file: file ?? "") }
+        let knownVariables = Set(knownKeys.map(ConfigFields.environmentName))
+        let warnings = environment.keys.sorted()
+            .filter { $0.hasPrefix("DISTILL_") && !knownVariables.contains($0) && !ignoredVariables.contains($0) }
+            .map { "ignoring environment variable \($0): it names no config key" }
+        return Loaded(config: config, settings: fields.settings, warnings: warnings)
+    }
+
+    /// `DISTILL_` variables that are not config keys but are expected in the environment.
+    private static let ignoredVariables: Set<String> = ["DISTILL_BIN_DIR", "DISTILL_MODEL_DIR"]
+
+    private init(fields f: inout ConfigFields) throws(ConfigError) {
+        self.init()
+        let defaults = DistillConfig()
+        let http = try f.string("server.http", default: defaults.server.http?.description ?? "")
+        guard let parsedHTTP = HostPort.parse(http) else {
+            throw .invalidValue(key: "server.http", value: http, expected: "HOST:PORT, or \"off\"")
+        }
+        server.http = parsedHTTP
+        let socket = try f.string("server.socket", default: defaults.server.socket ?? "")
+        server.socket = socket.isEmpty || socket == "off" ? nil : socket
+        // sockaddr_un holds 108 bytes, the terminating NUL included.
+        if let socket = server.socket, socket.utf8.count > 107 {
+            throw .invalidValue(key: "server.socket", value: socket, expected: "a path of at most 107 bytes")
+        }
+        if server.http == nil, server.socket == nil {
+            throw .invalidValue(key: "server.http", value: "off", expected: "a listener: server.http and server.socket cannot both be off")
+        }
+        server.maxBodyBytes = try f.int("server.max_body_bytes", default: defaults.server.maxBodyBytes, 1024...(256 << 20))
+        server.shutdownGraceSeconds = try f.double("server.shutdown_grace_seconds", default: defaults.server.shutdownGraceSeconds, 0...600)
+
+        store.dataDir = try f.string("store.data_dir", default: defaults.store.dataDir)
+        if store.dataDir.isEmpty { throw .invalidValue(key: "store.data_dir", value: "", expected: "a directory") }
+
+        let t = defaults.teacher
+        teacher.baseURL = try f.string("teacher.base_url", default: t.baseURL)
+        guard let url = URL(string: teacher.baseURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw .invalidValue(key: "teacher.base_url", value: teacher.baseURL, expected: "an http:// or https:// URL")
+        }
+        teacher.apiKeyEnv = try f.string("teacher.api_key_env", default: t.apiKeyEnv)
+        let model = try f.string("teacher.model", default: "")
+        teacher.model = model.isEmpty ? nil : model
+        teacher.connectTimeoutSeconds = try f.double("teacher.connect_timeout_seconds", default: t.connectTimeoutSeconds, 0.01...600)
+        teacher.readTimeoutSeconds = try f.double("teacher.read_timeout_seconds", default: t.readTimeoutSeconds, 0.01...3600)
+        teacher.requestTimeoutSeconds = try f.double("teacher.request_timeout_seconds", default: t.requestTimeoutSeconds, 0.01...3600)
+        teacher.maxAttempts = try f.int("teacher.max_attempts", default: t.maxAttempts, 1...10)
+        teacher.backoffInitialMilliseconds = try f.double("teacher.backoff_initial_ms", default: t.backoffInitialMilliseconds, 0...60_000)
+        teacher.backoffMaxMilliseconds = try f.double("teacher.backoff_max_ms", default: t.backoffMaxMilliseconds, 0...600_000)
+        teacher.maxRetryAfterSeconds = try f.double("teacher.max_retry_after_seconds", default: t.maxRetryAfterSeconds, 0...3600)
+        teacher.breakerFailureThreshold = try f.int("teacher.breaker_failure_threshold", default: t.breakerFailureThreshold, 1...1000)
+        teacher.breakerOpenSeconds = try f.double("teacher.breaker_open_seconds", default: t.breakerOpenSeconds, 0.01...3600)
+        teacher.topLogprobs = try f.int("teacher.top_logprobs", default: t.topLogprobs, 0...20)
+        teacher.maxConnections = try f.int("teacher.max_connections", default: t.maxConnections, 1...4096)
+
+        log.level = try f.string("log.level", default: defaults.log.level)
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(log.level) else {
+            throw .invalidValue(key: "log.level", value: log.level, expected: "one of \(levels.joined(separator: ", "))")
+        }
+    }
+
+    /// The teacher client's settings, with the API key read from the named environment variable.
+    public func teacherConfiguration(environment: [String: String]) -> TeacherConfiguration {
+        let key = environment[teacher.apiKeyEnv].flatMap { $0.isEmpty ? nil : $0 }
+        return TeacherConfiguration(
+            baseURL: teacher.baseURL, apiKey: key, model: teacher.model,
+            connectTimeout: .seconds(teacher.connectTimeoutSeconds), readTimeout: .seconds(teacher.readTimeoutSeconds),
+            requestTimeout: .seconds(teacher.requestTimeoutSeconds), maxAttempts: teacher.maxAttempts,
+            backoffInitial: .milliseconds(teacher.backoffInitialMilliseconds),
+            backoffMax: .milliseconds(teacher.backoffMaxMilliseconds),
+            maxRetryAfter: .seconds(teacher.maxRetryAfterSeconds),
+            breakerFailureThreshold: teacher.breakerFailureThreshold,
+            breakerOpenDuration: .seconds(teacher.breakerOpenSeconds), topLogprobs: teacher.topLogprobs,
+            maxConnections: teacher.maxConnections)
+    }
+
+    /// Dotted keys of every leaf in a parsed YAML document.
+    private static func flattenedKeys(of document: Any?, prefix: String = "") -> [String] {
+        guard let mapping = document as? [String: Any] else { return prefix.isEmpty ? [] : [prefix] }
+        return mapping.flatMap { key, value in
+            flattenedKeys(of: value, prefix: prefix.isEmpty ? key : "\(prefix).\(key)")
+        }
+    }
+}
+
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
+    case invalidValue(key: String, value: String, expected: String)
+    case unknownKeys([String], file: String)
+    case unreadableFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidValue(let key, let value, let expected):
+            "\(key) (environment: \(ConfigFields.environmentName(key))) must be \(expected); got \"\(value.prefix(200))\""
+        case .unknownKeys(let keys, let file):
+            "\(file): unknown key\(keys.count == 1 ? "" : "s") \(keys.joined(separator: ", "))"
+        case .unreadableFile(let path, let reason):
+            "cannot read the config file \(path): \(reason)"
+        }
+    }
+}
+
+/// Reads typed values and records each key with its effective value, so that unknown keys can
+/// be reported and the whole configuration shown.
+struct ConfigFields {
+    let reader: ConfigReader
+    private(set) var settings: [(key: String, value: String)] = []
+
+    init(reader: ConfigReader) { self.reader = reader }
+
+    static func environmentName(_ key: String) -> String {
+        "DISTILL_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+    }
+
+    mutating func string(_ key: String, default defaultValue: String) throws(ConfigError) -> String {
+        let value = reader.string(forKey: ConfigKey(key)) ?? defaultValue
+        settings.append((key, value))
+        return value
+    }
+
+    mutating func int(_ key: String, default defaultValue: Int, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let expected = "an integer from \(range.lowerBound) to \(range.upperBound)"
+        var value = defaultValue
+        if let read = reader.int(forKey: ConfigKey(key)) {
+            guard range.contains(read) else { throw .invalidValue(key: key, value: String(read), expected: expected) }
+            value = read
+        } else if let raw = reader.string(forKey: ConfigKey(key)) {
+            throw .invalidValue(key: key, value: raw, expected: expected)
+        }
+        settings.append((key, String(value)))
+        return value
+    }
+
+    mutating func double(_ key: String, default defaultValue: Double, _ range: ClosedRange<Double>) throws(ConfigError) -> Double {
+        let expected = "a number from \(range.lowerBound.formatted()) to \(range.upperBound.formatted())"
+        var value = defaultValue
+        if let read = reader.double(forKey: ConfigKey(key)) ?? reader.int(forKey: ConfigKey(key)).map(Double.init) {
+            guard range.contains(read), read.isFinite else {
+                throw .invalidValue(key: key, value: String(read), expected: expected)
+            }
+            value = read
+        } else if let raw = reader.string(forKey: ConfigKey(key)) {
+            throw .invalidValue(key: key, value: raw, expected: expected)
+        }
+        settings.append((key, value.formatted(.number.grouping(.never))))
+        return value
+    }
+}

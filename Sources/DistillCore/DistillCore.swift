@@ -1,1 +1,0 @@
-// DistillCore: see DESIGN.md

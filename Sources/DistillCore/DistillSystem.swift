@@ -1,0 +1,150 @@
+import DistillAPI
+import Foundation
+import Logging
+import Storage
+import Teacher
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The running system behind the listeners: the store, the teacher, the request path, metrics.
+/// One per daemon: it holds an exclusive lock on its data directory.
+public final class DistillSystem: Sendable {
+    public let config: DistillConfig
+    public let store: Store
+    public let teacher: TeacherClient
+    public let metrics: DistillMetrics
+    public let completions: CompletionService
+    public let startedAt: Date
+    private let lock: DataDirectoryLock
+
+    public init(config: DistillConfig, environment: [String: String], logger: Logger) throws(SystemError) {
+        self.config = config
+        self.lock = try DataDirectoryLock(directory: config.store.dataDir)
+        do {
+            self.store = try Store(path: config.store.databasePath)
+        } catch {
+            throw .store(error)
+        }
+        self.metrics = DistillMetrics()
+        let teacherConfiguration = config.teacherConfiguration(environment: environment)
+        self.teacher = TeacherClient(configuration: teacherConfiguration, logger: logger)
+        self.completions = CompletionService(store: store, teacher: teacher, metrics: metrics, logger: logger)
+        self.startedAt = Date()
+        if teacherConfiguration.apiKey == nil {
+            logger.notice("no teacher API key: \(config.teacher.apiKeyEnv) is not set; calling the teacher without one")
+        }
+    }
+
+    /// Closes what the system opened; call once, after the listeners have stopped.
+    public func shutdown(logger: Logger) async {
+        do {
+            try await teacher.shutdown()
+        } catch {
+            logger.warning("teacher client did not shut down cleanly: \(error)")
+        }
+        do {
+            try store.close()
+        } catch {
+            logger.error("closing the store failed: \(error)")
+        }
+    }
+
+    /// Why the daemon should not receive traffic right now; empty when it is ready.
+    public func unreadiness() async -> [String] {
+        var reasons: [String] = []
+        do {
+            try await store.checkHealth()
+        } catch {
+            reasons.append("store: \(error)")
+        }
+        if teacher.breaker.snapshot.state == .open { reasons.append("teacher: circuit breaker open") }
+        return reasons
+    }
+
+    /// `GET /v1/models`: what the teacher serves.
+    public func listModels() async throws(APIError) -> JSONValue {
+        do {
+            return try await teacher.models()
+        } catch {
+            throw error.apiError
+        }
+    }
+
+    /// `GET /metrics`: every series in Prometheus's text format.
+    public func prometheusExposition() -> [UInt8] {
+        metrics.updateBreaker(teacher.breaker.snapshot.state)
+        return metrics.registry.emitToBuffer()
+    }
+
+    public func status(listeners: [String]) async -> DaemonStatus {
+        let breaker = teacher.breaker.snapshot
+        return DaemonStatus(
+            version: DistillVersion.current, startedAt: startedAt, uptimeSeconds: Date().timeIntervalSince(startedAt),
+            listeners: listeners,
+            store: .init(
+                path: store.path, sizeBytes: store.sizeOnDisk,
+                teacherLogRows: (try? await store.teacherLogCount()) ?? -1),
+            teacher: .init(
+                baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,
+                consecutiveFailures: breaker.consecutiveFailures))
+    }
+
+    /// Teacher log rows after `id`, oldest first.
+    public func teacherLogPage(after id: Int64, limit: Int) async throws -> TeacherLogPage {
+        let records = try await store.teacherLog(after: id, limit: limit)
+        let decoder = JSONDecoder()
+        let entries = records.map { record in
+            TeacherLogEntry(
+                id: record.id ?? 0, createdAt: record.createdAt, requestID: record.requestID, scope: record.scope,
+                model: record.model, messages: (try? JSONValue.parse(Data(record.messages.utf8))) ?? .null,
+                parameters: (try? JSONValue.parse(Data(record.parameters.utf8))) ?? .null, answer: record.answer,
+                topLogprobs: record.topLogprobs.flatMap { try? decoder.decode([TokenLogprob].self, from: Data($0.utf8)) },
+                promptTokens: record.promptTokens, completionTokens: record.completionTokens,
+                latencyMilliseconds: record.latencyMilliseconds, streamed: record.streamed)
+        }
+        return TeacherLogPage(entries: entries, nextAfter: records.count == limit ? entries.last?.id : nil)
+    }
+}
+
+public enum SystemError: Error, CustomStringConvertible {
+    case dataDirectory(path: String, reason: String)
+    case alreadyRunning(path: String)
+    case store(StoreError)
+
+    public var description: String {
+        switch self {
+        case .dataDirectory(let path, let reason): "cannot use the data directory \(path): \(reason)"
+        case .alreadyRunning(let path): "another distilld is using \(path) (it holds \(path)/distilld.lock)"
+        case .store(let error): "\(error)"
+        }
+    }
+}
+
+/// An exclusive `flock` on `<data dir>/distilld.lock`, held for the life of the process: two
+/// daemons writing one store would interleave their work. The kernel drops it if the process dies.
+final class DataDirectoryLock: Sendable {
+    private let descriptor: Int32
+
+    init(directory: String) throws(SystemError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .dataDirectory(path: directory, reason: error.localizedDescription)
+        }
+        let path = (directory as NSString).appendingPathComponent("distilld.lock")
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw .dataDirectory(path: directory, reason: String(cString: strerror(errno)))
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw .alreadyRunning(path: directory)
+        }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+}

@@ -1,0 +1,35 @@
+import Crypto
+import DistillAPI
+
+/// A hard partition of cached answers and of the student: requests share a scope only when they
+/// differ in nothing but their last user message (and in parameters that do not change what the
+/// right answer is). The key is a SHA-256, so no tenant can craft a collision with another's scope.
+public struct Scope: Hashable, Sendable, CustomStringConvertible {
+    /// Lower-case hex SHA-256 of the scope's canonical form.
+    public let key: String
+
+    public init(key: String) { self.key = key }
+
+    public var description: String { String(key.prefix(16)) }
+
+    /// Fields that do not change which answer is right: transport, sampling and bookkeeping.
+    /// Every other field (known or not) is part of the scope, so an unknown field errs on the
+    /// side of separating answers.
+    static let fieldsOutsideScope: Set<String> = [
+        "messages", "stream", "stream_options", "n", "logprobs", "top_logprobs", "temperature", "top_p", "seed",
+        "frequency_penalty", "presence_penalty", "user", "metadata", "store", "service_tier",
+    ]
+
+    /// The scope of `request` for `tenant`: the tenant, the model, every message but the last
+    /// user message, and the answer-changing parameters.
+    public init(of request: ChatRequest, tenant: String) {
+        let lastUser = request.messages.lastIndex { $0.role == "user" }
+        let context = request.messages.indices.filter { $0 != lastUser }.map { request.messages[$0].raw }
+        let parameters = request.body.filter { !Self.fieldsOutsideScope.contains($0.key) }
+        let canonical: JSONValue = [
+            "v": 1, "tenant": .string(tenant), "context": .array(context), "parameters": .object(parameters),
+        ]
+        let digest = SHA256.hash(data: canonical.encoded())
+        key = digest.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,91 @@
+import DistillCore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// distilld: the listeners and background services of one `DistillSystem` in one ServiceGroup.
+public enum Daemon {
+    /// Runs until SIGTERM or SIGINT: then stops accepting, lets in-flight requests finish (for at
+    /// most `server.shutdown_grace_seconds`), closes the store and returns.
+    ///
+    /// Each listener announces itself on stdout once it accepts connections, as
+    /// `distilld listening on http://HOST:PORT` or `distilld listening on unix:PATH`.
+    public static func run(config: DistillConfig, environment: [String: String], logger: Logger) async throws {
+        let system: DistillSystem
+        do {
+            system = try DistillSystem(config: config, environment: environment, logger: logger)
+        } catch {
+            throw DaemonError.system(error)
+        }
+        let listeners = Listeners()
+        var services: [any Service] = []
+        if let http = config.server.http {
+            services.append(
+                Application(
+                    router: buildRouter(system: system, listeners: listeners, admin: false),
+                    server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+                    configuration: .init(address: .hostname(http.host, port: http.port), serverName: "distilld"),
+                    onServerRunning: { channel in
+                        let port = channel.localAddress?.port ?? http.port
+                        announce("http://\(DistillConfig.HostPort(host: http.host, port: port))", listeners, logger)
+                    },
+                    logger: logger))
+        }
+        if let socket = config.server.socket {
+            try UnixSocket.prepare(path: socket)
+            services.append(
+                Application(
+                    router: buildRouter(system: system, listeners: listeners, admin: true),
+                    server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+                    configuration: .init(address: .unixDomainSocket(path: socket), serverName: "distilld"),
+                    onServerRunning: { _ in
+                        do {
+                            try UnixSocket.restrict(path: socket)
+                            announce("unix:\(socket)", listeners, logger)
+                        } catch {
+                            logger.critical("\(error)")
+                        }
+                    },
+                    logger: logger))
+        }
+
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.server.shutdownGraceSeconds)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            await system.shutdown(logger: logger)
+            throw error
+        }
+        logger.info("listeners stopped; closing the store")
+        await system.shutdown(logger: logger)
+        if let socket = config.server.socket { unlink(socket) }
+    }
+
+    /// Closes connections that send nothing (or only part of a request) for this long.
+    static let idleTimeout = TimeAmount.seconds(60)
+
+    private static func announce(_ address: String, _ listeners: Listeners, _ logger: Logger) {
+        listeners.add(address)
+        logger.info("listening on \(address)")
+        // Unbuffered, so that a supervisor or a test reading the pipe sees it at once.
+        FileHandle.standardOutput.write(Data("distilld listening on \(address)\n".utf8))
+    }
+}
+
+public enum DaemonError: Error, CustomStringConvertible {
+    case socket(path: String, reason: String)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .socket(let path, let reason): "cannot listen on the Unix socket \(path): \(reason)"
+        case .system(let error): "\(error)"
+        }
+    }
+}

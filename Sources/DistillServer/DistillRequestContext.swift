@@ -1,0 +1,18 @@
+import HTTPTypes
+import Hummingbird
+
+/// The request context of distilld's routes: Hummingbird's core plus the request's id.
+public struct DistillRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by `DistillMiddleware`: the client's `x-request-id` if usable, else a new one.
+    public var requestID = ""
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = Self("x-request-id")!
+    static let distillSource = Self("x-distill-source")!
+}

@@ -1,1 +1,0 @@
-// DistillServer: see DESIGN.md

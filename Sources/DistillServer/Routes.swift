@@ -1,0 +1,86 @@
+import DistillAPI
+import DistillCore
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The routes of distilld. The public API is OpenAI's plus health and metrics; the admin API
+/// (`/admin/…`) is added only where `admin` is true (the Unix socket).
+public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool) -> Router<DistillRequestContext> {
+    let router = Router(context: DistillRequestContext.self)
+    router.add(middleware: DistillMiddleware(metrics: system.metrics))
+    let maxBodyBytes = system.config.server.maxBodyBytes
+
+    router.post(RouterPath(Routes.chatCompletions)) { request, context -> Response in
+        let body = try await request.body.collect(upTo: maxBodyBytes)
+        let chat = try ChatRequest.parse(Data(buffer: body))
+        let info = RequestInfo(requestID: context.requestID, tenant: "default")
+        guard chat.stream else {
+            let answer = try await system.completions.complete(chat, info: info)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .distillSource: answer.source.rawValue],
+                body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
+        let stream = try await system.completions.stream(chat, info: info)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue],
+            body: ResponseBody { writer in
+                await stream.run { event in try await writer.write(ByteBuffer(string: event.encoded)) }
+                try await writer.finish(nil)
+            })
+    }
+
+    router.get("/v1/models") { _, _ -> Response in
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try await system.listModels().encoded())))
+    }
+
+    router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
+
+    router.get("/readyz") { _, _ -> Response in
+        let reasons = await system.unreadiness()
+        guard reasons.isEmpty else {
+            return jsonResponse(["status": .string("not_ready"), "reasons": JSONValue.array(reasons.map { .string($0) })] as JSONValue, status: .serviceUnavailable)
+        }
+        return jsonResponse(["status": "ready"])
+    }
+
+    router.get("/metrics") { _, _ -> Response in
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: system.prometheusExposition())))
+    }
+
+    guard admin else { return router }
+
+    router.get("/admin/status") { _, _ in
+        jsonResponse(await system.status(listeners: listeners.all))
+    }
+
+    router.get("/admin/stats") { _, _ in
+        jsonResponse(system.metrics.stats)
+    }
+
+    router.get("/admin/teacher-log") { request, _ -> Response in
+        let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
+        let limit = try request.uri.queryParameters.integer("limit", default: 500, in: 1...5000)
+        return jsonResponse(try await system.teacherLogPage(after: after, limit: Int(limit)))
+    }
+
+    return router
+}
+
+extension Parameters {
+    /// An integer query parameter; a malformed or out-of-range value is a 400 naming it.
+    func integer(_ name: String, default defaultValue: Int64, in range: ClosedRange<Int64>) throws(APIError) -> Int64 {
+        guard let raw = self[Substring(name)] else { return defaultValue }
+        guard let value = Int64(raw), range.contains(value) else {
+            throw .invalidRequest(
+                "'\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound).", code: "invalid_value",
+                param: name)
+        }
+        return value
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// The daemon's SQLite database (WAL mode): one writer, concurrent readers, schema migrations.
+///
+/// Every commit is synced to disk (`synchronous = FULL`): a teacher answer acknowledged to a
+/// client survives a crash or a power cut, and this costs one fsync against a teacher call that
+/// takes hundreds of milliseconds.
+public final class Store: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotOpen(path: path, reason: "cannot create \(directory.path): \(error.localizedDescription)")
+        }
+        var configuration = Configuration()
+        configuration.label = "distill.store"
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    /// Bytes on disk: the database file plus its write-ahead log.
+    public var sizeOnDisk: Int64 {
+        [path, path + "-wal"].reduce(0) { total, file in
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
+            return total + (size ?? 0)
+        }
+    }
+
+    /// Fails unless the database answers a trivial query.
+    public func checkHealth() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    /// Checkpoints the write-ahead log into the database file and closes every connection.
+    public func close() throws {
+        try pool.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
+        try pool.close()
+    }
+}
+
+public enum StoreError: Error, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
+        }
+    }
+}

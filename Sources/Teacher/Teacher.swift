@@ -1,1 +1,0 @@
-// Teacher: see DESIGN.md
