@@ -23,10 +23,13 @@ public struct ChatRequest: Sendable, Equatable {
         let json: JSONValue
         do {
             json = try JSONValue.parse(data)
-        } catch .invalidUTF8 {
-            throw .invalidRequest("The request body is not valid UTF-8.", code: "invalid_encoding")
-        } catch .malformed(let detail) {
-            throw .invalidRequest("The request body is not valid JSON: \(detail)", code: "invalid_json")
+        } catch {
+            switch error {
+            case .invalidUTF8:
+                throw .invalidRequest("The request body is not valid UTF-8.", code: "invalid_encoding")
+            case .malformed(let detail):
+                throw .invalidRequest("The request body is not valid JSON: \(detail)", code: "invalid_json")
+            }
         }
         return try ChatRequest(json: json)
     }

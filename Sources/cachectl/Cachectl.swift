@@ -1,0 +1,164 @@
+import ArgumentParser
+import DistillAPI
+import Foundation
+
+@main
+struct Cachectl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cachectl",
+        abstract: "Administers a running distilld through its Unix socket.",
+        discussion: "Exit codes: 0 success, 1 failure, 2 distilld not running.",
+        version: DistillVersion.current,
+        subcommands: [Status.self, Stats.self, TeacherLog.self]
+    )
+
+    @Option(help: "distilld's Unix socket (default: $DISTILL_SERVER_SOCKET, else var/distilld.sock).")
+    var socket: String?
+
+    var client: AdminClient {
+        AdminClient(socketPath: socket ?? ProcessInfo.processInfo.environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock")
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON for scripts instead of a table.")
+    var json = false
+}
+
+/// Runs a command body, turning an unreachable daemon into exit code 2 with a clear message.
+func runCommand(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CachectlError {
+        FileHandle.standardError.write(Data("cachectl: \(error)\n".utf8))
+        if case .daemonNotRunning = error { throw ExitCode(2) }
+        throw ExitCode.failure
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder.admin
+    encoder.outputFormatting.insert(.prettyPrinted)
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Rows of aligned columns.
+func table(_ rows: [[String]]) -> String {
+    let widths = rows.reduce(into: [Int]()) { widths, row in
+        for (i, cell) in row.enumerated() {
+            if i < widths.count { widths[i] = max(widths[i], cell.count) } else { widths.append(cell.count) }
+        }
+    }
+    return rows.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+func formatBytes(_ bytes: Int64) -> String {
+    ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds)
+    switch s {
+    case ..<60: return "\(s)s"
+    case ..<3600: return "\(s / 60)m \(s % 60)s"
+    case ..<86400: return "\(s / 3600)h \(s % 3600 / 60)m"
+    default: return "\(s / 86400)d \(s % 86400 / 3600)h"
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Version, uptime, listeners, store and teacher state.")
+
+    @ParentCommand var root: Cachectl
+    @OptionGroup var options: OutputOptions
+
+    func run() async throws {
+        try await runCommand {
+            let status = try await root.client.get("/admin/status", as: DaemonStatus.self)
+            if options.json { return try printJSON(status) }
+            print(
+                table([
+                    ["distilld", "\(status.version), up \(formatDuration(status.uptimeSeconds)) (since \(status.startedAt.formatted(.iso8601)))"],
+                    ["listeners", status.listeners.joined(separator: ", ")],
+                    ["store", "\(status.store.path), \(formatBytes(status.store.sizeBytes)), \(status.store.teacherLogRows) teacher log rows"],
+                    ["teacher", "\(status.teacher.baseURL), breaker \(status.teacher.breakerState) (\(status.teacher.consecutiveFailures) consecutive failures)"],
+                ]))
+        }
+    }
+}
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Request, error and teacher counters since start-up.")
+
+    @ParentCommand var root: Cachectl
+    @OptionGroup var options: OutputOptions
+
+    func run() async throws {
+        try await runCommand {
+            let stats = try await root.client.get("/admin/stats", as: DaemonStats.self)
+            if options.json { return try printJSON(stats) }
+            func section(_ title: String, _ counts: [String: Int64]) -> [[String]] {
+                [[title, ""]] + (counts.isEmpty ? [["  (none)", ""]] : counts.sorted { $0.key < $1.key }.map { ["  \($0.key)", String($0.value)] })
+            }
+            print(
+                table(
+                    section("requests by source", stats.requestsBySource)
+                        + section("errors by status", stats.errorsByStatus)
+                        + section("teacher calls by outcome", stats.teacherCallsByOutcome)
+                        + [["teacher tokens", "\(stats.teacherPromptTokens) prompt, \(stats.teacherCompletionTokens) completion"]]))
+        }
+    }
+}
+
+struct TeacherLog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "teacher-log", abstract: "The log of teacher exchanges.", subcommands: [Export.self])
+
+    @ParentCommand var root: Cachectl
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write every teacher exchange as JSON Lines, oldest first.",
+            discussion: "The output is JSON Lines with or without --json; a count goes to stderr.")
+
+        @ParentCommand var group: TeacherLog
+        @OptionGroup var options: OutputOptions
+        @Option(name: [.short, .long], help: "Write to this file instead of stdout.") var output: String?
+        @Option(help: "Only rows with an id above this one.") var after: Int64 = 0
+
+        func run() async throws {
+            try await runCommand {
+                let sink: FileHandle
+                if let output {
+                    guard FileManager.default.createFile(atPath: output, contents: nil) else {
+                        FileHandle.standardError.write(Data("cachectl: cannot create \(output)\n".utf8))
+                        throw ExitCode.failure
+                    }
+                    sink = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+                } else {
+                    sink = FileHandle.standardOutput
+                }
+                let encoder = JSONEncoder.admin
+                var cursor: Int64? = after
+                var count = 0
+                while let next = cursor {
+                    let page = try await group.root.client.get("/admin/teacher-log?after=\(next)&limit=1000", as: TeacherLogPage.self)
+                    var lines = Data()
+                    for entry in page.entries {
+                        lines.append(try encoder.encode(entry))
+                        lines.append(UInt8(ascii: "\n"))
+                    }
+                    sink.write(lines)
+                    count += page.entries.count
+                    cursor = page.nextAfter
+                }
+                try sink.synchronize()
+                FileHandle.standardError.write(Data("exported \(count) teacher log rows\n".utf8))
+            }
+        }
+    }
+}
