@@ -76,7 +76,12 @@ let package = Package(
         // The stand-in teacher, as a library so that tests can run it in-process over loopback.
         .target(
             name: "TeacherSimulator",
-            dependencies: ["DistillAPI", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "DistillAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
 
         // Executables
@@ -120,8 +125,18 @@ let package = Package(
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
-        .testTarget(name: "TeacherTests", dependencies: ["Teacher", "TeacherSimulator"]),
-        .testTarget(name: "TeacherSimulatorTests", dependencies: ["TeacherSimulator"]),
+        .testTarget(
+            name: "TeacherTests",
+            dependencies: ["Teacher", "TeacherSimulator", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "TeacherSimulatorTests",
+            dependencies: [
+                "TeacherSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore", "TeacherSimulator"]),
         .testTarget(
             name: "DistillServerTests",

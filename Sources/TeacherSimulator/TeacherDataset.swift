@@ -13,6 +13,13 @@ public struct TeacherDataset: Sendable {
         /// The teacher's most likely answers with their probabilities, best first (soft labels).
         public var top: [(answer: String, probability: Double)]
 
+        public init(text: String, gold: String?, answer: String, top: [(answer: String, probability: Double)]) {
+            self.text = text
+            self.gold = gold
+            self.answer = answer
+            self.top = top
+        }
+
         public static func == (a: Entry, b: Entry) -> Bool {
             a.text == b.text && a.gold == b.gold && a.answer == b.answer
                 && a.top.map(\.answer) == b.top.map(\.answer) && a.top.map(\.probability) == b.top.map(\.probability)

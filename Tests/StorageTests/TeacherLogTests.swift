@@ -1,0 +1,56 @@
+import Foundation
+import Storage
+import Testing
+
+@Suite struct TeacherLogTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-storage-\(UUID().uuidString)")
+    var path: String { directory.appendingPathComponent("distill.sqlite").path }
+
+    func record(_ n: Int, scope: String = "s") -> TeacherLogRecord {
+        TeacherLogRecord(
+            createdAt: Date(timeIntervalSince1970: 1_800_000_000 + Double(n)), requestID: "r\(n)", scope: scope,
+            model: "m", messages: #"[{"role":"user","content":"q\#(n)"}]"#, parameters: #"{"model":"m"}"#,
+            prompt: "q\(n)", answer: "a\(n)", topLogprobs: n.isMultiple(of: 2) ? "[]" : nil, promptTokens: n,
+            completionTokens: nil, latencyMilliseconds: 1.5, streamed: n.isMultiple(of: 3))
+    }
+
+    @Test func appendsAndPagesInOrder() async throws {
+        let store = try Store(path: path)
+        var ids: [Int64] = []
+        for n in 1...5 { ids.append(try await store.appendTeacherExchange(record(n))) }
+        #expect(ids == ids.sorted() && Set(ids).count == 5)
+        #expect(try await store.teacherLogCount() == 5)
+
+        let first = try await store.teacherLog(after: 0, limit: 2)
+        let rest = try await store.teacherLog(after: first.last!.id!, limit: 10)
+        var expected = (1...5).map { record($0) }
+        for i in expected.indices { expected[i].id = ids[i] }
+        #expect(first + rest == expected)
+        try store.close()
+    }
+
+    @Test func rowsSurviveReopening() async throws {
+        do {
+            let store = try Store(path: path)
+            try await store.appendTeacherExchange(record(1))
+            try store.close()
+        }
+        let reopened = try Store(path: path)
+        #expect(try await reopened.teacherLog(after: 0, limit: 10).map(\.answer) == ["a1"])
+        #expect(reopened.sizeOnDisk > 0)
+        try await reopened.checkHealth()
+        try reopened.close()
+    }
+
+    @Test func aStoreThatCannotBeCreatedSaysWhere() throws {
+        let blocker = directory.appendingPathComponent("file")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data("not a directory".utf8).write(to: blocker)
+        let badPath = blocker.appendingPathComponent("distill.sqlite").path
+        #expect {
+            try Store(path: badPath)
+        } throws: { error in
+            "\(error)".contains(badPath)
+        }
+    }
+}

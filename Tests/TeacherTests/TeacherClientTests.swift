@@ -1,0 +1,201 @@
+import DistillAPI
+import Foundation
+import Logging
+import Testing
+import TeacherSimulator
+
+@testable import Teacher
+
+@Suite struct TeacherClientTests {
+    static let question = "where is my card"
+    static let dataset = TeacherDataset(entries: [
+        .init(text: question, gold: nil, answer: "card arrival", top: [("card arrival", 0.6), ("lost card", 0.3), ("top up", 0.1)])
+    ])
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    func request(_ extra: String = "") throws -> ChatRequest {
+        try ChatRequest.parse(Data(#"{"model":"m","messages":[{"role":"user","content":"\#(Self.question)"}]\#(extra)}"#.utf8))
+    }
+
+    /// Runs `body` with a simulator on loopback and a client pointed at it.
+    @discardableResult
+    func withTeacher<T>(
+        faults: SimulatorFaults = SimulatorFaults(), options: SimulatorOptions = SimulatorOptions(),
+        configure: (inout TeacherConfiguration) -> Void = { _ in },
+        _ body: (TeacherClient, TeacherSimulator) async throws -> T
+    ) async throws -> T {
+        var options = options
+        options.faults = faults
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: options)
+        return try await simulator.serve { baseURL in
+            var configuration = TeacherConfiguration(
+                baseURL: baseURL, readTimeout: .seconds(10), requestTimeout: .seconds(20),
+                backoffInitial: .milliseconds(5), backoffMax: .milliseconds(20), topLogprobs: 3)
+            configure(&configuration)
+            let client = TeacherClient(configuration: configuration, logger: Self.quiet)
+            defer { Task { try? await client.shutdown() } }
+            return try await body(client, simulator)
+        }
+    }
+
+    @Test func completesAndKeepsTheLogprobsItAskedForOutOfTheClientsBody() async throws {
+        try await withTeacher { client, _ in
+            let completion = try await client.complete(try request(), requestID: "r1")
+            #expect(completion.answer.text == "card arrival")
+            #expect(completion.answer.attempts == 1)
+            #expect(completion.answer.topLogprobs?.first?.topLogprobs.map(\.token) == ["card arrival", "lost card", "top up"])
+            #expect(completion.answer.usage != nil)
+            #expect(completion.clientBody["choices"]?.arrayValue?.first?["logprobs"] == .null)
+
+            let asked = try await client.complete(try request(#","logprobs":true,"top_logprobs":1"#), requestID: "r2")
+            let tokens = asked.clientBody["choices"]?.arrayValue?.first?["logprobs"]?["content"]?.arrayValue
+            #expect(tokens?.first?["top_logprobs"]?.arrayValue?.count == 1, "the client's own top_logprobs wins")
+        }
+    }
+
+    @Test func streamsChunksThenTheWholeAnswer() async throws {
+        try await withTeacher { client, _ in
+            let stream = try await client.stream(try request(#","stream":true"#), requestID: "r1")
+            var events = stream.events()
+            var text = ""
+            var chunks: [JSONValue] = []
+            var finished: TeacherAnswer?
+            while let event = try await events.next() {
+                switch event {
+                case .chunk(let chunk):
+                    #expect(finished == nil)
+                    chunks.append(chunk)
+                    text += chunk["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue ?? ""
+                case .finished(let answer):
+                    finished = answer
+                }
+            }
+            #expect(text == "card arrival")
+            #expect(finished?.text == "card arrival")
+            #expect(finished?.usage != nil, "usage was asked for on distill's behalf")
+            #expect(!chunks.contains { $0["usage"] != nil }, "and is not forwarded to a client that did not ask")
+            #expect(finished?.topLogprobs?.count == 1)
+        }
+    }
+
+    @Test func retriesServerErrorsThenGivesUpAndOpensTheBreaker() async throws {
+        var faults = SimulatorFaults()
+        faults.errorRate = 1
+        try await withTeacher(faults: faults, configure: { $0.maxAttempts = 3; $0.breakerFailureThreshold = 4 }) { client, simulator in
+            await #expect(throws: TeacherError.upstreamFailure(status: 500)) {
+                try await client.complete(try request(), requestID: "r1")
+            }
+            #expect(simulator.stats.errors == 3)
+            #expect(client.breaker.snapshot.state == .closed)
+
+            // The fourth consecutive failure opens the breaker; the rest of the attempts are refused.
+            await #expect(throws: TeacherError.self) { try await client.complete(try request(), requestID: "r2") }
+            #expect(simulator.stats.errors == 4)
+            #expect(client.breaker.snapshot.state == .open)
+            await #expect {
+                try await client.complete(try request(), requestID: "r3")
+            } throws: { error in
+                guard case .circuitOpen = error as? TeacherError else { return false }
+                return true
+            }
+            #expect(simulator.stats.requests == 4, "an open breaker does not call the upstream")
+            #expect(TeacherError.upstreamFailure(status: 500).apiError.status == 502)
+        }
+    }
+
+    @Test func honoursRetryAfterAndGivesUpWhenItIsTooLong() async throws {
+        var faults = SimulatorFaults()
+        faults.rateLimitRate = 1
+        var options = SimulatorOptions()
+        options.retryAfterSeconds = 1
+        try await withTeacher(faults: faults, options: options, configure: { $0.maxAttempts = 2 }) { client, simulator in
+            let started = ContinuousClock.now
+            await #expect(throws: TeacherError.rateLimited(retryAfter: .seconds(1))) {
+                try await client.complete(try request(), requestID: "r1")
+            }
+            #expect(ContinuousClock.now - started >= .seconds(1), "the retry waited for Retry-After")
+            #expect(simulator.stats.rateLimited == 2)
+            #expect(client.breaker.snapshot.consecutiveFailures == 0, "rate limiting is not a failure")
+        }
+        try await withTeacher(faults: faults, options: options, configure: { $0.maxRetryAfter = .milliseconds(500) }) { client, simulator in
+            await #expect(throws: TeacherError.rateLimited(retryAfter: .seconds(1))) {
+                try await client.complete(try request(), requestID: "r1")
+            }
+            #expect(simulator.stats.rateLimited == 1, "a Retry-After beyond max_retry_after is not waited for")
+            #expect(TeacherError.rateLimited(retryAfter: .seconds(1)).apiError.retryAfterSeconds == 1)
+        }
+    }
+
+    @Test func aHangingUpstreamTimesOut() async throws {
+        var faults = SimulatorFaults()
+        faults.hangRate = 1
+        try await withTeacher(faults: faults, configure: { $0.readTimeout = .milliseconds(300) }) { client, simulator in
+            await #expect(throws: TeacherError.timedOut) { try await client.complete(try request(), requestID: "r1") }
+            #expect(simulator.stats.hangs == 1, "a timeout is not retried")
+            #expect(TeacherError.timedOut.apiError.status == 504)
+        }
+    }
+
+    @Test func aMalformedAnswerIsABadResponse() async throws {
+        var faults = SimulatorFaults()
+        faults.malformedRate = 1
+        try await withTeacher(faults: faults) { client, _ in
+            await #expect {
+                try await client.complete(try request(), requestID: "r1")
+            } throws: { error in
+                guard case .badResponse = error as? TeacherError else { return false }
+                return true
+            }
+            var events = try await client.stream(try request(#","stream":true"#), requestID: "r2").events()
+            await #expect {
+                while try await events.next() != nil {}
+            } throws: { error in
+                guard case .badResponse = error as? TeacherError else { return false }
+                return true
+            }
+            // The stream's 2xx head counted as a success; its bad body as one failure.
+            #expect(client.breaker.snapshot.consecutiveFailures == 1)
+        }
+    }
+
+    @Test func anUnreachableUpstreamIsRetriedThenReported() async throws {
+        // Take a free port and close it again: nothing listens there.
+        let port = try await TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions()).serve { url in
+            Int(url.split(separator: ":").last!.split(separator: "/").first!)!
+        }
+        let client = TeacherClient(
+            configuration: TeacherConfiguration(
+                baseURL: "http://127.0.0.1:\(port)/v1", connectTimeout: .seconds(2), maxAttempts: 3,
+                backoffInitial: .milliseconds(5), backoffMax: .milliseconds(10), breakerFailureThreshold: 10),
+            logger: Self.quiet)
+        await #expect {
+            try await client.complete(try request(), requestID: "r1")
+        } throws: { error in
+            guard case .unreachable = error as? TeacherError else { return false }
+            return true
+        }
+        #expect(client.breaker.snapshot.consecutiveFailures == 3)
+        #expect(TeacherError.unreachable(detail: "").apiError.status == 502)
+        try await client.shutdown()
+    }
+
+    @Test func sendsTheAPIKey() async throws {
+        var options = SimulatorOptions()
+        options.apiKey = "sk-test"
+        try await withTeacher(options: options, configure: { $0.apiKey = "sk-wrong" }) { client, _ in
+            await #expect(throws: TeacherError.unauthorized(status: 401)) {
+                try await client.complete(try request(), requestID: "r1")
+            }
+        }
+        try await withTeacher(options: options, configure: { $0.apiKey = "sk-test" }) { client, _ in
+            let completion = try await client.complete(try request(), requestID: "r1")
+            #expect(completion.answer.text == "card arrival")
+        }
+    }
+
+    @Test func aRejectedRequestKeepsTheUpstreamsStatusAndMessage() {
+        let error = TeacherError.rejected(
+            status: 404, error: .init(error: .init(message: "model not found", type: "invalid_request_error", param: "model", code: "model_not_found")))
+        #expect(error.apiError == APIError(status: 404, type: "invalid_request_error", code: "model_not_found", param: "model", message: "model not found"))
+    }
+}
