@@ -137,12 +137,18 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "DistillCoreTests", dependencies: ["DistillCore", "TeacherSimulator"]),
+        .testTarget(
+            name: "DistillCoreTests",
+            dependencies: [
+                "DistillCore", "TeacherSimulator", "Storage", "Teacher", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "DistillServerTests",
             dependencies: [
-                "DistillServer", "TeacherSimulator",
+                "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Starts the real executables (distilld, teacher-sim, cachectl) as processes.
@@ -151,6 +157,8 @@ let package = Package(
             dependencies: [
                 "DistillAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ],

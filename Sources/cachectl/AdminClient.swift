@@ -8,13 +8,24 @@ import NIOFoundationCompat
 struct AdminClient {
     let socketPath: String
 
+    /// A client that reports a dead socket at once instead of retrying the connection.
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(2), read: .seconds(60))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     /// GET `path` and decode the JSON answer.
     func get<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
+        guard FileManager.default.fileExists(atPath: socketPath) else {
+            throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "no such file")
+        }
         let encodedSocket = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? socketPath
         let request = HTTPClientRequest(url: "http+unix://\(encodedSocket)\(path)")
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await Self.http.execute(request, timeout: .seconds(60))
         } catch {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "\(error)")
         }
