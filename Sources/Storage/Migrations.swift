@@ -23,6 +23,38 @@ extension Store {
             }
             try db.create(index: "teacher_log_by_scope", on: "teacher_log", columns: ["scope", "id"])
         }
+        migrator.registerMigration("v2: semantic cache") { db in
+            try db.create(table: "cache_entries") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("scope", .text).notNull()
+                t.column("exact_key", .text).notNull()
+                t.column("prompt", .text).notNull()
+                t.column("messages", .text).notNull()
+                t.column("completion", .text).notNull()
+                t.column("answer", .text).notNull()
+                t.column("embedding", .blob).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.column("expires_at", .datetime)
+                t.column("last_hit_at", .datetime)
+                t.column("hits", .integer).notNull().defaults(to: 0)
+                t.column("teacher_log_id", .integer).references("teacher_log", onDelete: .setNull)
+                t.uniqueKey(["scope", "exact_key"])
+            }
+            try db.create(index: "cache_entries_by_scope", on: "cache_entries", columns: ["scope", "id"])
+            try db.create(index: "cache_entries_by_expiry", on: "cache_entries", columns: ["expires_at"])
+            // Least recently used first: never-hit entries by creation time.
+            try db.execute(sql: "CREATE INDEX cache_entries_by_recency ON cache_entries(coalesce(last_hit_at, created_at))")
+            try db.create(table: "index_snapshots") { t in
+                t.primaryKey("scope", .text)
+                t.column("watermark", .integer).notNull()
+                t.column("snapshot", .blob).notNull()
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "meta") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
         return migrator
     }
 }

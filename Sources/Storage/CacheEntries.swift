@@ -1,0 +1,269 @@
+import Foundation
+import GRDB
+
+/// One cached answer: a teacher answer to `prompt` in `scope`, with the prompt's embedding.
+public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "cache_entries"
+
+    public var id: Int64?
+    public var scope: String
+    /// The normalized last user message: what an exact hit matches.
+    public var exactKey: String
+    /// The last user message as the client sent it.
+    public var prompt: String
+    /// The request's `messages` as JSON.
+    public var messages: String
+    /// The completion the client received, as JSON: what a hit replays.
+    public var completion: String
+    public var answer: String
+    /// The prompt's embedding: little-endian Float32s.
+    public var embedding: Data
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var lastHitAt: Date?
+    public var hits: Int
+    public var teacherLogID: Int64?
+
+    public init(
+        scope: String, exactKey: String, prompt: String, messages: String, completion: String, answer: String,
+        vector: [Float], createdAt: Date, expiresAt: Date?
+    ) {
+        self.scope = scope
+        self.exactKey = exactKey
+        self.prompt = prompt
+        self.messages = messages
+        self.completion = completion
+        self.answer = answer
+        self.embedding = Self.encode(vector)
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.hits = 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, prompt, messages, completion, answer, embedding, hits
+        case exactKey = "exact_key"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+        case lastHitAt = "last_hit_at"
+        case teacherLogID = "teacher_log_id"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public var vector: [Float] { Self.decode(embedding) }
+
+    static func encode(_ vector: [Float]) -> Data {
+        var data = Data(capacity: vector.count * 4)
+        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
+    static func decode(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+}
+
+/// What identifies a cache entry to the in-memory structures built over the table.
+public struct CacheEntryKey: Sendable, Hashable {
+    public var id: Int64
+    public var scope: String
+    public var exactKey: String
+    public var expiresAt: Date?
+}
+
+/// The ids a teacher exchange was committed under.
+public struct TeacherExchangeCommit: Sendable, Equatable {
+    public var logID: Int64
+    /// The cache entry written with it, if any.
+    public var entryID: Int64?
+    /// The entry it replaced (same scope and exact key), if any.
+    public var replacedEntryID: Int64?
+}
+
+extension Store {
+    /// Commits a teacher exchange and, when given, the cache entry for its answer, in one
+    /// transaction: the answer and its cache entry are on disk together, or neither is. An entry
+    /// with the same scope and exact key is replaced.
+    public func appendTeacherExchange(
+        _ record: TeacherLogRecord, cacheEntry: CacheEntryRecord?
+    ) async throws -> TeacherExchangeCommit {
+        try await pool.write { db in
+            var record = record
+            try record.insert(db)
+            guard var entry = cacheEntry else { return TeacherExchangeCommit(logID: record.id!) }
+            let replaced = try Int64.fetchOne(
+                db, sql: "DELETE FROM cache_entries WHERE scope = ? AND exact_key = ? RETURNING id",
+                arguments: [entry.scope, entry.exactKey])
+            entry.teacherLogID = record.id
+            try entry.insert(db)
+            return TeacherExchangeCommit(logID: record.id!, entryID: entry.id, replacedEntryID: replaced)
+        }
+    }
+
+    public func cacheEntry(id: Int64) async throws -> CacheEntryRecord? {
+        try await pool.read { db in try CacheEntryRecord.fetchOne(db, key: id) }
+    }
+
+    /// Every entry's key, for building the exact-match map at start-up.
+    public func cacheEntryKeys() async throws -> [CacheEntryKey] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, scope, exact_key, expires_at FROM cache_entries").map(Self.key)
+        }
+    }
+
+    /// The scopes that hold entries, with their entry counts.
+    public func cacheScopes() async throws -> [String: Int] {
+        try await pool.read { db in
+            Dictionary(
+                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT scope, count(*) AS n FROM cache_entries GROUP BY scope")
+                    .map { ($0["scope"] as String, $0["n"] as Int) })
+        }
+    }
+
+    /// The vectors of a scope's entries with ids above `id`, in id order.
+    public func cacheVectors(scope: String, after id: Int64 = 0) async throws -> [(id: Int64, vector: [Float])] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, embedding FROM cache_entries WHERE scope = ? AND id > ? ORDER BY id",
+                arguments: [scope, id]
+            ).map { ($0["id"], CacheEntryRecord.decode($0["embedding"])) }
+        }
+    }
+
+    /// The ids of a scope's entries.
+    public func cacheEntryIDs(scope: String) async throws -> Set<Int64> {
+        try await pool.read { db in
+            Set(try Int64.fetchAll(db, sql: "SELECT id FROM cache_entries WHERE scope = ?", arguments: [scope]))
+        }
+    }
+
+    /// A page of entries, oldest first; all scopes unless one is given.
+    public func cacheEntries(scope: String?, after id: Int64, limit: Int) async throws -> [CacheEntryRecord] {
+        try await pool.read { db in
+            var request = CacheEntryRecord.filter(Column("id") > id)
+            if let scope { request = request.filter(Column("scope") == scope) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    public func cacheEntryCount() async throws -> Int {
+        try await pool.read { db in try CacheEntryRecord.fetchCount(db) }
+    }
+
+    /// Deletes entries and returns the keys of those that existed.
+    @discardableResult
+    public func deleteCacheEntries(ids: [Int64]) async throws -> [CacheEntryKey] {
+        guard !ids.isEmpty else { return [] }
+        return try await pool.write { db in
+            try Row.fetchAll(
+                db, sql: "DELETE FROM cache_entries WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) RETURNING id, scope, exact_key, expires_at",
+                arguments: StatementArguments(ids)
+            ).map(Self.key)
+        }
+    }
+
+    /// Deletes the entries of `scope` (all scopes if nil) created before `date` (any time if nil).
+    public func purgeCacheEntries(scope: String?, createdBefore date: Date?) async throws -> [CacheEntryKey] {
+        try await pool.write { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let scope {
+                conditions.append("scope = ?")
+                arguments += [scope]
+            }
+            if let date {
+                conditions.append("created_at < ?")
+                arguments += [date]
+            }
+            let condition = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try Row.fetchAll(
+                db, sql: "DELETE FROM cache_entries \(condition) RETURNING id, scope, exact_key, expires_at",
+                arguments: arguments
+            ).map(Self.key)
+        }
+    }
+
+    /// Deletes up to `limit` entries that expired before `now`.
+    public func deleteExpiredCacheEntries(now: Date, limit: Int) async throws -> [CacheEntryKey] {
+        try await pool.write { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    DELETE FROM cache_entries WHERE id IN
+                      (SELECT id FROM cache_entries WHERE expires_at <= ? LIMIT ?)
+                    RETURNING id, scope, exact_key, expires_at
+                    """,
+                arguments: [now, limit]
+            ).map(Self.key)
+        }
+    }
+
+    /// Deletes the `count` least recently used entries (never-hit ones by creation time).
+    public func evictLeastRecentlyUsed(count: Int) async throws -> [CacheEntryKey] {
+        guard count > 0 else { return [] }
+        return try await pool.write { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    DELETE FROM cache_entries WHERE id IN
+                      (SELECT id FROM cache_entries ORDER BY coalesce(last_hit_at, created_at), id LIMIT ?)
+                    RETURNING id, scope, exact_key, expires_at
+                    """,
+                arguments: [count]
+            ).map(Self.key)
+        }
+    }
+
+    /// Adds batched hit counts and last-hit times.
+    public func recordCacheHits(_ hits: [Int64: (count: Int, last: Date)]) async throws {
+        guard !hits.isEmpty else { return }
+        try await pool.write { db in
+            let statement = try db.makeStatement(
+                sql: "UPDATE cache_entries SET hits = hits + ?, last_hit_at = max(coalesce(last_hit_at, ?), ?) WHERE id = ?")
+            for (id, hit) in hits {
+                try statement.execute(arguments: [hit.count, hit.last, hit.last, id])
+            }
+        }
+    }
+
+    public func saveIndexSnapshot(scope: String, watermark: Int64, bytes: [UInt8]) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO index_snapshots (scope, watermark, snapshot, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [scope, watermark, Data(bytes), Date()])
+        }
+    }
+
+    public func indexSnapshot(scope: String) async throws -> (watermark: Int64, bytes: [UInt8])? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT watermark, snapshot FROM index_snapshots WHERE scope = ?", arguments: [scope])
+                .map { ($0["watermark"], [UInt8]($0["snapshot"] as Data)) }
+        }
+    }
+
+    public func deleteIndexSnapshot(scope: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM index_snapshots WHERE scope = ?", arguments: [scope])
+        }
+    }
+
+    /// A value of the store's key–value metadata (e.g. the embedding model of the stored vectors).
+    public func metadata(_ key: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setMetadata(_ key: String, _ value: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+        }
+    }
+
+    private static func key(_ row: Row) -> CacheEntryKey {
+        CacheEntryKey(id: row["id"], scope: row["scope"], exactKey: row["exact_key"], expiresAt: row["expires_at"])
+    }
+}
