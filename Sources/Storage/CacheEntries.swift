@@ -13,9 +13,9 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, M
     public var prompt: String
     /// The request's `messages` as JSON.
     public var messages: String
-    /// The completion the client received, as JSON: what a hit replays.
-    public var completion: String
+    /// The teacher's answer: what a hit replays.
     public var answer: String
+    public var finishReason: String
     /// The prompt's embedding: little-endian Float32s.
     public var embedding: Data
     public var createdAt: Date
@@ -25,15 +25,15 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, M
     public var teacherLogID: Int64?
 
     public init(
-        scope: String, exactKey: String, prompt: String, messages: String, completion: String, answer: String,
+        scope: String, exactKey: String, prompt: String, messages: String, answer: String, finishReason: String,
         vector: [Float], createdAt: Date, expiresAt: Date?
     ) {
         self.scope = scope
         self.exactKey = exactKey
         self.prompt = prompt
         self.messages = messages
-        self.completion = completion
         self.answer = answer
+        self.finishReason = finishReason
         self.embedding = Self.encode(vector)
         self.createdAt = createdAt
         self.expiresAt = expiresAt
@@ -41,8 +41,9 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, M
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, scope, prompt, messages, completion, answer, embedding, hits
+        case id, scope, prompt, messages, answer, embedding, hits
         case exactKey = "exact_key"
+        case finishReason = "finish_reason"
         case createdAt = "created_at"
         case expiresAt = "expires_at"
         case lastHitAt = "last_hit_at"
@@ -139,6 +140,24 @@ extension Store {
     public func cacheEntryIDs(scope: String) async throws -> Set<Int64> {
         try await pool.read { db in
             Set(try Int64.fetchAll(db, sql: "SELECT id FROM cache_entries WHERE scope = ?", arguments: [scope]))
+        }
+    }
+
+    /// The vectors of the given entries (those that exist).
+    public func cacheVectors(ids: some Collection<Int64>) async throws -> [(id: Int64, vector: [Float])] {
+        guard !ids.isEmpty else { return [] }
+        let ids = Array(ids)
+        return try await pool.read { db in
+            // In chunks: SQLite limits the number of bound parameters.
+            var vectors: [(id: Int64, vector: [Float])] = []
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(start + 500, ids.count)])
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT id, embedding FROM cache_entries WHERE id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+                    arguments: StatementArguments(chunk))
+                for row in rows { vectors.append((row["id"], CacheEntryRecord.decode(row["embedding"]))) }
+            }
+            return vectors
         }
     }
 
@@ -249,6 +268,30 @@ extension Store {
     public func deleteIndexSnapshot(scope: String) async throws {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM index_snapshots WHERE scope = ?", arguments: [scope])
+        }
+    }
+
+    /// Per-scope overrides: scope → (similarity threshold, TTL seconds), nil where the global value holds.
+    public func scopeSettings() async throws -> [String: (similarityThreshold: Double?, ttlSeconds: Double?)] {
+        try await pool.read { db in
+            var settings: [String: (similarityThreshold: Double?, ttlSeconds: Double?)] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT scope, similarity_threshold, ttl_seconds FROM scope_settings") {
+                settings[row["scope"]] = (row["similarity_threshold"], row["ttl_seconds"])
+            }
+            return settings
+        }
+    }
+
+    /// Sets a scope's overrides; with both nil, the scope follows the global settings again.
+    public func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws {
+        try await pool.write { db in
+            if similarityThreshold == nil, ttlSeconds == nil {
+                try db.execute(sql: "DELETE FROM scope_settings WHERE scope = ?", arguments: [scope])
+            } else {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO scope_settings (scope, similarity_threshold, ttl_seconds) VALUES (?, ?, ?)",
+                    arguments: [scope, similarityThreshold, ttlSeconds])
+            }
         }
     }
 

@@ -30,8 +30,8 @@ extension Store {
                 t.column("exact_key", .text).notNull()
                 t.column("prompt", .text).notNull()
                 t.column("messages", .text).notNull()
-                t.column("completion", .text).notNull()
                 t.column("answer", .text).notNull()
+                t.column("finish_reason", .text).notNull()
                 t.column("embedding", .blob).notNull()
                 t.column("created_at", .datetime).notNull()
                 t.column("expires_at", .datetime)
@@ -49,6 +49,12 @@ extension Store {
                 t.column("watermark", .integer).notNull()
                 t.column("snapshot", .blob).notNull()
                 t.column("created_at", .datetime).notNull()
+            }
+            // Per-scope overrides of the cache's global settings (null: the global value).
+            try db.create(table: "scope_settings") { t in
+                t.primaryKey("scope", .text)
+                t.column("similarity_threshold", .double)
+                t.column("ttl_seconds", .double)
             }
             try db.create(table: "meta") { t in
                 t.primaryKey("key", .text)

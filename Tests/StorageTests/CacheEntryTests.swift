@@ -20,7 +20,7 @@ import Testing
 
     func entry(_ key: String, scope: String = "s", created: TimeInterval = 0, expires: TimeInterval? = nil) -> CacheEntryRecord {
         CacheEntryRecord(
-            scope: scope, exactKey: key, prompt: key, messages: "[]", completion: "{}", answer: "answer to \(key)",
+            scope: scope, exactKey: key, prompt: key, messages: "[]", answer: "answer to \(key)", finishReason: "stop",
             vector: [0.5, -0.25, 1e-7, .pi], createdAt: t0 + created, expiresAt: expires.map { t0 + $0 })
     }
 
@@ -77,5 +77,9 @@ import Testing
         #expect(snapshot.watermark == 42 && snapshot.bytes == [4, 5])
         try await store.setMetadata("embedding_model", "m@1")
         #expect(try await store.metadata("embedding_model") == "m@1")
+        try await store.setScopeSettings(scope: "s", similarityThreshold: 0.95, ttlSeconds: nil)
+        #expect(try await store.scopeSettings()["s"]?.similarityThreshold == 0.95)
+        try await store.setScopeSettings(scope: "s", similarityThreshold: nil, ttlSeconds: nil)
+        #expect(try await store.scopeSettings().isEmpty)
     }
 }
