@@ -177,3 +177,33 @@ public struct ModelList: Codable, Sendable, Equatable {
         }
     }
 }
+
+extension ChatCompletion {
+    /// A one-choice completion of `answer`: how distill answers when the teacher did not.
+    public init(id: String, created: Int, model: String, answer: String, finishReason: String, usage: Usage?) {
+        self.init(
+            id: id, created: created, model: model,
+            choices: [.init(index: 0, message: .init(content: answer), logprobs: nil, finishReason: finishReason)],
+            usage: usage)
+    }
+}
+
+extension ChatCompletionChunk {
+    /// The chunks of a one-choice stream of `pieces` (which make up the answer): a role chunk, a
+    /// chunk per piece (`logprobs` on the first), a finish chunk, and a usage chunk when given.
+    public static func stream(
+        id: String, created: Int, model: String, pieces: [String], finishReason: String,
+        logprobs: ChoiceLogprobs? = nil, usage: Usage? = nil
+    ) -> [ChatCompletionChunk] {
+        var chunks = [ChatCompletionChunk(id: id, created: created, model: model, choices: [.init(index: 0, delta: .init(role: "assistant", content: ""))])]
+        for (index, piece) in pieces.enumerated() {
+            chunks.append(
+                ChatCompletionChunk(
+                    id: id, created: created, model: model,
+                    choices: [.init(index: 0, delta: .init(content: piece), logprobs: index == 0 ? logprobs : nil)]))
+        }
+        chunks.append(ChatCompletionChunk(id: id, created: created, model: model, choices: [.init(index: 0, delta: .init(), finishReason: finishReason)]))
+        if let usage { chunks.append(ChatCompletionChunk(id: id, created: created, model: model, choices: [], usage: usage)) }
+        return chunks
+    }
+}

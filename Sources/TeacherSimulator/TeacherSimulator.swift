@@ -178,10 +178,8 @@ public final class TeacherSimulator: Sendable {
 
         guard chat.stream else {
             record { $0.answered += 1 }
-            let completion = ChatCompletion(
-                id: id, created: created, model: chat.model,
-                choices: [.init(index: 0, message: .init(content: answer), logprobs: logprobs, finishReason: "stop")],
-                usage: usage)
+            var completion = ChatCompletion(id: id, created: created, model: chat.model, answer: answer, finishReason: "stop", usage: usage)
+            completion.choices[0].logprobs = logprobs
             return try Self.json(completion)
         }
         record { $0.streamed += 1 }
@@ -199,33 +197,19 @@ public final class TeacherSimulator: Sendable {
             })
     }
 
-    /// A role chunk, the answer in word-sized pieces (logprobs on the first), a finish chunk,
-    /// and the usage chunk when asked for.
+    /// The answer in word-sized pieces, as a token stream would split it.
     static func chunks(
         id: String, created: Int, model: String, answer: String, logprobs: ChoiceLogprobs?, usage: Usage?
     ) -> [String] {
         var pieces: [String] = []
-        var current = ""
         for character in answer {
-            if character == " ", !current.isEmpty {
-                pieces.append(current)
-                current = ""
-            }
-            current.append(character)
+            if character == " " || pieces.isEmpty { pieces.append("") }
+            pieces[pieces.count - 1].append(character)
         }
-        if !current.isEmpty { pieces.append(current) }
-
-        func chunk(_ choices: [ChatCompletionChunk.Choice], usage: Usage? = nil) -> String {
-            let value = ChatCompletionChunk(id: id, created: created, model: model, choices: choices, usage: usage)
-            return String(decoding: (try? JSONEncoder().encode(value)) ?? Data(), as: UTF8.self)
-        }
-        var out = [chunk([.init(index: 0, delta: .init(role: "assistant", content: ""))])]
-        for (index, piece) in pieces.enumerated() {
-            out.append(chunk([.init(index: 0, delta: .init(content: piece), logprobs: index == 0 ? logprobs : nil)]))
-        }
-        out.append(chunk([.init(index: 0, delta: .init(), finishReason: "stop")]))
-        if let usage { out.append(chunk([], usage: usage)) }
-        return out
+        let encoder = JSONEncoder()
+        return ChatCompletionChunk.stream(
+            id: id, created: created, model: model, pieces: pieces, finishReason: "stop", logprobs: logprobs, usage: usage
+        ).map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) }
     }
 
     static func logprobs(answer: String, top: [(answer: String, probability: Double)], count: Int) -> ChoiceLogprobs {
