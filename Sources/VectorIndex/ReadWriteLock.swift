@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A pthread readers-writer lock. Its address must not change, so it lives in its own allocation.
+final class ReadWriteLock: @unchecked Sendable {
+    private let handle: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        handle = .allocate(capacity: 1)
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        #if canImport(Glibc)
+        // glibc prefers readers by default: a steady stream of searches would starve the writer.
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        #endif
+        let status = pthread_rwlock_init(handle, &attributes)
+        precondition(status == 0, "pthread_rwlock_init failed: \(status)")
+        pthread_rwlockattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(handle)
+        handle.deallocate()
+    }
+
+    func withReadLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_rwlock_rdlock(handle)
+        defer { pthread_rwlock_unlock(handle) }
+        return try body()
+    }
+
+    func withWriteLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_rwlock_wrlock(handle)
+        defer { pthread_rwlock_unlock(handle) }
+        return try body()
+    }
+}
