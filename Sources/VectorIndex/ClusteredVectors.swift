@@ -19,7 +19,7 @@ public struct ClusteredVectors: Sendable {
 
     public init(
         dimension: Int, latentDimension: Int = 32, clusters: Int = 256,
-        spread: Float = 0.6, noise: Float = 0.6, seed: UInt64 = 42
+        spread: Float = 0.6, noise: Float = 1.0, seed: UInt64 = 42
     ) {
         precondition(dimension > 0 && latentDimension > 0 && clusters > 0)
         self.dimension = dimension

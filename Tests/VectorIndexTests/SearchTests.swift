@@ -18,7 +18,7 @@ import Testing
         }
     }
 
-    /// Measured: 0.998 (hnswlib on the same data: the same to within 0.005).
+    /// Measured: 0.9755.
     @Test func graphRecallAt10IsAtLeast95PercentAtEf64() throws {
         let index = try Workload.graph()
         #expect(index.statistics == IndexStatistics(kind: .hnsw, count: Workload.count, tombstones: 0, bytes: index.statistics.bytes))
@@ -56,14 +56,17 @@ import Testing
             #expect(found.allSatisfy { !deletedIDs.contains($0.id) })
         }
         let truth = exactIndex(ids: live)
+        // Measured: 0.991 with tombstones only, 0.986 after repairs.
         let recall = recallAt10(index, truth: truth, queries: heldOutQueries + deleted.prefix(200).map(Workload.vector))
         #expect(recall >= 0.95, "recall@10 over the live set \(recall)")
 
-        // Inserting again reuses the repaired slots and keeps the graph navigable.
+        // Inserting again reuses the slots repairs have freed (at least 20% of all): no growth.
         let bytesBefore = index.statistics.bytes
-        for i in deleted { index.insert(id: Int64(i + Workload.count), vector: Workload.vector(i)) }
+        for (n, i) in deleted.enumerated() {
+            index.insert(id: Int64(i + Workload.count), vector: Workload.vector(i))
+            if repairThreshold < 1 && n + 1 == Workload.count / 5 { #expect(index.statistics.bytes <= bytesBefore + bytesBefore / 20) }
+        }
         #expect(index.count == Workload.count)
-        if repairThreshold < 1 { #expect(index.statistics.bytes <= bytesBefore + bytesBefore / 10) }
         let refilled = exactIndex(ids: 0..<Workload.count)
         var hits = 0
         for query in heldOutQueries {

@@ -28,7 +28,10 @@ import Testing
         let bytes = original.snapshot(watermark: 4242)
         let (restored, watermark) = try ScopeIndex.restore(from: bytes, configuration: original.configuration)
         #expect(watermark == 4242)
-        #expect(restored.statistics == statistics)
+        // Allocated capacity (and so `bytes`) differs: a restored graph is sized to fit.
+        #expect(restored.statistics.kind == statistics.kind)
+        #expect(restored.statistics.count == statistics.count)
+        #expect(restored.statistics.tombstones == statistics.tombstones)
         #expect(restored.ids() == original.ids())
         for query in heldOutQueries.prefix(50) {
             #expect(restored.search(query, k: 10) == original.search(query, k: 10))
