@@ -1,5 +1,3 @@
-import Synchronization
-
 /// The vector index of one cache scope: an exact flat index while small, an HNSW graph from
 /// `promotionThreshold` entries on. Entries are cache row ids with unit vectors of one embedding
 /// model; a search returns ids with their cosine similarity.
@@ -24,17 +22,16 @@ public final class ScopeIndex: @unchecked Sendable {
         case graph(HNSWGraph)
     }
 
-    struct WriterState: ~Copyable {
-        let scratch: SearchScratch
-        var plan = LinkPlan()
-    }
-
     let lock = ReadWriteLock()
     /// Read under `lock` (shared); replaced under `lock` (exclusive) by the writer only.
     private var structure: Structure
-    let writer: Mutex<WriterState>
-    /// Idle search scratch, so a search allocates nothing but its result array.
-    private let scratchPool = Mutex<[SearchScratch]>([])
+    /// Serialises writers, and guards their working memory.
+    private let writerLock = Lock()
+    private let writerScratch: SearchScratch
+    private var plan = LinkPlan()
+    /// Guards `idleScratch`: search scratch kept so that a search allocates only its result array.
+    private let poolLock = Lock()
+    private var idleScratch: [SearchScratch] = []
 
     public convenience init(configuration: IndexConfiguration) {
         let structure: Structure = configuration.promotionThreshold == 0
@@ -46,7 +43,7 @@ public final class ScopeIndex: @unchecked Sendable {
     init(configuration: IndexConfiguration, structure: Structure) {
         self.configuration = configuration
         self.structure = structure
-        writer = Mutex(WriterState(scratch: Self.makeScratch(configuration)))
+        writerScratch = Self.makeScratch(configuration)
     }
 
     /// Builds an index from stored entries, e.g. when the snapshot is missing or refused.
@@ -77,8 +74,8 @@ public final class ScopeIndex: @unchecked Sendable {
     public func search(_ query: [Float], k: Int, ef: Int? = nil) -> [SearchResult] {
         precondition(query.count == configuration.dimension, "query has \(query.count) dimensions, the index \(configuration.dimension)")
         guard k > 0 else { return [] }
-        let scratch = scratchPool.withLock { $0.popLast() } ?? Self.makeScratch(configuration)
-        defer { scratchPool.withLock { $0.append(scratch) } }
+        let scratch = poolLock.withLock { idleScratch.popLast() } ?? Self.makeScratch(configuration)
+        defer { poolLock.withLock { idleScratch.append(scratch) } }
         scratch.load(query)
         return lock.withReadLock {
             switch structure {
@@ -135,9 +132,9 @@ public final class ScopeIndex: @unchecked Sendable {
     /// Adds `vector` (unit length) under `id`, replacing the vector of an `id` already present.
     public func insert(id: Int64, vector: [Float]) {
         precondition(vector.count == configuration.dimension, "vector has \(vector.count) dimensions, the index \(configuration.dimension)")
-        writer.withLock { state in
-            state.scratch.load(vector)
-            let source = UnsafePointer(state.scratch.query)
+        writerLock.withLock {
+            writerScratch.load(vector)
+            let source = UnsafePointer(writerScratch.query)
             // Only the writer replaces `structure`, and we are the writer: no lock needed to read it.
             switch structure {
             case .flat(let flat):
@@ -145,17 +142,17 @@ public final class ScopeIndex: @unchecked Sendable {
                     lock.withWriteLock { flat.upsert(id: id, vector: source) }
                     return
                 }
-                let graph = lock.withReadLock { buildGraph(from: flat, state: &state) }
-                graph.insert(id: id, vector: source, scratch: state.scratch, plan: &state.plan)
+                let graph = lock.withReadLock { buildGraph(from: flat) }
+                graph.insert(id: id, vector: source, scratch: writerScratch, plan: &plan)
                 lock.withWriteLock { structure = .graph(graph) }
             case .graph(let graph):
                 let slot = lock.withWriteLock {
                     _ = graph.markDeleted(id: id)  // an old vector of `id` becomes a tombstone
                     return graph.reserve(id: id, vector: source)
                 }
-                lock.withReadLock { graph.planInsert(slot, into: &state.plan, scratch: state.scratch) }
-                lock.withWriteLock { graph.apply(state.plan) }
-                repairIfNeeded(graph, state: &state)
+                lock.withReadLock { graph.planInsert(slot, into: &plan, scratch: writerScratch) }
+                lock.withWriteLock { graph.apply(plan) }
+                repairIfNeeded(graph)
             }
         }
     }
@@ -163,13 +160,13 @@ public final class ScopeIndex: @unchecked Sendable {
     /// Removes the entry of `id`; false if there is none. Searches never return it afterwards.
     @discardableResult
     public func remove(id: Int64) -> Bool {
-        writer.withLock { state in
+        writerLock.withLock {
             switch structure {
             case .flat(let flat):
                 return lock.withWriteLock { flat.remove(id: id) }
             case .graph(let graph):
                 guard lock.withWriteLock({ graph.markDeleted(id: id) }) else { return false }
-                repairIfNeeded(graph, state: &state)
+                repairIfNeeded(graph)
                 return true
             }
         }
@@ -177,7 +174,7 @@ public final class ScopeIndex: @unchecked Sendable {
 
     /// Once `repairThreshold` of the nodes are tombstones, unlinks them and frees their slots —
     /// or, if the graph has shrunk below half the promotion threshold, goes back to a flat index.
-    private func repairIfNeeded(_ graph: HNSWGraph, state: inout WriterState) {
+    private func repairIfNeeded(_ graph: HNSWGraph) {
         guard graph.needsRepair(threshold: configuration.repairThreshold) else { return }
         if graph.liveCount < configuration.promotionThreshold / 2 {
             let flat = lock.withReadLock {
@@ -187,23 +184,23 @@ public final class ScopeIndex: @unchecked Sendable {
             }
             lock.withWriteLock { structure = .flat(flat) }
         } else {
-            lock.withReadLock { graph.planRepair(into: &state.plan, scratch: state.scratch) }
-            lock.withWriteLock { graph.apply(state.plan) }
+            lock.withReadLock { graph.planRepair(into: &plan, scratch: writerScratch) }
+            lock.withWriteLock { graph.apply(plan) }
         }
     }
 
-    private func buildGraph(from flat: FlatIndex, state: inout WriterState) -> HNSWGraph {
+    private func buildGraph(from flat: FlatIndex) -> HNSWGraph {
         let graph = HNSWGraph(
             dimension: configuration.dimension, parameters: configuration.hnsw, capacity: max(1024, 2 * flat.count)
         )
         for position in 0..<flat.count {
-            graph.insert(id: flat.ids[position], vector: flat.vector(at: position), scratch: state.scratch, plan: &state.plan)
+            graph.insert(id: flat.ids[position], vector: flat.vector(at: position), scratch: writerScratch, plan: &plan)
         }
         return graph
     }
 
     /// Runs `body` on the structure with writers excluded and searches allowed (for snapshots).
-    func withStableStructure<Result: Sendable>(_ body: (Structure) -> Result) -> Result {
-        writer.withLock { _ in lock.withReadLock { body(structure) } }
+    func withStableStructure<Result>(_ body: (Structure) -> Result) -> Result {
+        writerLock.withLock { lock.withReadLock { body(structure) } }
     }
 }

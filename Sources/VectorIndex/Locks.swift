@@ -6,7 +6,12 @@ import Musl
 import Darwin
 #endif
 
-/// A pthread readers-writer lock. Its address must not change, so it lives in its own allocation.
+// pthread locks rather than `Synchronization.Mutex`: on Linux that Mutex is a futex in an
+// uninstrumented module, so ThreadSanitizer cannot see its ordering and reports every access it
+// protects as a race. ThreadSanitizer intercepts pthread locks. Each lock lives in its own
+// allocation, since a pthread lock must not move.
+
+/// A pthread readers-writer lock.
 final class ReadWriteLock: @unchecked Sendable {
     private let handle: UnsafeMutablePointer<pthread_rwlock_t>
 
@@ -37,6 +42,28 @@ final class ReadWriteLock: @unchecked Sendable {
     func withWriteLock<Result>(_ body: () throws -> Result) rethrows -> Result {
         pthread_rwlock_wrlock(handle)
         defer { pthread_rwlock_unlock(handle) }
+        return try body()
+    }
+}
+
+/// A pthread mutex.
+final class Lock: @unchecked Sendable {
+    private let handle: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        handle = .allocate(capacity: 1)
+        let status = pthread_mutex_init(handle, nil)
+        precondition(status == 0, "pthread_mutex_init failed: \(status)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(handle)
+        handle.deallocate()
+    }
+
+    func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_mutex_lock(handle)
+        defer { pthread_mutex_unlock(handle) }
         return try body()
     }
 }
