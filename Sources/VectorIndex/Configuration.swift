@@ -76,6 +76,7 @@ public struct IndexStatistics: Sendable, Hashable {
     public var count: Int
     /// Deleted nodes still in the graph, awaiting repair (always 0 for a flat index).
     public var tombstones: Int
-    /// Bytes allocated for vectors, links and id maps (excluding allocator overhead).
+    /// Bytes of the vectors, links and id maps of the entries and tombstones held (spare
+    /// capacity, never written, is not resident and not counted; nor is allocator overhead).
     public var bytes: Int
 }

@@ -13,14 +13,14 @@ final class FlatIndex {
     init(dimension: Int, capacity: Int = 16) {
         self.dimension = dimension
         self.stride = paddedLength(dimension)
-        vectors = allocateZeroed(count: 0)
+        vectors = allocate(count: 0)
         reserveCapacity(capacity)
     }
 
     deinit { vectors.deallocate() }
 
     var bytes: Int {
-        capacity * stride * 4 + ids.capacity * 8 + positions.capacity * (8 + 8) + positions.capacity / 8
+        count * stride * 4 + ids.capacity * 8 + positions.capacity * (8 + 8) + positions.capacity / 8
     }
 
     func contains(id: Int64) -> Bool { positions[id] != nil }
@@ -83,7 +83,7 @@ final class FlatIndex {
 
     func reserveCapacity(_ newCapacity: Int) {
         guard newCapacity > capacity else { return }
-        vectors = reallocateZeroed(vectors, from: capacity * stride, to: newCapacity * stride)
+        vectors = reallocate(vectors, used: count * stride, count: newCapacity * stride)
         capacity = newCapacity
         ids.reserveCapacity(newCapacity)
     }
@@ -105,6 +105,7 @@ extension FlatIndex {
         let ids = try reader.readArray(Int64.self, count: count)
         for position in 0..<count {
             try reader.copy(into: vector(at: position), count: dimension)
+            (vector(at: position) + dimension).initialize(repeating: 0, count: stride - dimension)
         }
         for (position, id) in ids.enumerated() {
             guard positions.updateValue(position, forKey: id) == nil else { throw .malformed("id \(id) appears twice") }

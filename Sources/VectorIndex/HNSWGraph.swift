@@ -98,12 +98,12 @@ final class HNSWGraph {
         self.linkStride0 = 1 + 2 * parameters.m
         self.linkStrideUpper = 1 + parameters.m
         self.levelGenerator = SplitMix64(seed: parameters.seed)
-        vectors = allocateZeroed(count: 0)
-        links0 = allocateZeroed(count: 0)
-        upperLinks = allocateZeroed(count: 0)
-        levels = allocateZeroed(count: 0)
-        states = allocateZeroed(count: 0)
-        ids = allocateZeroed(count: 0)
+        vectors = allocate(count: 0)
+        links0 = allocate(count: 0)
+        upperLinks = allocate(count: 0)
+        levels = allocate(count: 0)
+        states = allocate(count: 0)
+        ids = allocate(count: 0)
         reserveCapacity(capacity)
     }
 
@@ -144,7 +144,7 @@ final class HNSWGraph {
         for slot in 0..<slotCount where levels[slot] > 0 { upper += Int(levels[slot]) * linkStrideUpper * 4 }
         // A Swift dictionary stores keys and values in separate arrays plus one bit per bucket.
         let map = slotsByID.capacity * (8 + 4) + slotsByID.capacity / 8
-        return capacity * perSlot + upper + map + freeSlots.capacity * 4
+        return slotCount * perSlot + upper + map + freeSlots.capacity * 4
     }
 
     // MARK: Search
@@ -280,7 +280,8 @@ final class HNSWGraph {
         levels[Int(slot)] = UInt8(level)
         states[Int(slot)] = SlotState.reserved
         ids[Int(slot)] = id
-        if level > 0 { upperLinks[Int(slot)] = allocateZeroed(count: level * linkStrideUpper) }
+        (links0 + Int(slot) &* linkStride0).initialize(repeating: 0, count: linkStride0)
+        upperLinks[Int(slot)] = level > 0 ? allocateLinks(count: level * linkStrideUpper) : nil
         return slot
     }
 
@@ -485,6 +486,12 @@ final class HNSWGraph {
 
     // MARK: Storage
 
+    private func allocateLinks(count: Int) -> UnsafeMutablePointer<UInt32> {
+        let links: UnsafeMutablePointer<UInt32> = allocate(count: count)
+        links.initialize(repeating: 0, count: count)
+        return links
+    }
+
     /// Levels follow P(level ≥ l) = m^-l, the paper's distribution with mL = 1/ln m, drawn as a
     /// run of 1-in-m successes — exact, and no logarithm.
     private func randomLevel() -> Int {
@@ -496,12 +503,13 @@ final class HNSWGraph {
 
     func reserveCapacity(_ newCapacity: Int) {
         guard newCapacity > capacity else { return }
-        vectors = reallocateZeroed(vectors, from: capacity * stride, to: newCapacity * stride)
-        links0 = reallocateZeroed(links0, from: capacity * linkStride0, to: newCapacity * linkStride0)
-        upperLinks = reallocateZeroed(upperLinks, from: capacity, to: newCapacity)
-        levels = reallocateZeroed(levels, from: capacity, to: newCapacity)
-        states = reallocateZeroed(states, from: capacity, to: newCapacity)
-        ids = reallocateZeroed(ids, from: capacity, to: newCapacity)
+        // Slots are initialized when handed out (`reserve`, decoding), not here.
+        vectors = reallocate(vectors, used: slotCount * stride, count: newCapacity * stride)
+        links0 = reallocate(links0, used: slotCount * linkStride0, count: newCapacity * linkStride0)
+        upperLinks = reallocate(upperLinks, used: slotCount, count: newCapacity)
+        levels = reallocate(levels, used: slotCount, count: newCapacity)
+        states = reallocate(states, used: slotCount, count: newCapacity)
+        ids = reallocate(ids, used: slotCount, count: newCapacity)
         capacity = newCapacity
     }
 }
@@ -511,17 +519,17 @@ func sortDescending(_ candidates: inout [Candidate]) {
     candidates.sort { $0.key > $1.key || ($0.key == $1.key && $0.slot < $1.slot) }
 }
 
-/// 64-byte-aligned (cache-line) zeroed storage for `count` trivial values.
-func allocateZeroed<T>(count: Int) -> UnsafeMutablePointer<T> {
-    let bytes = max(count, 1) * MemoryLayout<T>.stride
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-    raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-    return raw.bindMemory(to: T.self, capacity: max(count, 1))
+/// Cache-line-aligned storage for `count` trivial values, left uninitialized: the pages of a
+/// large block are mapped when first written, so spare capacity costs address space, not memory.
+func allocate<T>(count: Int) -> UnsafeMutablePointer<T> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
+        .bindMemory(to: T.self, capacity: max(count, 1))
 }
 
-func reallocateZeroed<T>(_ old: UnsafeMutablePointer<T>, from oldCount: Int, to newCount: Int) -> UnsafeMutablePointer<T> {
-    let new: UnsafeMutablePointer<T> = allocateZeroed(count: newCount)
-    new.update(from: old, count: oldCount)
+/// Moves the first `used` values of `old` into a new block for `count`.
+func reallocate<T>(_ old: UnsafeMutablePointer<T>, used: Int, count: Int) -> UnsafeMutablePointer<T> {
+    let new: UnsafeMutablePointer<T> = allocate(count: count)
+    new.update(from: old, count: used)
     old.deallocate()
     return new
 }
@@ -554,6 +562,7 @@ extension HNSWGraph {
         let maxLevel = Int(try reader.read(Int32.self))
         let generatorState = try reader.read(UInt64.self)
         self.init(dimension: dimension, parameters: parameters, capacity: max(slotCount, 16))
+        upperLinks.initialize(repeating: nil, count: slotCount)  // before anything can throw: deinit reads them
         self.slotCount = slotCount
         self.entryPoint = entryPoint
         self.maxLevel = maxLevel
@@ -561,13 +570,15 @@ extension HNSWGraph {
         try reader.copy(into: ids, count: slotCount)
         try reader.copy(into: states, count: slotCount)
         try reader.copy(into: levels, count: slotCount)
-        for slot in 0..<UInt32(slotCount) { try reader.copy(into: vector(slot), count: dimension) }
+        for slot in 0..<UInt32(slotCount) {
+            try reader.copy(into: vector(slot), count: dimension)
+            (vector(slot) + dimension).initialize(repeating: 0, count: stride - dimension)
+        }
         try reader.copy(into: links0, count: slotCount * linkStride0)
         for slot in 0..<slotCount where levels[slot] > 0 {
-            let count = Int(levels[slot]) * linkStrideUpper
-            let links: UnsafeMutablePointer<UInt32> = allocateZeroed(count: count)
+            let links = allocateLinks(count: Int(levels[slot]) * linkStrideUpper)
             upperLinks[slot] = links
-            try reader.copy(into: links, count: count)
+            try reader.copy(into: links, count: Int(levels[slot]) * linkStrideUpper)
         }
         if let problem = validate() { throw .malformed(problem) }
     }
