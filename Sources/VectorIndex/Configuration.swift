@@ -38,7 +38,7 @@ public struct IndexConfiguration: Sendable, Hashable {
         model: String,
         dimension: Int,
         hnsw: HNSWParameters = HNSWParameters(),
-        promotionThreshold: Int = 1024,
+        promotionThreshold: Int = 2048,
         repairThreshold: Double = 0.2
     ) {
         precondition(dimension > 0, "dimension must be positive")
