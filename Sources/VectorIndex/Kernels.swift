@@ -5,9 +5,10 @@
 //
 // What swiftc 6.3.1 -O emits on x86-64 (checked with -emit-assembly and objdump -d):
 //  - default target (the x86-64 SSE2 baseline, which is what `swift build` produces unless told
-//    otherwise): each SIMD16 operation becomes four xmm `mulps` / `addps`; no ymm, no FMA.
+//    otherwise): each SIMD16 operation becomes four xmm `mulps` / `addps` (SIMD8: two); no ymm,
+//    no FMA.
 //  - `-Xswiftc -target-cpu -Xswiftc haswell` (AVX2+FMA): ymm `vmulps` / `vaddps`;
-//    `-target-cpu znver4`/`znver5`/`native` on an AVX-512 machine: zmm `vmulps` / `vaddps`.
+//    `-target-cpu znver4`/`znver5`/`native` on an AVX-512 machine: zmm for SIMD16, ymm for SIMD8.
 // Swift never contracts `a * b + c` into a fused multiply-add, and `addingProduct` must round
 // once, so on the SSE2 baseline it becomes a call to libm `fmaf` per lane: 75× slower (1.9 µs
 // against 25 ns per 384-d dot product, measured on the Zen 5 of docs/benchmarks.md). The kernels
@@ -44,6 +45,12 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ length: Int) ->
 /// Dot products of one padded query with four padded vectors. The query is loaded once per
 /// chunk for all four, and the four independent streams keep more loads in flight than four
 /// separate calls would — which is what matters when the vectors come from DRAM.
+///
+/// SIMD8 accumulators: four SIMD16 ones and the query chunk need 20 xmm registers on the SSE2
+/// baseline, which has 16, and the loop spilled to the stack. With SIMD8, graph searches are 7.5%
+/// faster there and 2% with AVX2 (where SIMD8 is one ymm register); 7.5% slower with AVX-512,
+/// whose zmm registers it leaves half used (100k × 384, efSearch 64, on the machine of
+/// docs/benchmarks.md).
 @inline(__always)
 func dot4(
     _ q: UnsafePointer<Float>,
@@ -54,25 +61,29 @@ func dot4(
     let q = UnsafeRawPointer(q)
     let r0 = UnsafeRawPointer(p0), r1 = UnsafeRawPointer(p1)
     let r2 = UnsafeRawPointer(p2), r3 = UnsafeRawPointer(p3)
-    var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
     var offset = 0
     let bytes = length &* 4
     while offset < bytes {
-        let x = q.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-        s0 += x * r0.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-        s1 += x * r1.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-        s2 += x * r2.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-        s3 += x * r3.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-        offset &+= 64
+        let x = q.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        s0 += x * r0.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        s1 += x * r1.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        s2 += x * r2.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        s3 += x * r3.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+        offset &+= 32
     }
     return SIMD4(horizontalSum(s0), horizontalSum(s1), horizontalSum(s2), horizontalSum(s3))
 }
 
-/// Sums the lanes by halving, which vectorizes (`SIMD.sum()` emits 15 scalar adds).
+/// Sums the lanes by halving, which vectorizes (`SIMD.sum()` emits a scalar add per lane).
 @inline(__always)
 func horizontalSum(_ v: SIMD16<Float>) -> Float {
-    let v8 = v.lowHalf + v.highHalf
-    let v4 = v8.lowHalf + v8.highHalf
+    horizontalSum(v.lowHalf + v.highHalf)
+}
+
+@inline(__always)
+func horizontalSum(_ v: SIMD8<Float>) -> Float {
+    let v4 = v.lowHalf + v.highHalf
     let v2 = v4.lowHalf + v4.highHalf
     return v2.x + v2.y
 }
