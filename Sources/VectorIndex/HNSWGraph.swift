@@ -377,30 +377,25 @@ final class HNSWGraph {
         tombstones > 0 && Double(tombstones) >= threshold * Double(tombstones + liveCount)
     }
 
-    /// Plans the unlinking of every tombstone: each list that points at one is re-selected from
-    /// its live neighbours and the live nodes the tombstones lead to (FreshDiskANN's delete
-    /// consolidation, with HNSW's heuristic). Reads the graph only.
-    func planRepair(into plan: inout LinkPlan, scratch: SearchScratch) {
+    /// The slots of the current tombstones: what a repair round will unlink and free.
+    func deletedSlots() -> [UInt32] {
+        (0..<UInt32(slotCount)).filter { states[Int($0)] == SlotState.deleted }
+    }
+
+    /// Plans, for the live nodes among `slots`, new lists without tombstones: each list that
+    /// points at one is re-selected from its live neighbours and the live nodes its tombstones
+    /// lead to (FreshDiskANN's delete consolidation, with HNSW's heuristic). Reads the graph only.
+    ///
+    /// A repair round runs this over every slot, one chunk at a time, with other writes in
+    /// between. None of them can point a list at a tombstone of the round again: new lists come
+    /// from live search results, and re-selected ones keep live nodes only.
+    func planRepair(slots: Range<Int>, into plan: inout LinkPlan, scratch: SearchScratch) {
         plan.reset()
-        for slot in 0..<UInt32(slotCount) where states[Int(slot)] == SlotState.live {
-            for level in 0...Int(levels[Int(slot)]) {
-                planRelink(slot, level: level, into: &plan, scratch: scratch)
+        for slot in slots where states[slot] == SlotState.live {
+            for level in 0...Int(levels[slot]) {
+                planRelink(UInt32(slot), level: level, into: &plan, scratch: scratch)
             }
         }
-        // A deleted entry point hands over to the first live node of the highest level.
-        var entry = (slot: entryPoint, level: maxLevel)
-        if maxLevel >= 0 && states[Int(entryPoint)] != SlotState.live { entry = (0, -1) }
-        for slot in 0..<UInt32(slotCount) {
-            switch states[Int(slot)] {
-            case SlotState.deleted:
-                plan.freed.append(slot)
-            case SlotState.live where Int(levels[Int(slot)]) > entry.level:
-                entry = (slot, Int(levels[Int(slot)]))
-            default:
-                break
-            }
-        }
-        plan.entry = entry
     }
 
     private func planRelink(_ slot: UInt32, level: Int, into plan: inout LinkPlan, scratch: SearchScratch) {
@@ -408,8 +403,8 @@ final class HNSWGraph {
         let existing = UnsafeBufferPointer(start: list + 1, count: Int(list[0]))
         guard existing.contains(where: { states[Int($0)] != SlotState.live }) else { return }
 
-        // Breadth-first through tombstones, collecting the live nodes they reach; the budget
-        // bounds the work where deletions cluster.
+        // The live neighbours, and the live nodes behind each tombstone neighbour. Tombstones
+        // further away are expanded only while too few live nodes have been found.
         scratch.visited.reset(slotCount: slotCount)
         _ = scratch.visited.insert(slot)
         scratch.queue.removeAll(keepingCapacity: true)
@@ -424,9 +419,9 @@ final class HNSWGraph {
             }
         }
         existing.forEach(consider)
+        let direct = scratch.queue.count
         var head = 0
-        let budget = maxDegree(level: level)
-        while head < scratch.queue.count && head < budget {
+        while head < scratch.queue.count && (head < direct || scratch.pending.count < maxDegree(level: level)) {
             let tombstone = scratch.queue[head]
             head += 1
             let next = neighbors(tombstone, level: level)
@@ -437,9 +432,36 @@ final class HNSWGraph {
         plan.setList(of: slot, level: level, to: scratch.selected)
     }
 
+    /// Plans the end of a repair round: frees `tombstones` (those the round started with, which
+    /// no live list points at any more), drops them from the lists of tombstones made since —
+    /// so that no list points at a free slot — and hands a freed entry point over to a node of
+    /// the highest level left (live if one is; tombstones are traversable). Reads the graph only.
+    func planRelease(_ tombstones: [UInt32], into plan: inout LinkPlan, scratch: SearchScratch) {
+        plan.reset()
+        scratch.visited.reset(slotCount: slotCount)
+        for tombstone in tombstones { _ = scratch.visited.insert(tombstone) }
+        plan.freed = tombstones
+        for slot in 0..<UInt32(slotCount) where states[Int(slot)] == SlotState.deleted && !scratch.visited.contains(slot) {
+            for level in 0...Int(levels[Int(slot)]) {
+                let list = neighbors(slot, level: level)
+                let existing = UnsafeBufferPointer(start: list + 1, count: Int(list[0]))
+                if existing.contains(where: { scratch.visited.contains($0) }) {
+                    plan.setList(of: slot, level: level, to: existing.filter { !scratch.visited.contains($0) })
+                }
+            }
+        }
+        guard maxLevel >= 0 && scratch.visited.contains(entryPoint) else { return }
+        var entry = (slot: UInt32(0), level: -1, live: false)
+        for slot in 0..<UInt32(slotCount) where states[Int(slot)] != SlotState.free && !scratch.visited.contains(slot) {
+            let level = Int(levels[Int(slot)]), live = states[Int(slot)] == SlotState.live
+            if level > entry.level || (level == entry.level && live && !entry.live) { entry = (slot, level, live) }
+        }
+        plan.entry = (entry.slot, entry.level)
+    }
+
     // MARK: Apply
 
-    /// Writes a plan from `planInsert` or `planRepair`.
+    /// Writes a plan from `planInsert`, `planRepair` or `planRelease`.
     func apply(_ plan: LinkPlan) {
         plan.pool.withUnsafeBufferPointer { pool in
             for update in plan.updates {

@@ -67,3 +67,41 @@ final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A first-come, first-served mutex: each locker takes a ticket and waits for its turn. A plain
+/// mutex lets the thread that just unlocked take it again before a woken waiter runs, so a
+/// repair that unlocks between chunks would still starve the inserts queued behind it.
+final class TicketLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let turn: UnsafeMutablePointer<pthread_cond_t>
+    private var nextTicket = 0  // guarded by `mutex`
+    private var serving = 0  // guarded by `mutex`
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        turn = .allocate(capacity: 1)
+        precondition(pthread_mutex_init(mutex, nil) == 0 && pthread_cond_init(turn, nil) == 0)
+    }
+
+    deinit {
+        pthread_cond_destroy(turn)
+        pthread_mutex_destroy(mutex)
+        turn.deallocate()
+        mutex.deallocate()
+    }
+
+    func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_mutex_lock(mutex)
+        let ticket = nextTicket
+        nextTicket += 1
+        while serving != ticket { pthread_cond_wait(turn, mutex) }
+        pthread_mutex_unlock(mutex)
+        defer {
+            pthread_mutex_lock(mutex)
+            serving += 1
+            pthread_cond_broadcast(turn)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body()
+    }
+}

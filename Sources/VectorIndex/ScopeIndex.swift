@@ -11,7 +11,9 @@
 /// beside the searches and yields a `LinkPlan`; the exclusive lock is then held just to write the
 /// planned lists (microseconds). No other writer can run in between, so the plan is still valid.
 /// A promotion or demotion builds the new structure under the shared lock and swaps it in under
-/// the exclusive one. A search therefore never waits for a whole insert, repair or rebuild.
+/// the exclusive one. A search therefore never waits for a whole insert, repair or rebuild; and a
+/// repair, which touches the whole graph, takes the writer mutex one chunk at a time, so that
+/// inserts and removes are not held up by it either.
 /// Every access to shared state is under the lock, so there is no data race by construction;
 /// the test suite passes under ThreadSanitizer (`swift test --sanitize=thread`).
 public final class ScopeIndex: @unchecked Sendable {
@@ -25,10 +27,12 @@ public final class ScopeIndex: @unchecked Sendable {
     let lock = ReadWriteLock()
     /// Read under `lock` (shared); replaced under `lock` (exclusive) by the writer only.
     private var structure: Structure
-    /// Serialises writers, and guards their working memory.
-    private let writerLock = Lock()
+    /// Serialises writers in arrival order, and guards their working memory.
+    private let writerLock = TicketLock()
     private let writerScratch: SearchScratch
     private var plan = LinkPlan()
+    /// Whether a repair round is running (it releases `writerLock` between chunks).
+    private var repairing = false
     /// Guards `idleScratch`: search scratch kept so that a search allocates only its result array.
     private let poolLock = Lock()
     private var idleScratch: [SearchScratch] = []
@@ -132,7 +136,7 @@ public final class ScopeIndex: @unchecked Sendable {
     /// Adds `vector` (unit length) under `id`, replacing the vector of an `id` already present.
     public func insert(id: Int64, vector: [Float]) {
         precondition(vector.count == configuration.dimension, "vector has \(vector.count) dimensions, the index \(configuration.dimension)")
-        writerLock.withLock {
+        let round: RepairRound? = writerLock.withLock {
             writerScratch.load(vector)
             let source = UnsafePointer(writerScratch.query)
             // Only the writer replaces `structure`, and we are the writer: no lock needed to read it.
@@ -140,11 +144,12 @@ public final class ScopeIndex: @unchecked Sendable {
             case .flat(let flat):
                 if flat.contains(id: id) || flat.count < configuration.promotionThreshold {
                     lock.withWriteLock { flat.upsert(id: id, vector: source) }
-                    return
+                    return nil
                 }
                 let graph = lock.withReadLock { buildGraph(from: flat) }
                 graph.insert(id: id, vector: source, scratch: writerScratch, plan: &plan)
                 lock.withWriteLock { structure = .graph(graph) }
+                return nil
             case .graph(let graph):
                 let slot = lock.withWriteLock {
                     _ = graph.markDeleted(id: id)  // an old vector of `id` becomes a tombstone
@@ -152,30 +157,48 @@ public final class ScopeIndex: @unchecked Sendable {
                 }
                 lock.withReadLock { graph.planInsert(slot, into: &plan, scratch: writerScratch) }
                 lock.withWriteLock { graph.apply(plan) }
-                repairIfNeeded(graph)
+                return startRepairIfNeeded(graph)
             }
         }
+        if let round { repair(round) }
     }
 
     /// Removes the entry of `id`; false if there is none. Searches never return it afterwards.
+    ///
+    /// The call that brings the tombstones to `repairThreshold` of the graph also runs the repair:
+    /// 2.7 s for 100,000 384-d nodes with 20% tombstones (SSE2 baseline build), in chunks between
+    /// which other writers take their turn (an insert waited 76 ms at most); searches go on
+    /// throughout.
     @discardableResult
     public func remove(id: Int64) -> Bool {
-        writerLock.withLock {
+        let (removed, round): (Bool, RepairRound?) = writerLock.withLock {
             switch structure {
             case .flat(let flat):
-                return lock.withWriteLock { flat.remove(id: id) }
+                return (lock.withWriteLock { flat.remove(id: id) }, nil)
             case .graph(let graph):
-                guard lock.withWriteLock({ graph.markDeleted(id: id) }) else { return false }
-                repairIfNeeded(graph)
-                return true
+                guard lock.withWriteLock({ graph.markDeleted(id: id) }) else { return (false, nil) }
+                return (true, startRepairIfNeeded(graph))
             }
         }
+        if let round { repair(round) }
+        return removed
     }
 
-    /// Once `repairThreshold` of the nodes are tombstones, unlinks them and frees their slots —
-    /// or, if the graph has shrunk below half the promotion threshold, goes back to a flat index.
-    private func repairIfNeeded(_ graph: HNSWGraph) {
-        guard graph.needsRepair(threshold: configuration.repairThreshold) else { return }
+    /// A repair in progress: the tombstones it frees at the end, and the slots it relinks.
+    private struct RepairRound {
+        let graph: HNSWGraph
+        let tombstones: [UInt32]
+        let slots: Int
+    }
+
+    /// Slots relinked per hold of the writer lock: about 30 ms of work for 384-d vectors.
+    private static let repairChunk = 1024
+
+    /// Called by a writer holding `writerLock`. Once `repairThreshold` of the nodes are
+    /// tombstones, starts a repair round for the caller to run after unlocking — or, if the graph
+    /// has shrunk below half the promotion threshold, goes back to a flat index.
+    private func startRepairIfNeeded(_ graph: HNSWGraph) -> RepairRound? {
+        guard !repairing, graph.needsRepair(threshold: configuration.repairThreshold) else { return nil }
         if graph.liveCount < configuration.promotionThreshold / 2 {
             let flat = lock.withReadLock {
                 let flat = FlatIndex(dimension: configuration.dimension, capacity: configuration.promotionThreshold)
@@ -183,9 +206,28 @@ public final class ScopeIndex: @unchecked Sendable {
                 return flat
             }
             lock.withWriteLock { structure = .flat(flat) }
-        } else {
-            lock.withReadLock { graph.planRepair(into: &plan, scratch: writerScratch) }
-            lock.withWriteLock { graph.apply(plan) }
+            return nil
+        }
+        repairing = true
+        // Slots handed out later are linked from live search results only: nothing to repair.
+        return RepairRound(graph: graph, tombstones: graph.deletedSlots(), slots: graph.slotCount)
+    }
+
+    /// Relinks the round's slots a chunk at a time, holding the writer lock for one chunk only,
+    /// then frees the round's tombstones. The graph cannot be replaced meanwhile: only a repair
+    /// check demotes a graph, and none starts while `repairing`.
+    private func repair(_ round: RepairRound) {
+        for start in stride(from: 0, to: round.slots, by: Self.repairChunk) {
+            let slots = start..<min(start + Self.repairChunk, round.slots)
+            writerLock.withLock {
+                lock.withReadLock { round.graph.planRepair(slots: slots, into: &plan, scratch: writerScratch) }
+                lock.withWriteLock { round.graph.apply(plan) }
+            }
+        }
+        writerLock.withLock {
+            lock.withReadLock { round.graph.planRelease(round.tombstones, into: &plan, scratch: writerScratch) }
+            lock.withWriteLock { round.graph.apply(plan) }
+            repairing = false
         }
     }
 

@@ -105,6 +105,9 @@ struct VisitedSet: ~Copyable {
         }
     }
 
+    @inline(__always)
+    func contains(_ slot: UInt32) -> Bool { marks[Int(slot)] == epoch }
+
     /// Marks `slot`; true if it was not marked in this search yet.
     @inline(__always)
     mutating func insert(_ slot: UInt32) -> Bool {
