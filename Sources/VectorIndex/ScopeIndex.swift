@@ -4,18 +4,19 @@
 ///
 /// ## Concurrency
 /// Any number of searches run in parallel with one writer. Writers (`insert`, `remove`,
-/// `snapshot`) are serialised by a mutex; the structure is read under the shared side of a
-/// readers–writer lock and changed only under its exclusive side. The writer keeps the exclusive
+/// `snapshot`) take turns in arrival order (a ticket lock); the structure is read under the
+/// shared side of a readers–writer lock and changed only under its exclusive side. The writer keeps the exclusive
 /// side short: the costly part of an insert or a repair — searching the graph for neighbours and
 /// running the selection heuristic — only reads the graph, so it runs under the shared lock
 /// beside the searches and yields a `LinkPlan`; the exclusive lock is then held just to write the
 /// planned lists (microseconds). No other writer can run in between, so the plan is still valid.
 /// A promotion or demotion builds the new structure under the shared lock and swaps it in under
 /// the exclusive one. A search therefore never waits for a whole insert, repair or rebuild; and a
-/// repair, which touches the whole graph, takes the writer mutex one chunk at a time, so that
+/// repair, which touches the whole graph, takes the writer's turn one chunk at a time, so that
 /// inserts and removes are not held up by it either.
-/// Every access to shared state is under the lock, so there is no data race by construction;
-/// the test suite passes under ThreadSanitizer (`swift test --sanitize=thread`).
+/// Every access to shared state is under these locks (pthread locks, which ThreadSanitizer
+/// understands), so there is no data race by construction; the test suite passes under
+/// `swift test --sanitize=thread` with no report.
 public final class ScopeIndex: @unchecked Sendable {
     public let configuration: IndexConfiguration
 
@@ -24,7 +25,7 @@ public final class ScopeIndex: @unchecked Sendable {
         case graph(HNSWGraph)
     }
 
-    let lock = ReadWriteLock()
+    private let lock = ReadWriteLock()
     /// Read under `lock` (shared); replaced under `lock` (exclusive) by the writer only.
     private var structure: Structure
     /// Serialises writers in arrival order, and guards their working memory.
