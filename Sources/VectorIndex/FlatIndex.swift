@@ -20,7 +20,7 @@ final class FlatIndex {
     deinit { vectors.deallocate() }
 
     var bytes: Int {
-        count * stride * 4 + ids.capacity * 8 + positions.capacity * (8 + 8) + positions.capacity / 8
+        count * stride * 4 + ids.capacity * 8 + dictionaryBytes(capacity: positions.capacity, entryBytes: 8 + 8)
     }
 
     func contains(id: Int64) -> Bool { positions[id] != nil }

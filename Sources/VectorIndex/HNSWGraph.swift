@@ -142,8 +142,7 @@ final class HNSWGraph {
         let perSlot = stride * 4 + linkStride0 * 4 + MemoryLayout<UnsafeMutablePointer<UInt32>?>.stride + 1 + 1 + 8
         var upper = 0
         for slot in 0..<slotCount where levels[slot] > 0 { upper += Int(levels[slot]) * linkStrideUpper * 4 }
-        // A Swift dictionary stores keys and values in separate arrays plus one bit per bucket.
-        let map = slotsByID.capacity * (8 + 4) + slotsByID.capacity / 8
+        let map = dictionaryBytes(capacity: slotsByID.capacity, entryBytes: 8 + 4)
         return slotCount * perSlot + upper + map + freeSlots.capacity * 4
     }
 
@@ -534,6 +533,13 @@ final class HNSWGraph {
         ids = reallocate(ids, used: slotCount, count: newCapacity)
         capacity = newCapacity
     }
+}
+
+/// A Swift dictionary keeps keys and values in arrays of a power-of-two bucket count, filled to
+/// at most 3/4 (its `capacity`), and one bit per bucket.
+func dictionaryBytes(capacity: Int, entryBytes: Int) -> Int {
+    let buckets = capacity * 4 / 3
+    return buckets * entryBytes + buckets / 8
 }
 
 /// Sorts by key, largest first; ties by slot, so that equal inputs give equal graphs.
