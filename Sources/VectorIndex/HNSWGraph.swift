@@ -66,7 +66,7 @@ final class HNSWGraph {
     let linkStrideUpper: Int
 
     private(set) var capacity = 0
-    /// Slots ever handed out; slots below it are live, deleted or free.
+    /// Slots ever handed out; each slot below it is live, deleted, free or reserved.
     private(set) var slotCount = 0
     private(set) var vectors: UnsafeMutablePointer<Float>
     private(set) var links0: UnsafeMutablePointer<UInt32>
