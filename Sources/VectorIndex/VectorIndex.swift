@@ -1,1 +1,0 @@
-// VectorIndex: see DESIGN.md
