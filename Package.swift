@@ -5,6 +5,15 @@ import PackageDescription
 // build these targets with -O in every configuration.
 let optimizedAlways: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+// The vector kernels wait on memory; SSE2 (the x86-64 baseline) needs twice the instructions per
+// cache line that AVX2 does: 1.47× slower searches (docs/benchmarks.md). distilld therefore needs
+// an AVX2 CPU (Intel Haswell, 2013; AMD Zen, 2017) on x86-64.
+#if arch(x86_64)
+let vectorKernels: [SwiftSetting] = optimizedAlways + [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let vectorKernels = optimizedAlways
+#endif
+
 let package = Package(
     name: "distill",
     platforms: [.macOS(.v15)],
@@ -34,7 +43,7 @@ let package = Package(
 
         // Libraries
         .target(name: "DistillAPI"),
-        .target(name: "VectorIndex", swiftSettings: optimizedAlways),
+        .target(name: "VectorIndex", swiftSettings: vectorKernels),
         .target(
             name: "Embedding",
             dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
@@ -67,7 +76,7 @@ let package = Package(
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore",
+                "DistillCore", "DistillAPI", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -101,6 +110,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
