@@ -54,17 +54,20 @@ public final class BertEncoder {
         } catch {
             throw .weights(error)
         }
-        var hasher = SHA256()
-        hasher.update(bufferPointer: file.bytes)
-        let hash = hasher.finalize().map { byte in
-            String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
-        }.joined()
         self.identity = EmbeddingModelIdentity(
-            name: name ?? modelDirectory.lastPathComponent, weightsSHA256: hash, dimension: configuration.hiddenSize)
+            name: name ?? modelDirectory.lastPathComponent, weightsSHA256: Self.sha256Hex(file.bytes),
+            dimension: configuration.hiddenSize)
         self.configuration = configuration
         self.tokenizer = tokenizer
         self.maxTokensPerPass = maxTokensPerPass
         self.scratch = Scratch(configuration, maxTokensPerPass: maxTokensPerPass, maxSequenceLength: maxSequenceLength)
+    }
+
+    /// Lower-case hex SHA-256.
+    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return hasher.finalize().map { byte in String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }.joined()
     }
 
     /// This implementation is the uncased tokenizer; refuse a configuration that says otherwise.

@@ -83,9 +83,10 @@ enum Kernels {
         for r in 0..<rows {
             let row = matrix + r * columns
             var maxima = Vector(repeating: -.infinity)
-            for i in stride(from: 0, to: whole, by: width) { maxima = pointwiseMax(maxima, load(row + i)) }
-            if tail > 0 { maxima = pointwiseMax(maxima, loadPartial(row + whole, count: tail, filler: -.infinity)) }
-            let maximum = maxima.max()
+            for i in stride(from: 0, to: whole, by: width) { maxima = larger(maxima, load(row + i)) }
+            if tail > 0 { maxima = larger(maxima, loadPartial(row + whole, count: tail, filler: -.infinity)) }
+            var maximum = maxima[0]
+            for lane in 1..<width { maximum = max(maximum, maxima[lane]) }
             var sums = Vector()
             for i in stride(from: 0, to: whole, by: width) {
                 let e = exp(load(row + i) - maximum)
@@ -125,11 +126,21 @@ enum Kernels {
         }
     }
 
+    // Written with masks: the standard library's `clamped`, `pointwiseMax` and `max()` are not inlined and go
+    // lane by lane.
+    @inline(__always)
+    static func larger(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: b .> a) }
+
+    @inline(__always)
+    static func clamp(_ x: Vector, _ lower: Float, _ upper: Float) -> Vector {
+        x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
+    }
+
     /// e^x to about 1 ulp for x in [-87, 88] (Cephes' `expf` polynomial); clamped outside, which for the
     /// max-subtracted softmax inputs (x ≤ 0) only turns underflow into ~1e-38.
     @inline(__always)
     static func exp(_ x: Vector) -> Vector {
-        let x = x.clamped(lowerBound: Vector(repeating: -87), upperBound: Vector(repeating: 88))
+        let x = clamp(x, -87, 88)
         // Adding 1.5·2^23 rounds x·log2(e) to an integer n held in the low mantissa bits.
         let shifter: Float = 12_582_912
         let shifted = x * 1.44269504088896341 + shifter
@@ -149,7 +160,7 @@ enum Kernels {
     /// on [-4, 4] (beyond which erf is ±1 in single precision). Coefficients from Eigen's `erf` for float.
     @inline(__always)
     static func erf(_ x: Vector) -> Vector {
-        let x = x.clamped(lowerBound: Vector(repeating: -4), upperBound: Vector(repeating: 4))
+        let x = clamp(x, -4, 4)
         let x2 = x * x
         var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08
         p = p * x2 + -2.10102402082508e-06

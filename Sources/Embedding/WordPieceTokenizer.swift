@@ -37,9 +37,10 @@ public struct WordPieceTokenizer: Sendable {
         } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
-        var lines = contents.split(separator: "\n", omittingEmptySubsequences: false)
+        // Lines end in "\n" or "\r\n" (one Character in Swift); like `tokenizers`, trailing whitespace is not
+        // part of a token.
+        var lines = contents.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
         if lines.last == "" { lines.removeLast() }
-        // Like `tokenizers`, a line's trailing whitespace (e.g. "\r") is not part of the token.
         let tokens = lines.map { line in String(line.reversed().drop(while: \.isWhitespace).reversed()) }
         try self.init(tokens: tokens, maxLength: maxLength, source: path)
     }

@@ -54,3 +54,55 @@ enum Fixtures {
         return dot / (aa.squareRoot() * bb.squareRoot())
     }
 }
+
+/// A fresh directory, removed when the value goes away.
+final class TemporaryDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("distill-embedding-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Writes safetensors files: 8-byte little-endian header length, JSON header, tensor bytes in order.
+enum SafetensorsWriter {
+    struct Tensor {
+        var name: String
+        var dtype = "F32"
+        var shape: [Int]
+        var bytes: [UInt8]
+
+        init(_ name: String, shape: [Int], floats: [Float]) {
+            self.name = name
+            self.shape = shape
+            self.bytes = floats.withUnsafeBytes { Array($0) }
+        }
+
+        init(_ name: String, dtype: String, shape: [Int], bytes: [UInt8]) {
+            (self.name, self.dtype, self.shape, self.bytes) = (name, dtype, shape, bytes)
+        }
+    }
+
+    static func data(_ tensors: [Tensor], metadata: [String: String]? = nil) throws -> Data {
+        var header: [String: Any] = [:]
+        var offset = 0
+        for tensor in tensors {
+            header[tensor.name] = ["dtype": tensor.dtype, "shape": tensor.shape, "data_offsets": [offset, offset + tensor.bytes.count]]
+            offset += tensor.bytes.count
+        }
+        if let metadata { header["__metadata__"] = metadata }
+        return self.data(header: try JSONSerialization.data(withJSONObject: header, options: .sortedKeys), body: tensors.flatMap(\.bytes))
+    }
+
+    /// A file with this exact header text, padded with spaces to 8 bytes as the format asks.
+    static func data(header: Data, body: [UInt8]) -> Data {
+        var header = header
+        while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        var file = Data()
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
+        return file + header + body
+    }
+}
