@@ -55,7 +55,7 @@ public final class BertEncoder {
             throw .weights(error)
         }
         self.identity = EmbeddingModelIdentity(
-            name: name ?? modelDirectory.lastPathComponent, weightsSHA256: Self.sha256Hex(file.bytes),
+            name: name ?? modelDirectory.lastPathComponent, weightsSHA256: try Self.sha256Hex(ofFile: file.path),
             dimension: configuration.hiddenSize)
         self.configuration = configuration
         self.tokenizer = tokenizer
@@ -63,10 +63,19 @@ public final class BertEncoder {
         self.scratch = Scratch(configuration, maxTokensPerPass: maxTokensPerPass, maxSequenceLength: maxSequenceLength)
     }
 
-    /// Lower-case hex SHA-256.
-    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
+    /// Lower-case hex SHA-256 of a file, read in chunks (through the mapping it would add the whole file to the
+    /// resident set).
+    static func sha256Hex(ofFile path: String) throws(ModelLoadError) -> String {
         var hasher = SHA256()
-        hasher.update(bufferPointer: bytes)
+        do {
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            while let chunk = try handle.read(upToCount: 1 << 22), !chunk.isEmpty {
+                hasher.update(data: chunk)
+            }
+        } catch {
+            throw .unreadable(path: path, reason: "\(error)")
+        }
         return hasher.finalize().map { byte in String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }.joined()
     }
 

@@ -128,12 +128,18 @@ public final class SafetensorsFile {
 
     /// Copies an F32 tensor of the given shape into `destination` (which must hold `shape`'s element count).
     /// Copying, rather than handing out a pointer, is alignment-agnostic and leaves the caller free of the mapping.
+    /// The copied pages then leave this process's resident set (they stay in the page cache), so loading a model
+    /// never holds its weights twice.
     public func copyFloats(
         _ name: String, shape: [Int], into destination: UnsafeMutablePointer<Float>
     ) throws(SafetensorsError) {
         let info = try tensor(name, dtype: .f32, shape: shape)
-        UnsafeMutableRawPointer(destination).copyMemory(
-            from: bytes.baseAddress! + dataOffset + info.byteRange.lowerBound, byteCount: info.byteRange.count)
+        let source = bytes.baseAddress! + dataOffset + info.byteRange.lowerBound
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: info.byteRange.count)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (source - bytes.baseAddress!) / page * page
+        let end = min(bytes.count, (source - bytes.baseAddress! + info.byteRange.count + page - 1) / page * page)
+        madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress! + first), end - first, MADV_DONTNEED)
     }
 
     private struct HeaderEntry: Decodable {

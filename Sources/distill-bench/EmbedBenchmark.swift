@@ -31,6 +31,9 @@ struct EmbedBenchmark: AsyncParsableCommand {
     @Option(help: "Also measure the micro-batcher with this many concurrent single-text callers (0: skip).")
     var concurrent = 0
 
+    @Option(help: "The micro-batcher's wait for a fuller batch, in milliseconds.")
+    var maxWaitMs = 0.0
+
     @Flag(help: "Print one JSON object: threads, batch1_p50_ms, batch1_p99_ms, batch32_per_s.")
     var json = false
 
@@ -38,8 +41,8 @@ struct EmbedBenchmark: AsyncParsableCommand {
     var stdin = false
 
     func validate() throws {
-        guard threads >= 1, count >= 1, batchSize >= 1, concurrent >= 0 else {
-            throw ValidationError("--threads, --count and --batch-size must be positive")
+        guard threads >= 1, count >= 1, batchSize >= 1, concurrent >= 0, maxWaitMs >= 0 else {
+            throw ValidationError("--threads, --count and --batch-size must be positive, --concurrent and --max-wait-ms not negative")
         }
     }
 
@@ -51,6 +54,7 @@ struct EmbedBenchmark: AsyncParsableCommand {
             try embedStandardInput(encoder)
             return
         }
+        let loadedMemory = Self.residentMiB()
         let texts = try Self.firstColumn(ofCSV: URL(fileURLWithPath: queries))
         guard !texts.isEmpty else { throw ValidationError("no queries in \(queries)") }
         progress("\(encoder.identity), OpenBLAS \(BLAS.coreName) kernels on \(BLAS.threadCount) threads, \(texts.count) queries")
@@ -81,8 +85,8 @@ struct EmbedBenchmark: AsyncParsableCommand {
         var batcherPerSecond: Double?
         var batcherBatches = 0
         if concurrent > 0 {
-            progress("micro-batcher: \(texts.count) queries from \(concurrent) concurrent callers")
-            let batcher = BatchingEmbedder(encoder: encoder, maxBatchSize: batchSize, maxWait: .milliseconds(2))
+            progress("micro-batcher: \(texts.count) queries from \(concurrent) concurrent callers, max wait \(maxWaitMs) ms")
+            let batcher = BatchingEmbedder(encoder: encoder, maxBatchSize: batchSize, maxWait: .microseconds(Int(maxWaitMs * 1000)))
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for caller in 0..<concurrent {
@@ -108,6 +112,11 @@ struct EmbedBenchmark: AsyncParsableCommand {
             print("threads            \(threads) (OpenBLAS \(BLAS.coreName) kernels)")
             print("batch 1            p50 \(Self.rounded(p50)) ms, p99 \(Self.rounded(p99)) ms over \(count) queries")
             print("batch \(batchSize)           \(Self.rounded(batchPerSecond)) texts/s over \(texts.count) queries")
+            if let loadedMemory, let after = Self.residentMiB() {
+                print(
+                    "resident memory    \(loadedMemory.current) MiB with the model loaded, \(after.current) MiB after the runs, "
+                        + "peak \(after.peak) MiB")
+            }
             if let batcherPerSecond {
                 print(
                     "micro-batcher      \(Self.rounded(batcherPerSecond)) texts/s, \(concurrent) callers, "
@@ -117,16 +126,14 @@ struct EmbedBenchmark: AsyncParsableCommand {
     }
 
     private func embedStandardInput(_ encoder: BertEncoder) throws {
-        struct Line: Encodable {
-            let text: String
-            let embedding: [Float]
-        }
-        let encoder = (encoder, JSONEncoder())
+        let json = JSONEncoder()
         var pending: [String] = []
         func flush() throws {
-            for (text, embedding) in zip(pending, encoder.0.embed(pending)) {
-                let data = try encoder.1.encode(Line(text: text, embedding: embedding))
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            for (text, embedding) in zip(pending, encoder.embed(pending)) {
+                // Written by hand to keep the documented key order; Float's description is its shortest round-trip form.
+                let line = "{\"text\":\(String(decoding: try json.encode(text), as: UTF8.self)),\"embedding\":["
+                    + embedding.map(\.description).joined(separator: ",") + "]}\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
             }
             pending.removeAll(keepingCapacity: true)
         }
@@ -139,6 +146,17 @@ struct EmbedBenchmark: AsyncParsableCommand {
 
     private func progress(_ message: String) {
         FileHandle.standardError.write(Data("distill-bench embed: \(message)\n".utf8))
+    }
+
+    /// Resident set size now and at its peak, in MiB, from /proc/self/status (Linux).
+    private static func residentMiB() -> (current: Int, peak: Int)? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        func kibibytes(_ key: String) -> Int? {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        }
+        guard let current = kibibytes("VmRSS"), let peak = kibibytes("VmHWM") else { return nil }
+        return (current / 1024, peak / 1024)
     }
 
     private static func milliseconds(_ duration: Duration) -> Double {
