@@ -4,9 +4,11 @@ import Foundation
 /// a dedicated thread, so CPU-heavy inference never occupies Swift's cooperative pool or NIO's event loops.
 ///
 /// A batch starts when `maxBatchSize` texts are waiting, or `maxWait` after the oldest waiting request arrived,
-/// whichever comes first: a lone request waits at most `maxWait`, and under load batches fill up and
-/// throughput grows. Requests are never split; one with more than `maxBatchSize` texts is a batch of its own.
-/// Tokenization runs in the caller's task (microseconds), inference on the worker thread.
+/// whichever comes first. Requests that arrive while a batch runs make up the next one, so batches grow with
+/// load even without waiting; hence the default wait of zero, which adds no latency to a lone request (with 4
+/// or 32 closed-loop callers a 2 ms wait bought no throughput). Requests are never split; one with more than
+/// `maxBatchSize` texts is a batch of its own, and a queued request is not cancelled with its task (it costs
+/// milliseconds). Tokenization runs in the caller's task (microseconds), inference on the worker thread.
 public final class BatchingEmbedder: Embedder {
     public struct Statistics: Sendable, Equatable {
         public var batches = 0
@@ -20,7 +22,7 @@ public final class BatchingEmbedder: Embedder {
     private let queue: RequestQueue
 
     /// Takes over `encoder`: from now on only the worker thread uses it.
-    public init(encoder: sending BertEncoder, maxBatchSize: Int = 32, maxWait: Duration = .milliseconds(2)) {
+    public init(encoder: sending BertEncoder, maxBatchSize: Int = 32, maxWait: Duration = .zero) {
         precondition(maxBatchSize >= 1 && maxWait >= .zero, "maxBatchSize must be positive and maxWait not negative")
         self.identity = encoder.identity
         self.tokenizer = encoder.tokenizer
