@@ -58,6 +58,9 @@ struct EmbedBenchmark: AsyncParsableCommand {
         let texts = try Self.firstColumn(ofCSV: URL(fileURLWithPath: queries))
         guard !texts.isEmpty else { throw ValidationError("no queries in \(queries)") }
         progress("\(encoder.identity), OpenBLAS \(BLAS.coreName) kernels on \(BLAS.threadCount) threads, \(texts.count) queries")
+        if let suggestion = BLAS.suggestedCoreType {
+            progress("this CPU has AVX-512; OPENBLAS_CORETYPE=\(suggestion) selects OpenBLAS's faster kernels for it")
+        }
 
         // Warm up caches, OpenBLAS's thread pool and buffers.
         for text in texts.prefix(50) { _ = encoder.embed([text]) }
