@@ -22,6 +22,7 @@ import Testing
         }
     }
 
+    /// Also covers padding: every pass here has a row count that is not a multiple of the row quantum.
     @Test func aBatchEqualsItsTextsOneByOneWhateverThePasses() throws {
         let model = try TinyModel()
         let alone = try Self.sequences.map { try model.encoder().embed(tokenIDs: [$0])[0] }
@@ -33,6 +34,10 @@ import Testing
                 #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 })
             }
         }
+    }
+
+    @Test func rowQuantumFollowsTheThreadCount() {
+        #expect([1, 2, 4, 16].map(BertEncoder.rowQuantum(threads:)) == [4, 16, 32, 64])
     }
 
     @Test func embeddingsAreUnitVectorsOfTheModelsDimension() throws {
