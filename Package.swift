@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore", "DistillAPI", "Storage",
+                "DistillCore", "DistillAPI", "Storage", "Embedding",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import DistillAPI
+import Embedding
 import Foundation
 import Logging
 import Storage
@@ -14,10 +15,16 @@ public struct RequestInfo: Sendable {
     public var requestID: String
     /// Whose scope the request belongs to.
     public var tenant: String
+    /// The request's `Cache-Control` header: `no-cache` (don't read the cache), `no-store` (don't write it).
+    public var cacheControl: String?
+    /// The request's `x-distill-cache` header: `refresh` asks the teacher again and replaces the entry.
+    public var cacheDirective: String?
 
-    public init(requestID: String, tenant: String) {
+    public init(requestID: String, tenant: String, cacheControl: String? = nil, cacheDirective: String? = nil) {
         self.requestID = requestID
         self.tenant = tenant
+        self.cacheControl = cacheControl
+        self.cacheDirective = cacheDirective
     }
 }
 
@@ -25,52 +32,129 @@ public struct RequestInfo: Sendable {
 public struct CompletionResponse: Sendable {
     public var body: Data
     public var source: AnswerSource
+    /// The best cosine similarity the cache found for the request (nil when it was not consulted).
+    public var similarity: Float?
 }
 
-/// The request path: from a validated chat request to an answer, and the teacher log behind it.
+/// The request path: cache, then teacher; and the teacher log and cache entries behind it.
 ///
-/// A teacher answer is committed to the log before the client receives any of it (for streams:
-/// before `[DONE]`); if the commit fails the client gets an error instead of an answer that
-/// would be lost to training.
+/// A teacher answer is committed to the log (with its cache entry) before the client receives any
+/// of it (for streams: before `[DONE]`); if the commit fails the client gets an error instead of
+/// an answer that would be lost to training. The cache only ever saves work: when it fails, the
+/// teacher answers.
 public final class CompletionService: Sendable {
     let store: Store
     let teacher: TeacherClient
+    let cache: SemanticCache?
+    let embedder: (any Embedder)?
+    let temperatureCeiling: Double
     let metrics: DistillMetrics
     let logger: Logger
 
-    public init(store: Store, teacher: TeacherClient, metrics: DistillMetrics, logger: Logger) {
+    public init(
+        store: Store, teacher: TeacherClient, cache: SemanticCache?, embedder: (any Embedder)?,
+        temperatureCeiling: Double, metrics: DistillMetrics, logger: Logger
+    ) {
         self.store = store
         self.teacher = teacher
+        self.cache = cache
+        self.embedder = embedder
+        self.temperatureCeiling = temperatureCeiling
         self.metrics = metrics
         self.logger = logger
     }
 
     public func complete(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionResponse {
-        let scope = Scope(of: request, tenant: info.tenant)
-        let started = ContinuousClock.now
-        let completion: TeacherCompletion
-        do {
-            completion = try await teacher.complete(request, requestID: info.requestID)
-        } catch {
-            throw failedTeacherCall(error, started: started, info: info)
+        switch await route(request, info: info) {
+        case .cached(let hit):
+            let completion = ChatCompletion(
+                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
+                answer: hit.entry.answer, finishReason: hit.entry.finishReason, usage: Usage(promptTokens: 0, completionTokens: 0))
+            return CompletionResponse(body: JSONValue.encode(completion), source: .cache, similarity: hit.similarity)
+        case .teacher(let plan):
+            let started = ContinuousClock.now
+            let completion: TeacherCompletion
+            do {
+                completion = try await teacher.complete(request, requestID: info.requestID)
+            } catch {
+                throw failedTeacherCall(error, started: started, info: info)
+            }
+            let latency = ContinuousClock.now - started
+            metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
+            try await record(completion.answer, of: request, plan: plan, info: info, latency: latency, streamed: false)
+            return CompletionResponse(body: completion.clientBody.encoded(), source: .teacher, similarity: plan.bestSimilarity)
         }
-        let latency = ContinuousClock.now - started
-        metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
-        try await log(completion.answer, of: request, scope: scope, info: info, latency: latency, streamed: false)
-        return CompletionResponse(body: completion.clientBody.encoded(), source: .teacher)
     }
 
     /// Opens a streamed answer. Throws before anything is sent when the teacher cannot start one.
     public func stream(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionStream {
+        switch await route(request, info: info) {
+        case .cached(let hit):
+            let chunks = ChatCompletionChunk.stream(
+                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
+                pieces: [hit.entry.answer], finishReason: hit.entry.finishReason,
+                usage: request.wantsStreamUsage ? Usage(promptTokens: 0, completionTokens: 0) : nil)
+            let events = chunks.map { ServerSentEvent(data: String(decoding: JSONValue.encode($0), as: UTF8.self)) }
+            return CompletionStream(source: .cache, similarity: hit.similarity, body: .replay(events + [ServerSentEvent(data: "[DONE]")]))
+        case .teacher(let plan):
+            let started = ContinuousClock.now
+            do {
+                let upstream = try await teacher.stream(request, requestID: info.requestID)
+                let relay = TeacherRelay(service: self, request: request, plan: plan, info: info, started: started, upstream: upstream)
+                return CompletionStream(source: .teacher, similarity: plan.bestSimilarity, body: .teacher(relay))
+            } catch {
+                throw failedTeacherCall(error, started: started, info: info)
+            }
+        }
+    }
+
+    // MARK: - Routing
+
+    enum Route {
+        case cached(CacheHit)
+        case teacher(TeacherPlan)
+    }
+
+    /// What to do with a teacher answer once it arrives.
+    struct TeacherPlan {
+        var scope: Scope
+        /// The last user message and its embedding, when the answer is to be cached.
+        var cacheable: (prompt: String, vector: [Float])?
+        var bestSimilarity: Float?
+    }
+
+    /// Decides where the answer comes from: an exact hit, else a semantic hit, else the teacher.
+    func route(_ request: ChatRequest, info: RequestInfo) async -> Route {
         let scope = Scope(of: request, tenant: info.tenant)
+        guard let cache, let embedder, let prompt = request.lastUserMessage?.text else {
+            return .teacher(TeacherPlan(scope: scope))
+        }
+        let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
+        for reason in policy.bypassReasons { metrics.recordCacheBypass(reason: reason) }
         let started = ContinuousClock.now
+        let now = Date()
         do {
-            let upstream = try await teacher.stream(request, requestID: info.requestID)
-            return CompletionStream(
-                source: .teacher, service: self, request: request, scope: scope, info: info, started: started,
-                upstream: upstream)
+            if policy.read, let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: now) {
+                metrics.recordCacheLookup(result: "exact_hit", duration: .now - started)
+                return .cached(hit)
+            }
+            guard policy.read || policy.write else { return .teacher(TeacherPlan(scope: scope)) }
+            // One embedding serves the lookup and the entry the answer will be cached under.
+            let vector = try await embedder.embed([prompt])[0]
+            var best: Float?
+            if policy.read {
+                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: now)
+                best = similarity
+                metrics.recordCacheLookup(result: hit == nil ? "miss" : "semantic_hit", duration: .now - started)
+                if let hit { return .cached(hit) }
+            }
+            return .teacher(TeacherPlan(scope: scope, cacheable: policy.write ? (prompt, vector) : nil, bestSimilarity: best))
         } catch {
-            throw failedTeacherCall(error, started: started, info: info)
+            metrics.recordCacheLookup(result: "error", duration: .now - started)
+            logger.warning(
+                "cache lookup failed; asking the teacher",
+                metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
+            return .teacher(TeacherPlan(scope: scope))
         }
     }
 
@@ -82,23 +166,34 @@ public final class CompletionService: Sendable {
         return error.apiError
     }
 
-    /// Commits the exchange to the teacher log; the answer may be released once this returns.
-    func log(
-        _ answer: TeacherAnswer, of request: ChatRequest, scope: Scope, info: RequestInfo, latency: Duration,
+    // MARK: - Recording
+
+    /// Commits the exchange to the teacher log, with its cache entry when the plan says so and the
+    /// answer is plain text that finished; the answer may be released once this returns.
+    func record(
+        _ answer: TeacherAnswer, of request: ChatRequest, plan: TeacherPlan, info: RequestInfo, latency: Duration,
         streamed: Bool
     ) async throws(APIError) {
-        let record = TeacherLogRecord(
-            createdAt: Date(), requestID: info.requestID, scope: scope.key, model: request.model,
+        let now = Date()
+        let exchange = TeacherLogRecord(
+            createdAt: now, requestID: info.requestID, scope: plan.scope.key, model: request.model,
             messages: JSONValue.array(request.messages.map(\.raw)).encodedString,
             parameters: JSONValue.object(request.body.filter { $0.key != "messages" }).encodedString,
             prompt: request.lastUserMessage?.text ?? "", answer: answer.text,
-            topLogprobs: answer.topLogprobs.map { tokens in
-                String(decoding: (try? JSONEncoder().encode(tokens)) ?? Data("[]".utf8), as: UTF8.self)
-            },
+            topLogprobs: answer.topLogprobs.map { String(decoding: JSONValue.encode($0), as: UTF8.self) },
             promptTokens: answer.usage?.promptTokens, completionTokens: answer.usage?.completionTokens,
             latencyMilliseconds: latency / .milliseconds(1), streamed: streamed)
+        var entry: CacheEntryRecord?
+        if let cache, let cacheable = plan.cacheable, !answer.text.isEmpty,
+            let finishReason = answer.finishReason, ["stop", "length"].contains(finishReason)
+        {
+            entry = cache.makeEntry(
+                scope: plan.scope, request: request, prompt: cacheable.prompt, answer: answer.text,
+                finishReason: finishReason, vector: cacheable.vector, now: now)
+        }
+        let commit: TeacherExchangeCommit
         do {
-            try await store.appendTeacherExchange(record)
+            commit = try await store.appendTeacherExchange(exchange, cacheEntry: entry)
         } catch {
             metrics.recordStoreFailure(operation: "teacher_log")
             logger.error(
@@ -108,23 +203,50 @@ public final class CompletionService: Sendable {
                 status: 503, type: "server_error", code: "storage_unavailable",
                 message: "The answer could not be recorded, so it was not delivered. Try again later.")
         }
+        if let cache, let entry, let cacheable = plan.cacheable, let entryID = commit.entryID {
+            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: cacheable.vector)
+        }
     }
 }
 
-/// A streamed answer in progress: `run` forwards it to the client as server-sent events.
+/// An answer being streamed to the client: `run` sends it as server-sent events.
 public struct CompletionStream: Sendable {
     public let source: AnswerSource
+    /// The best cosine similarity the cache found for the request (nil when it was not consulted).
+    public let similarity: Float?
+    let body: Body
+
+    enum Body: Sendable {
+        /// A cached answer, replayed.
+        case replay([ServerSentEvent])
+        case teacher(TeacherRelay)
+    }
+
+    /// Sends every event through `send`; returns when the stream is over (or the client gone).
+    public func run(send: (ServerSentEvent) async throws -> Void) async {
+        switch body {
+        case .replay(let events):
+            for event in events {
+                do { try await send(event) } catch { return }
+            }
+        case .teacher(let relay):
+            await relay.run(send: send)
+        }
+    }
+}
+
+/// Relays a teacher's stream to the client and records the answer before the final `[DONE]`. If
+/// the client goes away, the rest of the answer is still read and recorded; if the teacher breaks
+/// off, the client gets an error event and no `[DONE]`.
+struct TeacherRelay: Sendable {
     let service: CompletionService
     let request: ChatRequest
-    let scope: Scope
+    let plan: CompletionService.TeacherPlan
     let info: RequestInfo
     let started: ContinuousClock.Instant
     let upstream: TeacherStream
 
-    /// Sends every event through `send`. The teacher's answer is committed to the log before the
-    /// final `[DONE]`. If the client goes away, the rest of the answer is still read and logged;
-    /// if the teacher breaks off, the client gets an error event and no `[DONE]`.
-    public func run(send: (ServerSentEvent) async throws -> Void) async {
+    func run(send: (ServerSentEvent) async throws -> Void) async {
         var clientGone = false
         func deliver(_ event: ServerSentEvent) async {
             guard !clientGone else { return }
@@ -149,8 +271,7 @@ public struct CompletionStream: Sendable {
                 case .finished(let answer)?:
                     let latency = ContinuousClock.now - started
                     service.metrics.recordTeacherCall(outcome: "success", duration: latency, usage: answer.usage)
-                    try await service.log(
-                        answer, of: request, scope: scope, info: info, latency: latency, streamed: true)
+                    try await service.record(answer, of: request, plan: plan, info: info, latency: latency, streamed: true)
                     await deliver(ServerSentEvent(data: "[DONE]"))
                 case nil:
                     return
@@ -159,5 +280,12 @@ public struct CompletionStream: Sendable {
         } catch {
             await deliver(ServerSentEvent(error: error))
         }
+    }
+}
+
+extension JSONValue {
+    /// Compact JSON of an encodable value (the wire types always encode).
+    static func encode(_ value: some Encodable) -> Data {
+        (try? JSONEncoder().encode(value)) ?? Data("null".utf8)
     }
 }

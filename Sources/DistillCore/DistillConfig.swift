@@ -11,11 +11,16 @@ public struct DistillConfig: Sendable, Equatable {
     public var server = Server()
     public var store = Store()
     public var teacher = Teacher()
+    public var cache = Cache()
+    public var embedding = Embedding()
+    public var index = Index()
     public var log = Log()
 
     public init() {}
 
     public struct Server: Sendable, Equatable {
+        public init() {}
+
         /// TCP listener for the public API; nil when disabled.
         public var http: HostPort? = HostPort(host: "127.0.0.1", port: 8080)
         /// Unix socket (mode 0600) for the public and admin APIs; nil when disabled.
@@ -27,12 +32,16 @@ public struct DistillConfig: Sendable, Equatable {
     }
 
     public struct Store: Sendable, Equatable {
+        public init() {}
+
         /// Holds the SQLite database and the daemon's lock file.
         public var dataDir = "var"
         public var databasePath: String { (dataDir as NSString).appendingPathComponent("distill.sqlite") }
     }
 
     public struct Teacher: Sendable, Equatable {
+        public init() {}
+
         public var baseURL = "http://127.0.0.1:9090/v1"
         /// The environment variable holding the upstream's API key (the key itself is never in a file).
         public var apiKeyEnv = "OPENAI_API_KEY"
@@ -51,7 +60,52 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxConnections = 64
     }
 
+    public struct Cache: Sendable, Equatable {
+        public init() {}
+
+        public var enabled = true
+        /// Least cosine similarity at which a cached answer serves a paraphrase (per scope:
+        /// `cachectl cache configure`). Chosen from a measurement: docs/benchmarks.md.
+        public var similarityThreshold = 0.9
+        /// How long an entry may serve; 0: until evicted.
+        public var ttlSeconds = 2_592_000.0
+        /// Beyond this many entries, the least recently used go.
+        public var maxEntries = 1_000_000
+        /// Requests with a higher temperature ask for variety and bypass the cache.
+        public var temperatureCeiling = 1.0
+        /// Hit counts and last-hit times are written in batches this often.
+        public var hitFlushSeconds = 5.0
+        /// Changed vector indexes are snapshotted this often (and at shutdown).
+        public var snapshotIntervalSeconds = 300.0
+    }
+
+    public struct Embedding: Sendable, Equatable {
+        public init() {}
+
+        /// A sentence-transformers model directory: config.json, vocab.txt, model.safetensors.
+        public var modelDir = "models/all-MiniLM-L6-v2"
+        /// Concurrent requests are embedded together, up to this many texts.
+        public var maxBatch = 32
+        /// How long a lone request may wait for company (0: a batch starts at once).
+        public var maxWaitMilliseconds = 0.0
+        /// OpenBLAS threads for the encoder.
+        public var threads = 2
+    }
+
+    public struct Index: Sendable, Equatable {
+        public init() {}
+
+        /// HNSW graph degree and build/search breadth.
+        public var m = 16
+        public var efConstruction = 200
+        public var efSearch = 64
+        /// A scope's index is exact (flat) until it holds this many entries.
+        public var flatUntil = 2048
+    }
+
     public struct Log: Sendable, Equatable {
+        public init() {}
+
         /// trace, debug, info, notice, warning, error or critical.
         public var level = "info"
     }
@@ -171,6 +225,27 @@ extension DistillConfig {
         teacher.topLogprobs = try f.int("teacher.top_logprobs", default: t.topLogprobs, 0...20)
         teacher.maxConnections = try f.int("teacher.max_connections", default: t.maxConnections, 1...4096)
 
+        let c = defaults.cache
+        cache.enabled = try f.bool("cache.enabled", default: c.enabled)
+        cache.similarityThreshold = try f.double("cache.similarity_threshold", default: c.similarityThreshold, 0...1)
+        cache.ttlSeconds = try f.double("cache.ttl_seconds", default: c.ttlSeconds, 0...1e10)
+        cache.maxEntries = try f.int("cache.max_entries", default: c.maxEntries, 1...100_000_000)
+        cache.temperatureCeiling = try f.double("cache.temperature_ceiling", default: c.temperatureCeiling, 0...2)
+        cache.hitFlushSeconds = try f.double("cache.hit_flush_seconds", default: c.hitFlushSeconds, 0.01...3600)
+        cache.snapshotIntervalSeconds = try f.double("cache.snapshot_interval_seconds", default: c.snapshotIntervalSeconds, 1...86400)
+
+        let e = defaults.embedding
+        embedding.modelDir = try f.string("embedding.model_dir", default: e.modelDir)
+        embedding.maxBatch = try f.int("embedding.max_batch", default: e.maxBatch, 1...1024)
+        embedding.maxWaitMilliseconds = try f.double("embedding.max_wait_ms", default: e.maxWaitMilliseconds, 0...1000)
+        embedding.threads = try f.int("embedding.threads", default: e.threads, 1...256)
+
+        let i = defaults.index
+        index.m = try f.int("index.m", default: i.m, 2...128)
+        index.efConstruction = try f.int("index.ef_construction", default: i.efConstruction, 8...4096)
+        index.efSearch = try f.int("index.ef_search", default: i.efSearch, 1...4096)
+        index.flatUntil = try f.int("index.flat_until", default: i.flatUntil, 0...10_000_000)
+
         log.level = try f.string("log.level", default: defaults.log.level)
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         guard levels.contains(log.level) else {
@@ -234,6 +309,17 @@ struct ConfigFields {
     mutating func string(_ key: String, default defaultValue: String) throws(ConfigError) -> String {
         let value = reader.string(forKey: ConfigKey(key)) ?? defaultValue
         settings.append((key, value))
+        return value
+    }
+
+    mutating func bool(_ key: String, default defaultValue: Bool) throws(ConfigError) -> Bool {
+        var value = defaultValue
+        if let read = reader.bool(forKey: ConfigKey(key)) {
+            value = read
+        } else if let raw = reader.string(forKey: ConfigKey(key)) {
+            throw .invalidValue(key: key, value: raw, expected: "true or false")
+        }
+        settings.append((key, String(value)))
         return value
     }
 

@@ -1,6 +1,8 @@
 import DistillAPI
+import Embedding
 import Foundation
 import Logging
+import ServiceLifecycle
 import Storage
 import Teacher
 
@@ -8,33 +10,92 @@ import Teacher
 import Glibc
 #endif
 
-/// The running system behind the listeners: the store, the teacher, the request path, metrics.
-/// One per daemon: it holds an exclusive lock on its data directory.
+/// The running system behind the listeners: the store, the embedder and the cache, the teacher,
+/// the request path, metrics. One per daemon: it holds an exclusive lock on its data directory.
 public final class DistillSystem: Sendable {
     public let config: DistillConfig
     public let store: Store
     public let teacher: TeacherClient
+    public let cache: SemanticCache?
+    public let embedder: (any Embedder)?
     public let metrics: DistillMetrics
     public let completions: CompletionService
     public let startedAt: Date
+    /// Background work that belongs in the daemon's ServiceGroup (cache upkeep).
+    public let services: [any Service]
     private let lock: DataDirectoryLock
 
-    public init(config: DistillConfig, environment: [String: String], logger: Logger) throws(SystemError) {
-        self.config = config
-        self.lock = try DataDirectoryLock(directory: config.store.dataDir)
+    /// Opens the data directory and the store, loads the embedding model (unless `embedder` is
+    /// given, e.g. shared by tests) and the cache.
+    public static func open(
+        config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil, logger: Logger
+    ) async throws(SystemError) -> DistillSystem {
+        let lock = try DataDirectoryLock(directory: config.store.dataDir)
+        let store: Store
         do {
-            self.store = try Store(path: config.store.databasePath)
+            store = try Store(path: config.store.databasePath)
         } catch {
             throw .store(error)
         }
-        self.metrics = DistillMetrics()
+        let metrics = DistillMetrics()
+        var cache: SemanticCache?
+        var embedder = embedder
+        if config.cache.enabled {
+            do {
+                let loaded = try embedder ?? loadEmbedder(config.embedding, logger: logger)
+                embedder = loaded
+                cache = try await SemanticCache.open(
+                    store: store, configuration: config, embedder: loaded, metrics: metrics, logger: logger)
+            } catch let error as SystemError {
+                throw error
+            } catch {
+                throw .cache("\(error)")
+            }
+        }
+        return DistillSystem(
+            config: config, environment: environment, lock: lock, store: store, cache: cache, embedder: embedder,
+            metrics: metrics, logger: logger)
+    }
+
+    private init(
+        config: DistillConfig, environment: [String: String], lock: DataDirectoryLock, store: Store,
+        cache: SemanticCache?, embedder: (any Embedder)?, metrics: DistillMetrics, logger: Logger
+    ) {
+        self.config = config
+        self.lock = lock
+        self.store = store
+        self.cache = cache
+        self.embedder = embedder
+        self.metrics = metrics
         let teacherConfiguration = config.teacherConfiguration(environment: environment)
         self.teacher = TeacherClient(configuration: teacherConfiguration, logger: logger)
-        self.completions = CompletionService(store: store, teacher: teacher, metrics: metrics, logger: logger)
+        self.completions = CompletionService(
+            store: store, teacher: teacher, cache: cache, embedder: embedder,
+            temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: logger)
         self.startedAt = Date()
+        self.services = cache.map {
+            [CacheUpkeep(
+                cache: $0, flushInterval: .seconds(config.cache.hitFlushSeconds),
+                snapshotInterval: .seconds(config.cache.snapshotIntervalSeconds), logger: logger)]
+        } ?? []
         if teacherConfiguration.apiKey == nil {
             logger.notice("no teacher API key: \(config.teacher.apiKeyEnv) is not set; calling the teacher without one")
         }
+    }
+
+    /// The encoder of `embedding.model_dir` behind a micro-batcher.
+    public static func loadEmbedder(_ configuration: DistillConfig.Embedding, logger: Logger) throws(SystemError) -> any Embedder {
+        BLAS.threadCount = configuration.threads
+        let encoder: BertEncoder
+        do {
+            encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: configuration.modelDir))
+        } catch {
+            throw .embeddingModel(path: configuration.modelDir, reason: "\(error)")
+        }
+        logger.info("embedding model loaded", metadata: ["distill.model": "\(encoder.identity)", "distill.blas_threads": "\(BLAS.threadCount)"])
+        return BatchingEmbedder(
+            encoder: encoder, maxBatchSize: configuration.maxBatch,
+            maxWait: .milliseconds(configuration.maxWaitMilliseconds))
     }
 
     /// Closes what the system opened; call once, after the listeners have stopped.
@@ -112,12 +173,17 @@ public enum SystemError: Error, CustomStringConvertible {
     case dataDirectory(path: String, reason: String)
     case alreadyRunning(path: String)
     case store(StoreError)
+    case embeddingModel(path: String, reason: String)
+    case cache(String)
 
     public var description: String {
         switch self {
         case .dataDirectory(let path, let reason): "cannot use the data directory \(path): \(reason)"
         case .alreadyRunning(let path): "another distilld is using \(path) (it holds \(path)/distilld.lock)"
         case .store(let error): "\(error)"
+        case .embeddingModel(let path, let reason):
+            "cannot load the embedding model from \(path) (run scripts/bootstrap, or set embedding.model_dir): \(reason)"
+        case .cache(let reason): "cannot open the cache: \(reason)"
         }
     }
 }

@@ -10,6 +10,14 @@ public final class DistillMetrics: Sendable {
     private let counts = Mutex(DaemonStats(
         requestsBySource: [:], errorsByStatus: [:], teacherCallsByOutcome: [:], teacherPromptTokens: 0,
         teacherCompletionTokens: 0))
+    private let cacheCounts = Mutex(CacheCounts())
+
+    /// Cache counters since start-up, by label.
+    public struct CacheCounts: Sendable, Equatable {
+        public var lookups: [String: Int64] = [:]
+        public var bypasses: [String: Int64] = [:]
+        public var evictions: [String: Int64] = [:]
+    }
 
     private static let latencyBuckets: [Duration] = [
         .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
@@ -75,6 +83,38 @@ public final class DistillMetrics: Sendable {
         ).increment()
     }
 
+    /// One cache lookup: `exact_hit`, `semantic_hit` or `miss`, and how long it took.
+    public func recordCacheLookup(result: String, duration: Duration) {
+        registry.makeCounter(
+            name: "distill_cache_lookups_total", labels: [("result", result)], help: "Cache lookups by result."
+        ).increment()
+        registry.makeDurationHistogram(
+            name: "distill_cache_lookup_duration_seconds", labels: [("result", result)], buckets: Self.latencyBuckets,
+            help: "Cache lookup latency (embedding included for semantic lookups)."
+        ).record(duration)
+        cacheCounts.withLock { $0.lookups[result, default: 0] += 1 }
+    }
+
+    /// A request that did not read (or write) the cache, and why.
+    public func recordCacheBypass(reason: String) {
+        registry.makeCounter(
+            name: "distill_cache_bypasses_total", labels: [("reason", reason)], help: "Requests that bypassed the cache, by reason."
+        ).increment()
+        cacheCounts.withLock { $0.bypasses[reason, default: 0] += 1 }
+    }
+
+    public func recordCacheEvictions(reason: String, count: Int) {
+        registry.makeCounter(
+            name: "distill_cache_evictions_total", labels: [("reason", reason)],
+            help: "Cache entries removed, by reason (lru, expired, invalidated, purged)."
+        ).increment(by: Int64(count))
+        cacheCounts.withLock { $0.evictions[reason, default: 0] += Int64(count) }
+    }
+
+    public func setCacheEntries(_ count: Int) {
+        registry.makeGauge(name: "distill_cache_entries", help: "Entries in the semantic cache.").set(to: Double(count))
+    }
+
     public func updateBreaker(_ state: CircuitBreaker.State) {
         let gauge = registry.makeGauge(
             name: "distill_teacher_breaker_open", help: "1 while the teacher's circuit breaker refuses calls.")
@@ -82,6 +122,7 @@ public final class DistillMetrics: Sendable {
     }
 
     public var stats: DaemonStats { counts.withLock { $0 } }
+    public var cacheStats: CacheCounts { cacheCounts.withLock { $0 } }
 }
 
 /// Route names as metrics label them.

@@ -15,12 +15,14 @@ public enum Daemon {
     public static func run(config: DistillConfig, environment: [String: String], logger: Logger) async throws {
         let system: DistillSystem
         do {
-            system = try DistillSystem(config: config, environment: environment, logger: logger)
+            system = try await DistillSystem.open(config: config, environment: environment, logger: logger)
         } catch {
             throw DaemonError.system(error)
         }
         let listeners = Listeners()
-        var services: [any Service] = []
+        // The group shuts services down in reverse order: the listeners stop before the
+        // background services that flush what the requests left.
+        var services: [any Service] = system.services
         if let http = config.server.http {
             services.append(
                 Application(

@@ -15,4 +15,6 @@ public struct DistillRequestContext: RequestContext {
 extension HTTPField.Name {
     static let requestID = Self("x-request-id")!
     static let distillSource = Self("x-distill-source")!
+    static let distillSimilarity = Self("x-distill-similarity")!
+    static let distillCache = Self("x-distill-cache")!
 }

@@ -1,6 +1,7 @@
 import DistillAPI
 import DistillCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -14,17 +15,20 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
     router.post(RouterPath(Routes.chatCompletions)) { request, context -> Response in
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let chat = try ChatRequest.parse(Data(buffer: body))
-        let info = RequestInfo(requestID: context.requestID, tenant: "default")
+        let info = RequestInfo(
+            requestID: context.requestID, tenant: "default", cacheControl: request.headers[.cacheControl],
+            cacheDirective: request.headers[.distillCache])
         guard chat.stream else {
             let answer = try await system.completions.complete(chat, info: info)
-            return Response(
-                status: .ok, headers: [.contentType: "application/json", .distillSource: answer.source.rawValue],
-                body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            var headers: HTTPFields = [.contentType: "application/json", .distillSource: answer.source.rawValue]
+            headers[.distillSimilarity] = answer.similarity.map(formatSimilarity)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
         let stream = try await system.completions.stream(chat, info: info)
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue]
+        headers[.distillSimilarity] = stream.similarity.map(formatSimilarity)
         return Response(
-            status: .ok,
-            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue],
+            status: .ok, headers: headers,
             body: ResponseBody { writer in
                 await stream.run { event in try await writer.write(ByteBuffer(string: event.encoded)) }
                 try await writer.finish(nil)
@@ -69,7 +73,13 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
         return jsonResponse(try await system.teacherLogPage(after: after, limit: Int(limit)))
     }
 
+    addCacheRoutes(to: router, system: system)
     return router
+}
+
+/// Similarity as the `x-distill-similarity` header shows it.
+func formatSimilarity(_ similarity: Float) -> String {
+    String(format: "%.4f", similarity)
 }
 
 extension Parameters {

@@ -62,7 +62,8 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, M
         return data
     }
 
-    static func decode(_ data: Data) -> [Float] {
+    /// The vector that `embedding` bytes (little-endian Float32s) hold.
+    public static func decode(_ data: Data) -> [Float] {
         data.withUnsafeBytes { raw in
             (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
@@ -97,13 +98,29 @@ extension Store {
             var record = record
             try record.insert(db)
             guard var entry = cacheEntry else { return TeacherExchangeCommit(logID: record.id!) }
-            let replaced = try Int64.fetchOne(
-                db, sql: "DELETE FROM cache_entries WHERE scope = ? AND exact_key = ? RETURNING id",
-                arguments: [entry.scope, entry.exactKey])
             entry.teacherLogID = record.id
-            try entry.insert(db)
-            return TeacherExchangeCommit(logID: record.id!, entryID: entry.id, replacedEntryID: replaced)
+            let (id, replaced) = try Self.insertReplacing(&entry, db)
+            return TeacherExchangeCommit(logID: record.id!, entryID: id, replacedEntryID: replaced)
         }
+    }
+
+    /// Adds entries without teacher exchanges (an import), each replacing one with the same scope
+    /// and exact key; returns each one's id and the id it replaced.
+    public func insertCacheEntries(_ entries: [CacheEntryRecord]) async throws -> [(id: Int64, replaced: Int64?)] {
+        try await pool.write { db in
+            try entries.map { entry in
+                var entry = entry
+                return try Self.insertReplacing(&entry, db)
+            }
+        }
+    }
+
+    private static func insertReplacing(_ entry: inout CacheEntryRecord, _ db: Database) throws -> (id: Int64, replaced: Int64?) {
+        let replaced = try Int64.fetchOne(
+            db, sql: "DELETE FROM cache_entries WHERE scope = ? AND exact_key = ? RETURNING id",
+            arguments: [entry.scope, entry.exactKey])
+        try entry.insert(db)
+        return (entry.id!, replaced)
     }
 
     public func cacheEntry(id: Int64) async throws -> CacheEntryRecord? {
@@ -265,9 +282,18 @@ extension Store {
         }
     }
 
-    public func deleteIndexSnapshot(scope: String) async throws {
+    /// Drops every index snapshot (e.g. after the vectors were re-computed).
+    public func deleteIndexSnapshots() async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM index_snapshots") }
+    }
+
+    /// Replaces the stored vectors of the given entries.
+    public func replaceCacheVectors(_ vectors: [(id: Int64, vector: [Float])]) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM index_snapshots WHERE scope = ?", arguments: [scope])
+            let statement = try db.makeStatement(sql: "UPDATE cache_entries SET embedding = ? WHERE id = ?")
+            for (id, vector) in vectors {
+                try statement.execute(arguments: [CacheEntryRecord.encode(vector), id])
+            }
         }
     }
 

@@ -3,6 +3,7 @@ import DistillAPI
 import Foundation
 import NIOCore
 import NIOFoundationCompat
+import NIOHTTP1
 
 /// Talks to distilld's admin API over its Unix socket.
 struct AdminClient {
@@ -18,11 +19,25 @@ struct AdminClient {
 
     /// GET `path` and decode the JSON answer.
     func get<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
+        try await send(.GET, path, body: nil, as: type)
+    }
+
+    /// Sends `body` (JSON) to `path` and decodes the JSON answer.
+    func send<T: Decodable>(_ method: HTTPMethod, _ path: String, json body: some Encodable, as type: T.Type) async throws -> T {
+        try await send(method, path, body: try JSONEncoder.admin.encode(body), as: type)
+    }
+
+    private func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data?, as type: T.Type) async throws -> T {
         guard FileManager.default.fileExists(atPath: socketPath) else {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "no such file")
         }
         let encodedSocket = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? socketPath
-        let request = HTTPClientRequest(url: "http+unix://\(encodedSocket)\(path)")
+        var request = HTTPClientRequest(url: "http+unix://\(encodedSocket)\(path)")
+        request.method = method
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: body))
+        }
         let response: HTTPClientResponse
         do {
             response = try await Self.http.execute(request, timeout: .seconds(60))

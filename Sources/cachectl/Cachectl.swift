@@ -9,7 +9,7 @@ struct Cachectl: AsyncParsableCommand {
         abstract: "Administers a running distilld through its Unix socket.",
         discussion: "Exit codes: 0 success, 1 failure, 2 distilld not running.",
         version: DistillVersion.current,
-        subcommands: [Status.self, Stats.self, TeacherLog.self]
+        subcommands: [Status.self, Stats.self, CacheCommand.self, TeacherLog.self]
     )
 
     @Option(help: "distilld's Unix socket (default: $DISTILL_SERVER_SOCKET, else var/distilld.sock).")
@@ -132,27 +132,12 @@ struct TeacherLog: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink: FileHandle
-                if let output {
-                    guard FileManager.default.createFile(atPath: output, contents: nil) else {
-                        FileHandle.standardError.write(Data("cachectl: cannot create \(output)\n".utf8))
-                        throw ExitCode.failure
-                    }
-                    sink = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-                } else {
-                    sink = FileHandle.standardOutput
-                }
-                let encoder = JSONEncoder.admin
+                let sink = try openOutput(output)
                 var cursor: Int64? = after
                 var count = 0
                 while let next = cursor {
                     let page = try await group.root.client.get("/admin/teacher-log?after=\(next)&limit=1000", as: TeacherLogPage.self)
-                    var lines = Data()
-                    for entry in page.entries {
-                        lines.append(try encoder.encode(entry))
-                        lines.append(UInt8(ascii: "\n"))
-                    }
-                    sink.write(lines)
+                    try writeLines(page.entries, to: sink)
                     count += page.entries.count
                     cursor = page.nextAfter
                 }

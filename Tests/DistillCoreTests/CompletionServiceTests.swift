@@ -30,7 +30,10 @@ import Testing
             let teacher = TeacherClient(
                 configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 2, backoffInitial: .milliseconds(1), topLogprobs: 2),
                 logger: Self.quiet)
-            try await body(CompletionService(store: store, teacher: teacher, metrics: DistillMetrics(), logger: Self.quiet), store, simulator)
+            let service = CompletionService(
+                store: store, teacher: teacher, cache: nil, embedder: nil, temperatureCeiling: 1, metrics: DistillMetrics(),
+                logger: Self.quiet)
+            try await body(service, store, simulator)
             try await teacher.shutdown()
         }
     }

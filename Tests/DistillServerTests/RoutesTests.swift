@@ -13,6 +13,14 @@ import Testing
     static let dataset = TeacherDataset(entries: [.init(text: "where is my card", gold: nil, answer: "card_arrival", top: [("card_arrival", 1)])])
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     static let question = #"{"model":"m","messages":[{"role":"user","content":"where is my card"}]"#
+    /// The real MiniLM embedder, loaded once for the suite.
+    static let embedder = try! DistillSystem.loadEmbedder(modelDirectory, logger: quiet)
+    static let modelDirectory: DistillConfig.Embedding = {
+        var embedding = DistillConfig.Embedding()
+        embedding.modelDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../models/all-MiniLM-L6-v2").standardized.path
+        return embedding
+    }()
 
     /// A system over a fresh data directory, its teacher a simulator on loopback, served
     /// in-process through its admin (Unix-socket) router or its public (TCP) one.
@@ -28,7 +36,7 @@ import Testing
             config.teacher.maxAttempts = 1
             config.server.maxBodyBytes = 4096
             configure(&config)
-            let system = try DistillSystem(config: config, environment: [:], logger: Self.quiet)
+            let system = try await DistillSystem.open(config: config, environment: [:], embedder: Self.embedder, logger: Self.quiet)
             let app = Application(router: buildRouter(system: system, listeners: Listeners(), admin: admin), logger: Self.quiet)
             try await app.test(.router) { client in try await test(client, system, simulator) }
             await system.shutdown(logger: Self.quiet)
@@ -99,12 +107,16 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "text/event-stream")
                 #expect(response.headers[.requestID] != "has spaces and ✓", "an unusable id is replaced")
+                #expect(response.headers[.distillSource] == "cache", "the same question again")
+                #expect(response.headers[.distillSimilarity] == "1.0000")
                 #expect(String(buffer: response.body).hasSuffix("data: [DONE]\n\n"))
             }
-            #expect(try await system.store.teacherLogCount() == 2)
+            #expect(try await system.store.teacherLogCount() == 1)
             let metrics = String(decoding: system.prometheusExposition(), as: UTF8.self)
-            #expect(metrics.contains(#"distill_http_requests_total{route="/v1/chat/completions",status="200",source="teacher"} 2"#))
-            #expect(metrics.contains(#"distill_teacher_calls_total{outcome="success"} 2"#))
+            #expect(metrics.contains(#"distill_http_requests_total{route="/v1/chat/completions",status="200",source="teacher"} 1"#))
+            #expect(metrics.contains(#"distill_http_requests_total{route="/v1/chat/completions",status="200",source="cache"} 1"#))
+            #expect(metrics.contains(#"distill_cache_lookups_total{result="exact_hit"} 1"#))
+            #expect(metrics.contains(#"distill_teacher_calls_total{outcome="success"} 1"#))
         }
     }
 
@@ -146,8 +158,8 @@ import Testing
 
     @Test func oneDataDirectoryServesOneDaemon() async throws {
         try await withApp { _, system, _ in
-            #expect {
-                _ = try DistillSystem(config: system.config, environment: [:], logger: Self.quiet)
+            await #expect {
+                _ = try await DistillSystem.open(config: system.config, environment: [:], embedder: Self.embedder, logger: Self.quiet)
             } throws: { error in
                 guard case .alreadyRunning = error as? SystemError else { return false }
                 return true

@@ -1,0 +1,218 @@
+import Foundation
+
+// The admin API of the semantic cache (`/admin/cache/…`); `cachectl cache` speaks it.
+
+/// A cache entry as the admin API shows it.
+public struct CacheEntryInfo: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var scope: String
+    public var prompt: String
+    public var answer: String
+    public var finishReason: String
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var lastHitAt: Date?
+    public var hits: Int
+    /// The request's messages (only when one entry is shown).
+    public var messages: JSONValue?
+
+    public init(
+        id: Int64, scope: String, prompt: String, answer: String, finishReason: String, createdAt: Date, expiresAt: Date?,
+        lastHitAt: Date?, hits: Int, messages: JSONValue?
+    ) {
+        self.id = id
+        self.scope = scope
+        self.prompt = prompt
+        self.answer = answer
+        self.finishReason = finishReason
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.lastHitAt = lastHitAt
+        self.hits = hits
+        self.messages = messages
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, prompt, answer, hits, messages
+        case finishReason = "finish_reason"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+        case lastHitAt = "last_hit_at"
+    }
+}
+
+/// `GET /admin/cache/entries`: a page, oldest first; ask again with `after=nextAfter` until nil.
+public struct CacheEntryPage: Codable, Sendable, Equatable {
+    public var entries: [CacheEntryInfo]
+    public var nextAfter: Int64?
+
+    public init(entries: [CacheEntryInfo], nextAfter: Int64?) {
+        self.entries = entries
+        self.nextAfter = nextAfter
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case entries
+        case nextAfter = "next_after"
+    }
+}
+
+/// `POST /admin/cache/search`: the entries nearest to a text, in one scope or all.
+public struct CacheSearchRequest: Codable, Sendable, Equatable {
+    public var text: String
+    /// A scope key or an unambiguous prefix of one; nil searches every scope.
+    public var scope: String?
+    public var limit: Int
+
+    public init(text: String, scope: String?, limit: Int) {
+        self.text = text
+        self.scope = scope
+        self.limit = limit
+    }
+}
+
+public struct CacheSearchResult: Codable, Sendable, Equatable {
+    public var entry: CacheEntryInfo
+    public var similarity: Float
+
+    public init(entry: CacheEntryInfo, similarity: Float) {
+        self.entry = entry
+        self.similarity = similarity
+    }
+}
+
+/// `POST /admin/cache/purge`: deletes the entries of a scope (all if nil) older than a duration (any age if nil).
+public struct CachePurgeRequest: Codable, Sendable, Equatable {
+    public var scope: String?
+    public var olderThanSeconds: Double?
+
+    public init(scope: String?, olderThanSeconds: Double?) {
+        self.scope = scope
+        self.olderThanSeconds = olderThanSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scope
+        case olderThanSeconds = "older_than_seconds"
+    }
+}
+
+/// How many entries an operation deleted or imported.
+public struct CacheCount: Codable, Sendable, Equatable {
+    public var count: Int
+
+    public init(count: Int) { self.count = count }
+}
+
+/// One line of `cachectl cache export` and `import`: an entry with its vector and the model that made it.
+public struct CacheExportLine: Codable, Sendable, Equatable {
+    public var scope: String
+    public var prompt: String
+    public var messages: JSONValue
+    public var answer: String
+    public var finishReason: String
+    public var createdAt: Date
+    public var expiresAt: Date?
+    /// The embedding model of `embedding` (`name@sha256`); another model's vectors are re-computed on import.
+    public var model: String
+    /// The prompt's embedding: base64 of little-endian Float32s.
+    public var embedding: String
+
+    public init(
+        scope: String, prompt: String, messages: JSONValue, answer: String, finishReason: String, createdAt: Date,
+        expiresAt: Date?, model: String, embedding: String
+    ) {
+        self.scope = scope
+        self.prompt = prompt
+        self.messages = messages
+        self.answer = answer
+        self.finishReason = finishReason
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.model = model
+        self.embedding = embedding
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scope, prompt, messages, answer, model, embedding
+        case finishReason = "finish_reason"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// `GET /admin/cache/export`: a page of export lines.
+public struct CacheExportPage: Codable, Sendable, Equatable {
+    public var lines: [CacheExportLine]
+    public var nextAfter: Int64?
+
+    public init(lines: [CacheExportLine], nextAfter: Int64?) {
+        self.lines = lines
+        self.nextAfter = nextAfter
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case lines
+        case nextAfter = "next_after"
+    }
+}
+
+/// A scope with its entry count and the settings in force there.
+public struct CacheScopeInfo: Codable, Sendable, Equatable {
+    public var scope: String
+    public var entries: Int
+    public var similarityThreshold: Double
+    /// nil: entries never expire.
+    public var ttlSeconds: Double?
+
+    public init(scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?) {
+        self.scope = scope
+        self.entries = entries
+        self.similarityThreshold = similarityThreshold
+        self.ttlSeconds = ttlSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scope, entries
+        case similarityThreshold = "similarity_threshold"
+        case ttlSeconds = "ttl_seconds"
+    }
+}
+
+/// `GET /admin/cache/stats`.
+public struct CacheStats: Codable, Sendable, Equatable {
+    public var entries: Int
+    public var scopes: [CacheScopeInfo]
+    /// Since start-up: lookups by result (`exact_hit`, `semantic_hit`, `miss`), bypasses by reason,
+    /// entries removed by reason.
+    public var lookups: [String: Int64]
+    public var bypasses: [String: Int64]
+    public var evictions: [String: Int64]
+
+    public init(
+        entries: Int, scopes: [CacheScopeInfo], lookups: [String: Int64], bypasses: [String: Int64],
+        evictions: [String: Int64]
+    ) {
+        self.entries = entries
+        self.scopes = scopes
+        self.lookups = lookups
+        self.bypasses = bypasses
+        self.evictions = evictions
+    }
+}
+
+/// `PUT /admin/cache/scopes/{scope}`: a scope's own threshold and TTL (nil: the global setting).
+public struct CacheScopeSettings: Codable, Sendable, Equatable {
+    public var similarityThreshold: Double?
+    public var ttlSeconds: Double?
+
+    public init(similarityThreshold: Double?, ttlSeconds: Double?) {
+        self.similarityThreshold = similarityThreshold
+        self.ttlSeconds = ttlSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case similarityThreshold = "similarity_threshold"
+        case ttlSeconds = "ttl_seconds"
+    }
+}

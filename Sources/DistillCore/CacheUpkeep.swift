@@ -1,0 +1,35 @@
+import Logging
+import ServiceLifecycle
+
+/// The cache's background work, as a service of the daemon's group: writes batched hit counts,
+/// deletes expired entries, and snapshots changed vector indexes; and does all three once more
+/// at shutdown (after the listeners, which stop first).
+struct CacheUpkeep: Service {
+    let cache: SemanticCache
+    let flushInterval: Duration
+    let snapshotInterval: Duration
+    let logger: Logger
+
+    func run() async {
+        var nextSnapshot = ContinuousClock.now + snapshotInterval
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: flushInterval) }
+            guard !Task.isShuttingDownGracefully else { break }
+            let snapshot = ContinuousClock.now >= nextSnapshot
+            if snapshot { nextSnapshot = .now + snapshotInterval }
+            await upkeep(snapshot: snapshot)
+        }
+        await upkeep(snapshot: true)
+    }
+
+    private func upkeep(snapshot: Bool) async {
+        do {
+            try await cache.flushHits()
+            try await cache.removeExpired(now: .now)
+            if snapshot { try await cache.snapshotChangedScopes() }
+        } catch {
+            cache.metrics.recordStoreFailure(operation: "cache_upkeep")
+            logger.error("cache upkeep failed; trying again later", metadata: ["distill.error": "\(error)"])
+        }
+    }
+}

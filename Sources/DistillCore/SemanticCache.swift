@@ -1,0 +1,412 @@
+import DistillAPI
+import Embedding
+import Foundation
+import Logging
+import Storage
+import Synchronization
+import VectorIndex
+
+/// A cached answer that serves a request.
+public struct CacheHit: Sendable {
+    public enum Kind: String, Sendable {
+        /// The same last user message (normalized).
+        case exact
+        /// A paraphrase at least as similar as the scope's threshold.
+        case semantic
+    }
+
+    public var entry: CacheEntryRecord
+    public var kind: Kind
+    /// Cosine similarity of the request's message to the entry's (1 for an exact hit).
+    public var similarity: Float
+}
+
+/// The semantic cache: per scope, a map from normalized last user message to entry (exact hits)
+/// and a vector index over the messages' embeddings (paraphrases). SQLite holds the entries; the
+/// maps and indexes are rebuilt from it (or from index snapshots) at start-up.
+///
+/// Scopes are hard partitions: a lookup only ever consults its own scope's map and index.
+public final class SemanticCache: Sendable {
+    /// Where a setting came from: the global default or the scope's override.
+    public struct Settings: Sendable, Equatable {
+        public var similarityThreshold: Double
+        /// nil: entries never expire.
+        public var ttlSeconds: Double?
+    }
+
+    let store: Store
+    let defaults: Settings
+    let maxEntries: Int
+    let indexConfiguration: IndexConfiguration
+    let metrics: DistillMetrics
+    let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var exact: [String: [String: Int64]] = [:]
+        var indexes: [String: ScopeIndex] = [:]
+        var overrides: [String: (similarityThreshold: Double?, ttlSeconds: Double?)] = [:]
+        var pendingHits: [Int64: (count: Int, last: Date)] = [:]
+        var count = 0
+        /// Scopes whose index changed since its last snapshot.
+        var changedScopes: Set<String> = []
+    }
+
+    /// The metadata key of the embedding model the stored vectors belong to.
+    static let modelKey = "embedding_model"
+
+    init(store: Store, configuration: DistillConfig, model: EmbeddingModelIdentity, metrics: DistillMetrics, logger: Logger) {
+        self.store = store
+        self.defaults = Settings(
+            similarityThreshold: configuration.cache.similarityThreshold,
+            ttlSeconds: configuration.cache.ttlSeconds > 0 ? configuration.cache.ttlSeconds : nil)
+        self.maxEntries = configuration.cache.maxEntries
+        self.indexConfiguration = IndexConfiguration(
+            model: "\(model.name)@\(model.weightsSHA256)", dimension: model.dimension,
+            hnsw: HNSWParameters(
+                m: configuration.index.m, efConstruction: configuration.index.efConstruction,
+                efSearch: configuration.index.efSearch),
+            promotionThreshold: configuration.index.flatUntil)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Opens the cache over `store`: re-embeds the stored prompts if they were embedded by another
+    /// model, then loads every scope's index (from its snapshot, or rebuilt from the vectors).
+    public static func open(
+        store: Store, configuration: DistillConfig, embedder: any Embedder, metrics: DistillMetrics, logger: Logger
+    ) async throws -> SemanticCache {
+        let cache = SemanticCache(
+            store: store, configuration: configuration, model: embedder.identity, metrics: metrics, logger: logger)
+        let model = cache.indexConfiguration.model
+        if let stored = try await store.metadata(modelKey), stored != model {
+            try await cache.reembed(with: embedder, from: stored)
+        }
+        try await store.setMetadata(modelKey, model)
+        try await cache.load()
+        return cache
+    }
+
+    // MARK: - Lookups
+
+    /// The entry for exactly this (normalized) message in `scope`, if it has not expired.
+    public func exactHit(scope: Scope, key: String, now: Date) async throws -> CacheHit? {
+        guard let id = state.withLock({ $0.exact[scope.key]?[key] }) else { return nil }
+        guard let entry = try await store.cacheEntry(id: id), !Self.hasExpired(entry, now) else { return nil }
+        recordHit(id, at: now)
+        return CacheHit(entry: entry, kind: .exact, similarity: 1)
+    }
+
+    /// The nearest live entry in `scope` at least as similar as the scope's threshold; or no hit,
+    /// with the best similarity seen (nil when the scope is empty).
+    public func semanticHit(scope: Scope, vector: [Float], now: Date) async throws -> (hit: CacheHit?, best: Float?) {
+        guard let index = state.withLock({ $0.indexes[scope.key] }) else { return (nil, nil) }
+        let threshold = Float(settings(for: scope.key).similarityThreshold)
+        let candidates = index.search(vector, k: 4)
+        for candidate in candidates where candidate.similarity >= threshold {
+            guard let entry = try await store.cacheEntry(id: candidate.id), !Self.hasExpired(entry, now) else { continue }
+            recordHit(candidate.id, at: now)
+            return (CacheHit(entry: entry, kind: .semantic, similarity: candidate.similarity), candidate.similarity)
+        }
+        return (nil, candidates.first?.similarity)
+    }
+
+    static func hasExpired(_ entry: CacheEntryRecord, _ now: Date) -> Bool {
+        entry.expiresAt.map { $0 <= now } ?? false
+    }
+
+    /// The settings in force in `scope`.
+    public func settings(for scope: String) -> Settings {
+        let override = state.withLock { $0.overrides[scope] }
+        return Settings(
+            similarityThreshold: override?.similarityThreshold ?? defaults.similarityThreshold,
+            ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds)
+    }
+
+    public func configure(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws {
+        try await store.setScopeSettings(scope: scope, similarityThreshold: similarityThreshold, ttlSeconds: ttlSeconds)
+        state.withLock { state in
+            state.overrides[scope] = similarityThreshold == nil && ttlSeconds == nil ? nil : (similarityThreshold, ttlSeconds)
+        }
+    }
+
+    // MARK: - Writing
+
+    /// The entry to commit with a teacher answer.
+    public func makeEntry(
+        scope: Scope, request: ChatRequest, prompt: String, answer: String, finishReason: String, vector: [Float],
+        now: Date
+    ) -> CacheEntryRecord {
+        CacheEntryRecord(
+            scope: scope.key, exactKey: Self.exactKey(prompt), prompt: prompt,
+            messages: JSONValue.array(request.messages.map(\.raw)).encodedString, answer: answer,
+            finishReason: finishReason, vector: vector, createdAt: now,
+            expiresAt: settings(for: scope.key).ttlSeconds.map { now.addingTimeInterval($0) })
+    }
+
+    /// Brings the maps and indexes in line with a committed entry (which replaced the entry
+    /// `replaced`, if any), then evicts if over capacity.
+    public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord, vector: [Float]) async {
+        let index = state.withLock { state -> ScopeIndex in
+            state.exact[entry.scope, default: [:]][entry.exactKey] = id
+            if replaced == nil { state.count += 1 }
+            state.changedScopes.insert(entry.scope)
+            if let index = state.indexes[entry.scope] { return index }
+            let index = ScopeIndex(configuration: indexConfiguration)
+            state.indexes[entry.scope] = index
+            return index
+        }
+        if let replaced { _ = index.remove(id: replaced) }
+        index.insert(id: id, vector: vector)
+        metrics.setCacheEntries(count)
+        await evictIfOverCapacity()
+    }
+
+    public var count: Int { state.withLock { $0.count } }
+
+    /// Removes what the store deleted from the maps and indexes.
+    func forget(_ keys: [CacheEntryKey], reason: String) {
+        guard !keys.isEmpty else { return }
+        let indexes = state.withLock { state in
+            keys.map { key -> ScopeIndex? in
+                if state.exact[key.scope]?[key.exactKey] == key.id { state.exact[key.scope]?[key.exactKey] = nil }
+                state.pendingHits[key.id] = nil
+                state.count -= 1
+                state.changedScopes.insert(key.scope)
+                return state.indexes[key.scope]
+            }
+        }
+        for (key, index) in zip(keys, indexes) { _ = index?.remove(id: key.id) }
+        metrics.recordCacheEvictions(reason: reason, count: keys.count)
+        metrics.setCacheEntries(count)
+    }
+
+    private func evictIfOverCapacity() async {
+        let excess = count - maxEntries
+        guard excess > 0 else { return }
+        do {
+            // Recent hits decide what is least recently used: write them first. Evict 1% more
+            // than needed so that a full cache does not delete on every insert.
+            try await flushHits()
+            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: "lru")
+        } catch {
+            metrics.recordStoreFailure(operation: "cache_evict")
+            logger.error("cache eviction failed", metadata: ["distill.error": "\(error)"])
+        }
+    }
+
+    // MARK: - Administration
+
+    public func invalidate(ids: [Int64]) async throws -> Int {
+        let keys = try await store.deleteCacheEntries(ids: ids)
+        forget(keys, reason: "invalidated")
+        return keys.count
+    }
+
+    public func purge(scope: String?, createdBefore date: Date?) async throws -> Int {
+        let keys = try await store.purgeCacheEntries(scope: scope, createdBefore: date)
+        forget(keys, reason: "purged")
+        return keys.count
+    }
+
+    /// The `k` entries of `scope` nearest to `vector`, with their similarity.
+    public func nearest(scope: String, vector: [Float], k: Int) async throws -> [(entry: CacheEntryRecord, similarity: Float)] {
+        guard let index = state.withLock({ $0.indexes[scope] }) else { return [] }
+        var found: [(CacheEntryRecord, Float)] = []
+        for result in index.search(vector, k: k) {
+            if let entry = try await store.cacheEntry(id: result.id) { found.append((entry, result.similarity)) }
+        }
+        return found
+    }
+
+    /// The full key of the scope that `prefix` (at least 4 characters) starts; a full key is
+    /// taken as it is, so that a scope can be configured before it holds entries.
+    public func resolveScope(_ prefix: String) throws(APIError) -> String {
+        if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
+        let matches = state.withLock { state in state.exact.keys.filter { $0.hasPrefix(prefix.lowercased()) } }
+        guard prefix.count >= 4, matches.count == 1 else {
+            throw APIError(
+                status: 404, type: "invalid_request_error", code: matches.count > 1 ? "ambiguous_scope" : "unknown_scope",
+                param: "scope",
+                message: matches.count > 1
+                    ? "'\(prefix)' starts \(matches.count) scopes; give more of the key."
+                    : "No scope with entries starts with '\(prefix)' (give at least 4 characters).")
+        }
+        return matches[0]
+    }
+
+    /// A page of entries as export lines, with their vectors.
+    public func export(after id: Int64, limit: Int) async throws -> CacheExportPage {
+        let entries = try await store.cacheEntries(scope: nil, after: id, limit: limit)
+        let lines = entries.map { entry in
+            CacheExportLine(
+                scope: entry.scope, prompt: entry.prompt, messages: (try? JSONValue.parse(Data(entry.messages.utf8))) ?? [],
+                answer: entry.answer, finishReason: entry.finishReason, createdAt: entry.createdAt,
+                expiresAt: entry.expiresAt, model: indexConfiguration.model, embedding: entry.embedding.base64EncodedString())
+        }
+        return CacheExportPage(lines: lines, nextAfter: entries.count == limit ? entries.last?.id : nil)
+    }
+
+    /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise.
+    public func importEntries(_ lines: [CacheExportLine], embedder: any Embedder) async throws -> Int {
+        let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model }
+        var vectors = lines.map { line in
+            CacheEntryRecord.decode(Data(base64Encoded: line.embedding) ?? Data())
+        }
+        for (index, vector) in zip(foreign, try await embedder.embed(foreign.map { lines[$0].prompt })) {
+            vectors[index] = vector
+        }
+        let entries = zip(lines, vectors).map { line, vector in
+            var entry = CacheEntryRecord(
+                scope: line.scope, exactKey: Self.exactKey(line.prompt), prompt: line.prompt,
+                messages: line.messages.encodedString, answer: line.answer, finishReason: line.finishReason, vector: vector,
+                createdAt: line.createdAt, expiresAt: line.expiresAt)
+            entry.hits = 0
+            return entry
+        }
+        guard entries.allSatisfy({ $0.vector.count == indexConfiguration.dimension }) else {
+            throw APIError.invalidRequest(
+                "An entry's embedding does not have \(indexConfiguration.dimension) dimensions.", code: "invalid_value",
+                param: "embedding")
+        }
+        let committed = try await store.insertCacheEntries(entries)
+        for ((id, replaced), entry) in zip(committed, entries) {
+            await didCommit(entryID: id, replacing: replaced, entry: entry, vector: entry.vector)
+        }
+        return committed.count
+    }
+
+    /// Scopes with their entry counts and settings.
+    public func scopes() -> [(scope: String, entries: Int, settings: Settings)] {
+        let counts = state.withLock { state in state.exact.mapValues(\.count) }
+        return counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value, settings(for: $0.key)) }
+    }
+
+    // MARK: - Upkeep
+
+    private func recordHit(_ id: Int64, at now: Date) {
+        state.withLock { state in
+            let previous = state.pendingHits[id]
+            state.pendingHits[id] = ((previous?.count ?? 0) + 1, now)
+        }
+    }
+
+    /// Writes the hit counts gathered since the last flush.
+    public func flushHits() async throws {
+        let hits = state.withLock { state in
+            defer { state.pendingHits = [:] }
+            return state.pendingHits
+        }
+        do {
+            try await store.recordCacheHits(hits)
+        } catch {
+            // Put them back (merged with newer ones) for the next flush.
+            state.withLock { state in
+                for (id, hit) in hits {
+                    let newer = state.pendingHits[id]
+                    state.pendingHits[id] = (hit.count + (newer?.count ?? 0), newer?.last ?? hit.last)
+                }
+            }
+            throw error
+        }
+    }
+
+    /// Deletes entries that have expired.
+    public func removeExpired(now: Date) async throws {
+        while true {
+            let keys = try await store.deleteExpiredCacheEntries(now: now, limit: 1000)
+            forget(keys, reason: "expired")
+            if keys.count < 1000 { return }
+        }
+    }
+
+    /// Snapshots the index of every scope that changed since its last snapshot.
+    public func snapshotChangedScopes() async throws {
+        let changed = state.withLock { state in
+            defer { state.changedScopes = [] }
+            return state.changedScopes.compactMap { scope in state.indexes[scope].map { (scope, $0) } }
+        }
+        for (scope, index) in changed {
+            do {
+                let watermark = index.ids().max() ?? 0
+                try await store.saveIndexSnapshot(scope: scope, watermark: watermark, bytes: index.snapshot(watermark: watermark))
+            } catch {
+                state.withLock { _ = $0.changedScopes.insert(scope) }
+                throw error
+            }
+        }
+    }
+
+    // MARK: - Start-up
+
+    private func load() async throws {
+        let keys = try await store.cacheEntryKeys()
+        var exact: [String: [String: Int64]] = [:]
+        for key in keys { exact[key.scope, default: [:]][key.exactKey] = key.id }
+        var indexes: [String: ScopeIndex] = [:]
+        for scope in exact.keys { indexes[scope] = try await loadIndex(scope: scope) }
+        let overrides = try await store.scopeSettings()
+        state.withLock { state in
+            state.exact = exact
+            state.indexes = indexes
+            state.count = keys.count
+            state.overrides = overrides
+        }
+        metrics.setCacheEntries(keys.count)
+        logger.info("cache loaded", metadata: ["distill.entries": "\(keys.count)", "distill.scopes": "\(exact.count)"])
+    }
+
+    /// A scope's index from its snapshot, reconciled with the stored entries (those added after the
+    /// snapshot are inserted, those deleted since are removed); rebuilt from the stored vectors when
+    /// there is no usable snapshot.
+    private func loadIndex(scope: String) async throws -> ScopeIndex {
+        let ids = try await store.cacheEntryIDs(scope: scope)
+        if let snapshot = try await store.indexSnapshot(scope: scope) {
+            do {
+                let (index, _) = try ScopeIndex.restore(from: snapshot.bytes, configuration: indexConfiguration)
+                let indexed = Set(index.ids())
+                for id in indexed.subtracting(ids) { _ = index.remove(id: id) }
+                let missing = ids.subtracting(indexed)
+                for (id, vector) in try await store.cacheVectors(ids: missing) { index.insert(id: id, vector: vector) }
+                if !missing.isEmpty || indexed.count != ids.count { state.withLock { _ = $0.changedScopes.insert(scope) } }
+                return index
+            } catch let error as SnapshotError {
+                logger.warning(
+                    "refusing the index snapshot; rebuilding from the stored vectors",
+                    metadata: ["distill.scope": "\(scope.prefix(16))", "distill.error": "\(error)"])
+            }
+        }
+        let vectors = try await store.cacheVectors(scope: scope)
+        let total = vectors.count
+        let index = ScopeIndex(configuration: indexConfiguration, rebuildingFrom: vectors) { [logger] done in
+            logger.info("rebuilding the vector index", metadata: ["distill.scope": "\(scope.prefix(16))", "distill.progress": "\(done)/\(total)"])
+        }
+        state.withLock { _ = $0.changedScopes.insert(scope) }
+        return index
+    }
+
+    /// Re-computes every stored vector with `embedder`: vectors of two models are never compared.
+    private func reembed(with embedder: any Embedder, from oldModel: String) async throws {
+        let total = try await store.cacheEntryCount()
+        logger.notice(
+            "the cached vectors are from another embedding model; re-embedding the stored prompts",
+            metadata: ["distill.from": "\(oldModel)", "distill.to": "\(indexConfiguration.model)", "distill.entries": "\(total)"])
+        var after: Int64 = 0
+        var done = 0
+        while true {
+            let page = try await store.cacheEntries(scope: nil, after: after, limit: 256)
+            guard let last = page.last?.id else { break }
+            let vectors = try await embedder.embed(page.map(\.prompt))
+            try await store.replaceCacheVectors(zip(page.compactMap(\.id), vectors).map { ($0, $1) })
+            after = last
+            done += page.count
+            logger.info("re-embedding", metadata: ["distill.progress": "\(done)/\(total)"])
+        }
+        try await store.deleteIndexSnapshots()
+    }
+
+    /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.
+    public static func exactKey(_ text: String) -> String {
+        text.precomposedStringWithCanonicalMapping.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+}

@@ -1,0 +1,129 @@
+import DistillAPI
+import DistillCore
+import Embedding
+import Foundation
+import Hummingbird
+import NIOCore
+import Storage
+
+/// `/admin/cache/…`: the semantic cache's admin API (on the Unix socket only).
+func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSystem) {
+    @Sendable func cache() throws(APIError) -> SemanticCache {
+        try enabledCache().cache
+    }
+    /// The cache and the embedder behind it; a 409 when the cache is disabled.
+    @Sendable func enabledCache() throws(APIError) -> (cache: SemanticCache, embedder: any Embedder) {
+        guard let cache = system.cache, let embedder = system.embedder else {
+            throw APIError(status: 409, type: "invalid_request_error", code: "cache_disabled", message: "The cache is disabled (cache.enabled).")
+        }
+        return (cache, embedder)
+    }
+
+    router.get("/admin/cache/entries") { request, _ -> Response in
+        let cache = try cache()
+        let scope = try request.uri.queryParameters["scope"].map { prefix throws(APIError) in try cache.resolveScope(String(prefix)) }
+        let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
+        let limit = Int(try request.uri.queryParameters.integer("limit", default: 100, in: 1...5000))
+        let entries = try await system.store.cacheEntries(scope: scope, after: after, limit: limit)
+        return jsonResponse(CacheEntryPage(entries: entries.map { info($0) }, nextAfter: entries.count == limit ? entries.last?.id : nil))
+    }
+
+    router.get("/admin/cache/entries/:id") { _, context -> Response in
+        guard let entry = try await system.store.cacheEntry(id: try entryID(context)) else { throw noSuchEntry(context) }
+        return jsonResponse(info(entry, withMessages: true))
+    }
+
+    router.delete("/admin/cache/entries/:id") { _, context -> Response in
+        jsonResponse(CacheCount(count: try await cache().invalidate(ids: [try entryID(context)])))
+    }
+
+    router.post("/admin/cache/search") { request, _ -> Response in
+        let (cache, embedder) = try enabledCache()
+        let search = try await decode(CacheSearchRequest.self, from: request)
+        let vector = try await embedder.embed([search.text])[0]
+        let scopes = try search.scope.map { prefix throws(APIError) in [try cache.resolveScope(prefix)] } ?? cache.scopes().map(\.scope)
+        var results: [CacheSearchResult] = []
+        for scope in scopes {
+            for (entry, similarity) in try await cache.nearest(scope: scope, vector: vector, k: search.limit) {
+                results.append(CacheSearchResult(entry: info(entry), similarity: similarity))
+            }
+        }
+        return jsonResponse(Array(results.sorted { $0.similarity > $1.similarity }.prefix(max(search.limit, 0))))
+    }
+
+    router.post("/admin/cache/purge") { request, _ -> Response in
+        let cache = try cache()
+        let purge = try await decode(CachePurgeRequest.self, from: request)
+        let scope = try purge.scope.map { prefix throws(APIError) in try cache.resolveScope(prefix) }
+        let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
+        return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
+    }
+
+    router.get("/admin/cache/export") { request, _ -> Response in
+        let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
+        let limit = Int(try request.uri.queryParameters.integer("limit", default: 500, in: 1...5000))
+        return jsonResponse(try await cache().export(after: after, limit: limit))
+    }
+
+    router.post("/admin/cache/import") { request, _ -> Response in
+        let (cache, embedder) = try enabledCache()
+        let lines = try await decode([CacheExportLine].self, from: request)
+        return jsonResponse(CacheCount(count: try await cache.importEntries(lines, embedder: embedder)))
+    }
+
+    router.get("/admin/cache/stats") { _, _ -> Response in
+        let cache = try cache()
+        let counts = system.metrics.cacheStats
+        return jsonResponse(
+            CacheStats(
+                entries: cache.count,
+                scopes: cache.scopes().map {
+                    CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
+                },
+                lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
+    }
+
+    router.put("/admin/cache/scopes/:scope") { request, context -> Response in
+        let cache = try cache()
+        let scope = try cache.resolveScope(context.parameters.get("scope") ?? "")
+        let settings = try await decode(CacheScopeSettings.self, from: request)
+        if let threshold = settings.similarityThreshold, !(0...1).contains(threshold) {
+            throw APIError.invalidRequest("'similarity_threshold' must be between 0 and 1.", code: "invalid_value", param: "similarity_threshold")
+        }
+        if let ttl = settings.ttlSeconds, ttl < 0 {
+            throw APIError.invalidRequest("'ttl_seconds' must not be negative.", code: "invalid_value", param: "ttl_seconds")
+        }
+        try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
+        let effective = cache.settings(for: scope)
+        let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
+        return jsonResponse(CacheScopeInfo(scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds))
+    }
+}
+
+private func info(_ entry: CacheEntryRecord, withMessages: Bool = false) -> CacheEntryInfo {
+    CacheEntryInfo(
+        id: entry.id ?? 0, scope: entry.scope, prompt: entry.prompt, answer: entry.answer, finishReason: entry.finishReason,
+        createdAt: entry.createdAt, expiresAt: entry.expiresAt, lastHitAt: entry.lastHitAt, hits: entry.hits,
+        messages: withMessages ? try? JSONValue.parse(Data(entry.messages.utf8)) : nil)
+}
+
+private func entryID(_ context: DistillRequestContext) throws(APIError) -> Int64 {
+    guard let id = context.parameters.get("id").flatMap({ Int64($0) }) else {
+        throw APIError.invalidRequest("The entry id must be an integer.", code: "invalid_value", param: "id")
+    }
+    return id
+}
+
+private func noSuchEntry(_ context: DistillRequestContext) -> APIError {
+    APIError(status: 404, type: "invalid_request_error", code: "unknown_entry", message: "No cache entry \(context.parameters.get("id") ?? "").")
+}
+
+/// Decodes an admin request's JSON body (at most 32 MiB: imports come in batches).
+private func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    let body = try await request.body.collect(upTo: 32 << 20)
+    do {
+        return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))
+    } catch {
+        throw APIError.invalidRequest("The body is not a valid \(T.self): \(error)", code: "invalid_json")
+    }
+}

@@ -1,0 +1,258 @@
+import ArgumentParser
+import DistillAPI
+import Foundation
+
+struct CacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache", abstract: "The semantic cache.",
+        discussion: "A SCOPE is a scope key as `cache list` or `cache stats` shows it, or an unambiguous prefix of one.",
+        subcommands: [List.self, Show.self, Search.self, Invalidate.self, Purge.self, Export.self, Import.self, CacheStatsCommand.self, Configure.self])
+
+    @ParentCommand var root: Cachectl
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Entries, oldest first.")
+        @ParentCommand var group: CacheCommand
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this scope's entries.") var scope: String?
+        @Option(help: "At most this many entries.") var limit = 50
+
+        func run() async throws {
+            try await runCommand {
+                var query = "/admin/cache/entries?limit=\(limit)"
+                if let scope { query += "&scope=\(scope)" }
+                let page = try await group.root.client.get(query, as: CacheEntryPage.self)
+                if output.json { return try printJSON(page) }
+                print(table([["ID", "SCOPE", "HITS", "CREATED", "PROMPT", "ANSWER"]] + page.entries.map { entry in
+                    [String(entry.id), String(entry.scope.prefix(12)), String(entry.hits), entry.createdAt.formatted(.iso8601),
+                     clip(entry.prompt, 48), clip(entry.answer, 32)]
+                }))
+                if page.nextAfter != nil { print("(more: raise --limit, or use cache export)") }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One entry, with its request's messages.")
+        @ParentCommand var group: CacheCommand
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The entry's id.") var id: Int64
+
+        func run() async throws {
+            try await runCommand {
+                let entry = try await group.root.client.get("/admin/cache/entries/\(id)", as: CacheEntryInfo.self)
+                if output.json { return try printJSON(entry) }
+                print(table([
+                    ["id", String(entry.id)], ["scope", entry.scope], ["prompt", entry.prompt], ["answer", entry.answer],
+                    ["finish reason", entry.finishReason], ["created", entry.createdAt.formatted(.iso8601)],
+                    ["expires", entry.expiresAt?.formatted(.iso8601) ?? "never"],
+                    ["hits", "\(entry.hits) (last \(entry.lastHitAt?.formatted(.iso8601) ?? "never"))"],
+                    ["messages", entry.messages?.encodedString ?? ""],
+                ]))
+            }
+        }
+    }
+
+    struct Search: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The entries nearest to a text, with their similarity.")
+        @ParentCommand var group: CacheCommand
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The text to look for.") var text: String
+        @Option(help: "Only this scope (default: every scope).") var scope: String?
+        @Option(help: "How many entries.") var limit = 10
+
+        func run() async throws {
+            try await runCommand {
+                let results = try await group.root.client.send(
+                    .POST, "/admin/cache/search", json: CacheSearchRequest(text: text, scope: scope, limit: limit),
+                    as: [CacheSearchResult].self)
+                if output.json { return try printJSON(results) }
+                print(table([["SIMILARITY", "ID", "SCOPE", "PROMPT", "ANSWER"]] + results.map { result in
+                    [String(format: "%.4f", result.similarity), String(result.entry.id), String(result.entry.scope.prefix(12)),
+                     clip(result.entry.prompt, 48), clip(result.entry.answer, 32)]
+                }))
+            }
+        }
+    }
+
+    struct Invalidate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete entries by id.")
+        @ParentCommand var group: CacheCommand
+        @Argument(help: "Entry ids.") var ids: [Int64]
+
+        func run() async throws {
+            try await runCommand {
+                var deleted = 0
+                for id in ids {
+                    deleted += try await group.root.client.send(.DELETE, "/admin/cache/entries/\(id)", json: [String: String](), as: CacheCount.self).count
+                }
+                print("invalidated \(deleted) of \(ids.count) entries")
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete the entries of a scope, or older than a duration.")
+        @ParentCommand var group: CacheCommand
+        @Option(help: "Only this scope's entries.") var scope: String?
+        @Option(name: .customLong("older-than"), help: "Only entries older than this: e.g. 90s, 30m, 12h, 7d.")
+        var olderThan: String?
+        @Flag(help: "Purge every entry (needed when neither --scope nor --older-than is given).") var all = false
+
+        func validate() throws {
+            if let olderThan, parseDuration(olderThan) == nil {
+                throw ValidationError("--older-than takes a number with a unit: s, m, h or d (e.g. 7d).")
+            }
+            guard scope != nil || olderThan != nil || all else {
+                throw ValidationError("Say which entries: --scope, --older-than, or --all for every entry.")
+            }
+        }
+
+        func run() async throws {
+            try await runCommand {
+                let request = CachePurgeRequest(scope: scope, olderThanSeconds: olderThan.flatMap(parseDuration))
+                let count = try await group.root.client.send(.POST, "/admin/cache/purge", json: request, as: CacheCount.self).count
+                print("purged \(count) entries")
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write every entry, with its vector, as JSON Lines.",
+            discussion: "The output is JSON Lines with or without --json; a count goes to stderr.")
+        @ParentCommand var group: CacheCommand
+        @OptionGroup var output: OutputOptions
+        @Option(name: [.short, .long], help: "Write to this file instead of stdout.") var file: String?
+
+        func run() async throws {
+            try await runCommand {
+                let sink = try openOutput(file)
+                var cursor: Int64? = 0
+                var count = 0
+                while let after = cursor {
+                    let page = try await group.root.client.get("/admin/cache/export?after=\(after)&limit=500", as: CacheExportPage.self)
+                    try writeLines(page.lines, to: sink)
+                    count += page.lines.count
+                    cursor = page.nextAfter
+                }
+                try sink.synchronize()
+                FileHandle.standardError.write(Data("exported \(count) cache entries\n".utf8))
+            }
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add entries from JSON Lines written by `cache export`.",
+            discussion: "Vectors made by another embedding model are re-computed. An entry replaces one with the same scope and message.")
+        @ParentCommand var group: CacheCommand
+        @Argument(help: "The file to read, or - for stdin.") var file: String
+
+        func run() async throws {
+            try await runCommand {
+                let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+                let decoder = JSONDecoder.admin
+                var batch: [CacheExportLine] = []
+                var imported = 0
+                func flush() async throws {
+                    guard !batch.isEmpty else { return }
+                    imported += try await group.root.client.send(.POST, "/admin/cache/import", json: batch, as: CacheCount.self).count
+                    batch.removeAll()
+                }
+                for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+                    do {
+                        batch.append(try decoder.decode(CacheExportLine.self, from: line))
+                    } catch {
+                        throw ValidationError("\(file):\(number + 1): not a cache export line: \(error)")
+                    }
+                    if batch.count == 200 { try await flush() }
+                }
+                try await flush()
+                print("imported \(imported) entries")
+            }
+        }
+    }
+
+    struct CacheStatsCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "stats", abstract: "Entries, scopes and their settings, hits, misses, bypasses, evictions.")
+        @ParentCommand var group: CacheCommand
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await runCommand {
+                let stats = try await group.root.client.get("/admin/cache/stats", as: CacheStats.self)
+                if output.json { return try printJSON(stats) }
+                func counts(_ values: [String: Int64]) -> String {
+                    values.isEmpty ? "none" : values.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                }
+                print(table([
+                    ["entries", String(stats.entries)], ["lookups", counts(stats.lookups)], ["bypasses", counts(stats.bypasses)],
+                    ["evictions", counts(stats.evictions)],
+                ]))
+                print("")
+                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL"]] + stats.scopes.map { scope in
+                    [String(scope.scope.prefix(16)), String(scope.entries), String(format: "%.3f", scope.similarityThreshold),
+                     scope.ttlSeconds.map { formatDuration($0) } ?? "never"]
+                }))
+            }
+        }
+    }
+
+    struct Configure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a scope's own similarity threshold and TTL.")
+        @ParentCommand var group: CacheCommand
+        @Option(help: "The scope.") var scope: String
+        @Option(help: "Least similarity for a paraphrase to hit, 0 to 1.") var threshold: Double?
+        @Option(help: "How long entries serve: e.g. 3600s, 12h, 30d; 0 for ever.") var ttl: String?
+        @Flag(help: "Drop the scope's own settings: the global ones apply again.") var reset = false
+
+        func validate() throws {
+            if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be between 0 and 1.") }
+            if let ttl, ttl != "0", parseDuration(ttl) == nil { throw ValidationError("--ttl takes a number with a unit: s, m, h or d.") }
+            guard reset != (threshold != nil || ttl != nil) else {
+                throw ValidationError("Give --threshold and/or --ttl, or --reset.")
+            }
+        }
+
+        func run() async throws {
+            try await runCommand {
+                let settings = CacheScopeSettings(similarityThreshold: threshold, ttlSeconds: ttl.map { $0 == "0" ? 0 : parseDuration($0)! })
+                let info = try await group.root.client.send(.PUT, "/admin/cache/scopes/\(scope)", json: settings, as: CacheScopeInfo.self)
+                print("scope \(info.scope.prefix(16)): threshold \(String(format: "%.3f", info.similarityThreshold)), ttl \(info.ttlSeconds.map { formatDuration($0) } ?? "never")")
+            }
+        }
+    }
+}
+
+/// `90s`, `30m`, `12h`, `7d` in seconds.
+func parseDuration(_ text: String) -> Double? {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+    guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value >= 0, value.isFinite else {
+        return nil
+    }
+    return value * unit
+}
+
+func clip(_ text: String, _ length: Int) -> String {
+    let line = text.replacingOccurrences(of: "\n", with: " ")
+    return line.count <= length ? line : String(line.prefix(length - 1)) + "…"
+}
+
+func openOutput(_ path: String?) throws -> FileHandle {
+    guard let path else { return FileHandle.standardOutput }
+    guard FileManager.default.createFile(atPath: path, contents: nil) else {
+        throw CachectlError.requestFailed(status: 0, message: "cannot create \(path)")
+    }
+    return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+}
+
+func writeLines(_ values: [some Encodable], to sink: FileHandle) throws {
+    let encoder = JSONEncoder.admin
+    var lines = Data()
+    for value in values {
+        lines.append(try encoder.encode(value))
+        lines.append(UInt8(ascii: "\n"))
+    }
+    sink.write(lines)
+}
