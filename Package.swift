@@ -123,8 +123,9 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore",
+                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: optimizedAlways
         ),

@@ -66,7 +66,7 @@ public struct DistillConfig: Sendable, Equatable {
         public var enabled = true
         /// Least cosine similarity at which a cached answer serves a paraphrase (per scope:
         /// `cachectl cache configure`). Chosen from a measurement: docs/benchmarks.md.
-        public var similarityThreshold = 0.9
+        public var similarityThreshold = 0.925
         /// How long an entry may serve; 0: until evicted.
         public var ttlSeconds = 2_592_000.0
         /// Beyond this many entries, the least recently used go.

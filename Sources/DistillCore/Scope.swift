@@ -1,5 +1,6 @@
 import Crypto
 import DistillAPI
+import Foundation
 
 /// A hard partition of cached answers and of the student: requests share a scope only when they
 /// differ in nothing but their last user message (and in parameters that do not change what the
@@ -31,5 +32,18 @@ public struct Scope: Hashable, Sendable, CustomStringConvertible {
         ]
         let digest = SHA256.hash(data: canonical.encoded())
         key = digest.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension Scope {
+    /// The tenant of a request: the API key it presents (its SHA-256, so the key itself is not
+    /// kept), or `anonymous`. Two keys never share a scope.
+    public static func tenant(authorization: String?) -> String {
+        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
+            return "anonymous"
+        }
+        let token = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { return "anonymous" }
+        return "key:" + SHA256.hash(data: Data(token.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -16,7 +16,8 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let chat = try ChatRequest.parse(Data(buffer: body))
         let info = RequestInfo(
-            requestID: context.requestID, tenant: "default", cacheControl: request.headers[.cacheControl],
+            requestID: context.requestID, tenant: Scope.tenant(authorization: request.headers[.authorization]),
+            cacheControl: request.headers[.cacheControl],
             cacheDirective: request.headers[.distillCache])
         guard chat.stream else {
             let answer = try await system.completions.complete(chat, info: info)
