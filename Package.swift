@@ -151,7 +151,8 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Teacher", .product(name: "Logging", package: "swift-log"),
+                "DistillCore", "TeacherSimulator", "Storage", "Teacher", "Embedding",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

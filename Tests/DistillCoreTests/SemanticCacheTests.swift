@@ -1,0 +1,226 @@
+import DistillAPI
+import Embedding
+import Foundation
+import Logging
+import Storage
+import Teacher
+import TeacherSimulator
+import Testing
+
+@testable import DistillCore
+
+/// The cache on the request path, with the real embedder, a real store and the simulator.
+@Suite struct SemanticCacheTests {
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    static let embedder: any Embedder = {
+        var embedding = DistillConfig.Embedding()
+        embedding.modelDir = root.appendingPathComponent("models/all-MiniLM-L6-v2").path
+        return try! DistillSystem.loadEmbedder(embedding, logger: quiet)
+    }()
+    static let dataset = TeacherDataset(entries: [
+        .init(text: "I am still waiting on my card?", gold: nil, answer: "card_arrival", top: [("card_arrival", 1)]),
+        .init(text: "How do I top up my account?", gold: nil, answer: "top_up", top: [("top_up", 1)]),
+        .init(text: "What is the exchange rate?", gold: nil, answer: "exchange_rate", top: [("exchange_rate", 1)]),
+        .init(text: "Can I get a refund?", gold: nil, answer: "refund", top: [("refund", 1)]),
+    ])
+
+    /// A request path over a fresh store (or `directory`'s), with the cache and the simulator.
+    struct World {
+        let service: CompletionService
+        let cache: SemanticCache
+        let store: Store
+        let simulator: TeacherSimulator
+    }
+
+    func withWorld(
+        directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cache-\(UUID().uuidString)"),
+        configure: (inout DistillConfig) -> Void = { _ in }, _ body: (World) async throws -> Void
+    ) async throws {
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        var config = DistillConfig()
+        configure(&config)
+        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        try await simulator.serve { baseURL in
+            let metrics = DistillMetrics()
+            let cache = try await SemanticCache.open(store: store, configuration: config, embedder: Self.embedder, metrics: metrics, logger: Self.quiet)
+            let teacher = TeacherClient(configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 1), logger: Self.quiet)
+            let service = CompletionService(
+                store: store, teacher: teacher, cache: cache, embedder: Self.embedder,
+                temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: Self.quiet)
+            try await body(World(service: service, cache: cache, store: store, simulator: simulator))
+            try await teacher.shutdown()
+        }
+        try store.close()
+    }
+
+    static func request(_ text: String, _ extra: String = "") throws -> ChatRequest {
+        try ChatRequest.parse(Data(#"{"model":"m","messages":[{"role":"system","content":"Classify."},{"role":"user","content":"\#(text)"}]\#(extra)}"#.utf8))
+    }
+
+    static func answer(_ response: CompletionResponse) throws -> String? {
+        try JSONValue.parse(response.body)["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue
+    }
+
+    let alice = RequestInfo(requestID: "r", tenant: "alice")
+
+    @Test func aRepeatedRequestIsServedFromTheCacheWithoutATeacherCall() async throws {
+        try await withWorld { world in
+            let first = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
+            #expect(first.source == .teacher && first.similarity == nil, "the cache was empty")
+            // The same message up to case and spacing is an exact hit.
+            let again = try await world.service.complete(try Self.request("  i am still WAITING on my card? "), info: alice)
+            #expect(again.source == .cache && again.similarity == 1)
+            #expect(try Self.answer(again) == "card_arrival")
+            let body = try JSONValue.parse(again.body)
+            #expect(body["usage"]?["total_tokens"] == 0, "a cached answer costs no tokens")
+            #expect(world.simulator.stats.answered == 1)
+        }
+    }
+
+    @Test func aParaphraseAboveTheThresholdHitsAndAnUnrelatedQueryDoesNot() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
+            let paraphrase = try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice)
+            #expect(paraphrase.source == .cache)
+            #expect((paraphrase.similarity ?? 0) > 0.925 && (paraphrase.similarity ?? 0) < 1)
+            #expect(try Self.answer(paraphrase) == "card_arrival")
+
+            let unrelated = try await world.service.complete(try Self.request("How do I top up my account?"), info: alice)
+            #expect(unrelated.source == .teacher)
+            #expect((unrelated.similarity ?? 1) < 0.5, "the best candidate is reported, however poor")
+            #expect(try Self.answer(unrelated) == "top_up")
+            #expect(world.simulator.stats.answered == 2)
+        }
+    }
+
+    @Test func twoTenantsNeverShareAnEntry() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("Can I get a refund?"), info: alice)
+            let bob = try await world.service.complete(try Self.request("Can I get a refund?"), info: RequestInfo(requestID: "b", tenant: "bob"))
+            #expect(bob.source == .teacher && bob.similarity == nil, "bob's scope is empty")
+            #expect(world.cache.count == 2)
+        }
+    }
+
+    @Test func variedAnswersBypassTheCache() async throws {
+        try await withWorld { world in
+            let question = "What is the exchange rate?"
+            let hot = try await world.service.complete(try Self.request(question, #","temperature":1.5"#), info: alice)
+            #expect(hot.source == .teacher && world.cache.count == 0, "not read, not written")
+            let several = try await world.service.complete(try Self.request(question, #","n":2"#), info: alice)
+            #expect(several.source == .teacher && world.cache.count == 0)
+            #expect(world.service.metrics.cacheStats.bypasses == ["temperature": 1, "n": 1])
+        }
+    }
+
+    @Test func cacheControlAndRefreshDirectives() async throws {
+        try await withWorld { world in
+            let question = try Self.request("Can I get a refund?")
+            func ask(_ cacheControl: String?, _ directive: String? = nil) async throws -> CompletionResponse {
+                try await world.service.complete(question, info: RequestInfo(requestID: "r", tenant: "alice", cacheControl: cacheControl, cacheDirective: directive))
+            }
+            #expect(try await ask("no-store").source == .teacher)
+            #expect(world.cache.count == 0, "no-store: nothing written")
+            #expect(try await ask(nil).source == .teacher)
+            let firstID = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
+            #expect(try await ask("no-store").source == .cache, "no-store may still read")
+            #expect(try await ask("max-age=0, No-Cache").source == .teacher, "no-cache: not read")
+            #expect(try await ask(nil, "refresh").source == .teacher)
+            let entries = try await world.store.cacheEntries(scope: nil, after: 0, limit: 10)
+            #expect(entries.count == 1 && entries[0].id != firstID, "no-cache and refresh replaced the entry")
+            #expect(world.simulator.stats.answered == 4)
+        }
+    }
+
+    @Test func entriesExpireAfterTheirTTL() async throws {
+        try await withWorld(configure: { $0.cache.ttlSeconds = 60 }) { world in
+            let question = try Self.request("Can I get a refund?")
+            _ = try await world.service.complete(question, info: alice)
+            let scope = Scope(of: question, tenant: "alice")
+            let created = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.createdAt)
+            let key = SemanticCache.exactKey("Can I get a refund?")
+            #expect(try await world.cache.exactHit(scope: scope, key: key, now: created + 59) != nil)
+            #expect(try await world.cache.exactHit(scope: scope, key: key, now: created + 60) == nil, "expired entries do not serve")
+            try await world.cache.removeExpired(now: created + 61)
+            #expect(world.cache.count == 0)
+            #expect(world.service.metrics.cacheStats.evictions == ["expired": 1])
+        }
+    }
+
+    @Test func theLeastRecentlyUsedEntryGoesAtTheCap() async throws {
+        try await withWorld(configure: { $0.cache.maxEntries = 3 }) { world in
+            for question in ["I am still waiting on my card?", "How do I top up my account?", "What is the exchange rate?"] {
+                _ = try await world.service.complete(try Self.request(question), info: alice)
+            }
+            // The oldest is hit, so the second is now the least recently used.
+            #expect(try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice).source == .cache)
+            _ = try await world.service.complete(try Self.request("Can I get a refund?"), info: alice)
+            #expect(world.cache.count == 3)
+            let prompts = try await world.store.cacheEntries(scope: nil, after: 0, limit: 10).map(\.prompt)
+            #expect(prompts == ["I am still waiting on my card?", "What is the exchange rate?", "Can I get a refund?"])
+            #expect(try await world.service.complete(try Self.request("How do I top up my account?"), info: alice).source == .teacher)
+        }
+    }
+
+    @Test func entriesAndIndexesSurviveARestartWithOrWithoutASnapshot() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-restart-\(UUID().uuidString)")
+        let scope = Scope(of: try Self.request("x"), tenant: "alice")
+        try await withWorld(directory: directory) { world in
+            _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
+            try await world.cache.snapshotChangedScopes()
+        }
+        try await withWorld(directory: directory) { world in
+            #expect(try await world.store.indexSnapshot(scope: scope.key) != nil)
+            // Added after the snapshot: found at start-up by reconciling the index with the store.
+            _ = try await world.service.complete(try Self.request("How do I top up my account?"), info: alice)
+        }
+        try await withWorld(directory: directory) { world in
+            #expect(world.cache.count == 2)
+            #expect(try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice).source == .cache)
+            #expect(try await world.service.complete(try Self.request("how do i top up my account?"), info: alice).source == .cache)
+            // A corrupt snapshot is refused and the index rebuilt from the stored vectors.
+            try await world.store.saveIndexSnapshot(scope: scope.key, watermark: 1, bytes: Array("DSTLVIDX garbage".utf8))
+        }
+        try await withWorld(directory: directory) { world in
+            let paraphrase = try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice)
+            #expect(paraphrase.source == .cache)
+            #expect(world.simulator.stats.answered == 0)
+        }
+    }
+
+    @Test func vectorsOfAnotherModelAreRecomputed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-model-\(UUID().uuidString)")
+        try await withWorld(directory: directory) { world in
+            _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
+            let id = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
+            // As if another model had made the stored vector.
+            try await world.store.replaceCacheVectors([(id, [Float](repeating: 0.05, count: 384))])
+            try await world.store.setMetadata("embedding_model", "other-model@0000")
+        }
+        try await withWorld(directory: directory) { world in
+            let model = try await world.store.metadata("embedding_model")
+            #expect(model == world.cache.indexConfiguration.model)
+            let paraphrase = try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice)
+            #expect(paraphrase.source == .cache, "the re-computed vector finds the paraphrase")
+        }
+    }
+
+    @Test func aStreamedHitIsAValidEventStream() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("What is the exchange rate?"), info: alice)
+            let stream = try await world.service.stream(try Self.request("What is the exchange rate?", #","stream":true,"stream_options":{"include_usage":true}"#), info: alice)
+            #expect(stream.source == .cache)
+            var wire = ""
+            await stream.run { wire += $0.encoded }
+            var parser = ServerSentEventParser()
+            let events = try parser.feed(wire.utf8)
+            #expect(events.last?.isDone == true)
+            let chunks = try events.dropLast().map { try JSONDecoder().decode(ChatCompletionChunk.self, from: Data($0.data.utf8)) }
+            #expect(chunks.compactMap { $0.choices.first?.delta.content }.joined() == "exchange_rate")
+            #expect(chunks.first?.choices.first?.delta.role == "assistant")
+            #expect(chunks.contains { $0.choices.first?.finishReason == "stop" })
+            #expect(chunks.last?.usage == Usage(promptTokens: 0, completionTokens: 0))
+        }
+    }
+}
