@@ -1,0 +1,124 @@
+import DistillAPI
+import Foundation
+import Testing
+
+/// The semantic cache through real processes: distilld, teacher-sim and cachectl.
+@Suite(.timeLimit(.minutes(2)))
+struct CacheEndToEndTests {
+    /// The first Banking77 query of the data file, and paraphrases of it above and far below the threshold.
+    static let question = "I am still waiting on my card?"
+    static let paraphrase = "Still waiting on my card?"
+    static let unrelated = "How do I top up my account?"
+
+    static func ask(
+        _ world: EndToEnd.World, _ text: String, key: String = "key-a", extra: [String: JSONValue] = [:],
+        headers: [String: String] = [:], stream: Bool = false
+    ) async throws -> EndToEnd.Reply {
+        try await EndToEnd.send(
+            "\(world.http)/v1/chat/completions", headers: ["authorization": "Bearer \(key)"].merging(headers) { $1 },
+            body: EndToEnd.completion(text, stream: stream, extra: extra))
+    }
+
+    static func answered(_ world: EndToEnd.World) async throws -> Int {
+        try await world.simulatorStats()["answered"]?.intValue ?? -1
+    }
+
+    @Test func servesRepeatsAndParaphrasesPerTenantHonoursBypassesAndSurvivesARestart() async throws {
+        var world = try await EndToEnd.World.start()
+        do {
+            let first = try await Self.ask(world, Self.question)
+            #expect(first.headers["x-distill-source"] == "teacher")
+            let answer = first.json["choices"]?.arrayValue?.first?["message"]?["content"]
+
+            let repeated = try await Self.ask(world, Self.question)
+            #expect(repeated.headers["x-distill-source"] == "cache")
+            #expect(repeated.headers["x-distill-similarity"] == "1.0000")
+            #expect(repeated.json["choices"]?.arrayValue?.first?["message"]?["content"] == answer)
+            let paraphrased = try await Self.ask(world, Self.paraphrase)
+            #expect(paraphrased.headers["x-distill-source"] == "cache")
+            #expect(Double(paraphrased.headers["x-distill-similarity"] ?? "") ?? 0 >= 0.925)
+            #expect(try await Self.answered(world) == 1, "no teacher call for the repeat and the paraphrase")
+
+            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.ask(world, Self.question, key: "key-b").headers["x-distill-source"] == "teacher", "another key is another tenant")
+
+            // A streamed hit is a well-formed event stream.
+            let streamed = try await Self.ask(world, Self.question, stream: true)
+            #expect(streamed.headers["x-distill-source"] == "cache")
+            var parser = ServerSentEventParser()
+            let events = try parser.feed(streamed.body)
+            #expect(events.last?.isDone == true)
+            let text = try events.dropLast().compactMap {
+                try JSONDecoder().decode(ChatCompletionChunk.self, from: Data($0.data.utf8)).choices.first?.delta.content
+            }.joined()
+            #expect(.string(text) == answer)
+
+            // Each bypass rule sends the request to the teacher.
+            let before = try await Self.answered(world)
+            #expect(try await Self.ask(world, Self.question, extra: ["temperature": 1.5]).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.ask(world, Self.question, extra: ["n": 2]).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.ask(world, Self.question, headers: ["cache-control": "no-cache"]).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.ask(world, Self.question, headers: ["x-distill-cache": "refresh"]).headers["x-distill-source"] == "teacher")
+            let unseen = EndToEnd.samples[5].query
+            #expect(try await Self.ask(world, unseen, headers: ["cache-control": "no-store"]).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.ask(world, unseen).headers["x-distill-source"] == "teacher", "no-store wrote nothing")
+            #expect(try await Self.answered(world) == before + 6)
+
+            // cachectl sees the entries and the counters.
+            let statsOutput = try await world.cachectl(["cache", "stats", "--json"])
+            let stats = try JSONDecoder.admin.decode(CacheStats.self, from: Data(statsOutput.stdout.utf8))
+            #expect(stats.entries == 4)
+            #expect(stats.scopes.count == 2, "one scope per key")
+            #expect(stats.lookups["exact_hit"] == 2 && stats.lookups["semantic_hit"] == 1)
+            #expect(stats.bypasses == ["temperature": 1, "n": 1, "no-cache": 1, "refresh": 1, "no-store": 1])
+            let search = try await world.cachectl(["cache", "search", Self.paraphrase, "--json"])
+            let results = try JSONDecoder.admin.decode([CacheSearchResult].self, from: Data(search.stdout.utf8))
+            #expect(results.first?.entry.prompt == Self.question && (results.first?.similarity ?? 0) > 0.925)
+
+            // Export, purge everything, import: the entries answer again without the teacher.
+            let exportPath = world.directory.appendingPathComponent("cache.jsonl").path
+            #expect(try await world.cachectl(["cache", "export", "--file", exportPath]).status == 0)
+            #expect(try await world.cachectl(["cache", "purge", "--all"]).stdout.contains("purged 4 entries"))
+            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "teacher")
+            #expect(try await world.cachectl(["cache", "import", exportPath]).stdout.contains("imported 4 entries"))
+
+            // Stop, start again: the entries and their index are still there.
+            world.daemon.signal(SIGTERM)
+            #expect(await world.daemon.exitStatus() == 0)
+            try await world.startDaemon()
+            let answeredBefore = try await Self.answered(world)
+            #expect(try await Self.ask(world, Self.question).headers["x-distill-source"] == "cache")
+            #expect(try await Self.ask(world, Self.paraphrase).headers["x-distill-source"] == "cache")
+            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "cache")
+            #expect(try await Self.answered(world) == answeredBefore)
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr)")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+
+    @Test func entriesExpireAndTheLeastRecentlyUsedGoAtTheCap() async throws {
+        let world = try await EndToEnd.World.start(environment: ["DISTILL_CACHE_MAX_ENTRIES": "2", "DISTILL_CACHE_TTL_SECONDS": "3"])
+        do {
+            let (a, b, c) = (EndToEnd.samples[10].query, EndToEnd.samples[20].query, EndToEnd.samples[30].query)
+            _ = try await Self.ask(world, a)
+            _ = try await Self.ask(world, b)
+            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache")
+            _ = try await Self.ask(world, c)  // over the cap: b, the least recently used, goes
+            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache")
+            #expect(try await Self.ask(world, b).headers["x-distill-source"] == "teacher", "evicted")
+            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache", "c went this time, not a")
+
+            // The TTL is a wall-clock rule: wait it out.
+            try await Task.sleep(for: .seconds(3.2))
+            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "teacher", "expired")
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr)")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+}
