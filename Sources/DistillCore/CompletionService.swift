@@ -118,8 +118,10 @@ public final class CompletionService: Sendable {
     /// What to do with a teacher answer once it arrives.
     struct TeacherPlan {
         var scope: Scope
-        /// The last user message and its embedding, when the answer is to be cached.
-        var cacheable: (prompt: String, vector: [Float])?
+        /// The last user message's embedding, when the request path computed one: logged with the
+        /// exchange (training data for the student) and, if `writeCache`, the cached entry's vector.
+        var vector: [Float]?
+        var writeCache = false
         var bestSimilarity: Float?
     }
 
@@ -148,7 +150,7 @@ public final class CompletionService: Sendable {
                 metrics.recordCacheLookup(result: hit == nil ? "miss" : "semantic_hit", duration: .now - started)
                 if let hit { return .cached(hit) }
             }
-            return .teacher(TeacherPlan(scope: scope, cacheable: policy.write ? (prompt, vector) : nil, bestSimilarity: best))
+            return .teacher(TeacherPlan(scope: scope, vector: vector, writeCache: policy.write, bestSimilarity: best))
         } catch {
             metrics.recordCacheLookup(result: "error", duration: .now - started)
             logger.warning(
@@ -182,14 +184,14 @@ public final class CompletionService: Sendable {
             prompt: request.lastUserMessage?.text ?? "", answer: answer.text,
             topLogprobs: answer.topLogprobs.map { String(decoding: JSONValue.encode($0), as: UTF8.self) },
             promptTokens: answer.usage?.promptTokens, completionTokens: answer.usage?.completionTokens,
-            latencyMilliseconds: latency / .milliseconds(1), streamed: streamed)
+            latencyMilliseconds: latency / .milliseconds(1), streamed: streamed, vector: plan.vector)
         var entry: CacheEntryRecord?
-        if let cache, let cacheable = plan.cacheable, !answer.text.isEmpty,
-            let finishReason = answer.finishReason, ["stop", "length"].contains(finishReason)
+        if let cache, plan.writeCache, let vector = plan.vector, let prompt = request.lastUserMessage?.text,
+            !answer.text.isEmpty, let finishReason = answer.finishReason, ["stop", "length"].contains(finishReason)
         {
             entry = cache.makeEntry(
-                scope: plan.scope, request: request, prompt: cacheable.prompt, answer: answer.text,
-                finishReason: finishReason, vector: cacheable.vector, now: now)
+                scope: plan.scope, request: request, prompt: prompt, answer: answer.text, finishReason: finishReason,
+                vector: vector, now: now)
         }
         let commit: TeacherExchangeCommit
         do {
@@ -203,8 +205,8 @@ public final class CompletionService: Sendable {
                 status: 503, type: "server_error", code: "storage_unavailable",
                 message: "The answer could not be recorded, so it was not delivered. Try again later.")
         }
-        if let cache, let entry, let cacheable = plan.cacheable, let entryID = commit.entryID {
-            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: cacheable.vector)
+        if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
+            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
         }
     }
 }

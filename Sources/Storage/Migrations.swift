@@ -61,6 +61,24 @@ extension Store {
                 t.column("value", .text).notNull()
             }
         }
+        migrator.registerMigration("v3: student") { db in
+            // The request's embedding, when the request path computed one: training data for the
+            // student that needs no second pass through the encoder.
+            try db.alter(table: "teacher_log") { t in t.add(column: "embedding", .blob) }
+            try db.create(table: "student_versions") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("scope", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                // candidate, active, retired (was active), rejected (failed the gate)
+                t.column("status", .text).notNull()
+                t.column("model", .blob).notNull()
+                t.column("metrics", .text).notNull()
+                // The newest teacher-log row the version was trained or evaluated on.
+                t.column("trained_through", .integer).notNull()
+                t.column("training_seconds", .double).notNull()
+            }
+            try db.create(index: "student_versions_by_scope", on: "student_versions", columns: ["scope", "status"])
+        }
         return migrator
     }
 }

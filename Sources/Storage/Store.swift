@@ -57,10 +57,12 @@ public final class Store: Sendable {
 
 public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
+    case noSuchRow(table: String, id: Int64)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
+        case .noSuchRow(let table, let id): "no row \(id) in \(table)"
         }
     }
 }

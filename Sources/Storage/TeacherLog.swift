@@ -23,11 +23,13 @@ public struct TeacherLogRecord: Codable, Sendable, Equatable, FetchableRecord, M
     public var completionTokens: Int?
     public var latencyMilliseconds: Double
     public var streamed: Bool
+    /// The prompt's embedding (little-endian Float32s), when the request path computed one.
+    public var embedding: Data?
 
     public init(
         createdAt: Date, requestID: String, scope: String, model: String, messages: String, parameters: String,
         prompt: String, answer: String, topLogprobs: String?, promptTokens: Int?, completionTokens: Int?,
-        latencyMilliseconds: Double, streamed: Bool
+        latencyMilliseconds: Double, streamed: Bool, vector: [Float]? = nil
     ) {
         self.createdAt = createdAt
         self.requestID = requestID
@@ -42,10 +44,11 @@ public struct TeacherLogRecord: Codable, Sendable, Equatable, FetchableRecord, M
         self.completionTokens = completionTokens
         self.latencyMilliseconds = latencyMilliseconds
         self.streamed = streamed
+        self.embedding = vector.map(CacheEntryRecord.encode)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, scope, model, messages, parameters, prompt, answer, streamed
+        case id, scope, model, messages, parameters, prompt, answer, streamed, embedding
         case createdAt = "created_at"
         case requestID = "request_id"
         case topLogprobs = "top_logprobs"
@@ -83,5 +86,45 @@ extension Store {
 
     public func teacherLogCount() async throws -> Int64 {
         try await pool.read { db in try Int64(TeacherLogRecord.fetchCount(db)) }
+    }
+
+    /// A scope's exchanges with ids above `id`, oldest first.
+    public func teacherLog(scope: String, after id: Int64 = 0, limit: Int = .max) async throws -> [TeacherLogRecord] {
+        try await pool.read { db in
+            try TeacherLogRecord
+                .filter(Column("scope") == scope && Column("id") > id)
+                .order(Column("id"))
+                .limit(limit)
+                .fetchAll(db)
+        }
+    }
+
+    /// Per scope: the number of exchanges with ids above `id`, and the newest id.
+    public func teacherLogActivity(after id: Int64 = 0) async throws -> [String: (count: Int, newest: Int64)] {
+        try await pool.read { db in
+            var activity: [String: (count: Int, newest: Int64)] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT scope, count(*) AS n, max(id) AS newest FROM teacher_log WHERE id > ? GROUP BY scope",
+                arguments: [id])
+            {
+                activity[row["scope"]] = (row["n"], row["newest"])
+            }
+            return activity
+        }
+    }
+
+    /// Stores embeddings computed after the fact for logged exchanges.
+    public func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws {
+        try await pool.write { db in
+            let statement = try db.makeStatement(sql: "UPDATE teacher_log SET embedding = ? WHERE id = ?")
+            for (id, vector) in vectors {
+                try statement.execute(arguments: [CacheEntryRecord.encode(vector), id])
+            }
+        }
+    }
+
+    /// Forgets every logged embedding (they came from another model).
+    public func clearTeacherLogEmbeddings() async throws {
+        try await pool.write { db in try db.execute(sql: "UPDATE teacher_log SET embedding = NULL") }
     }
 }

@@ -54,3 +54,46 @@ import Testing
         }
     }
 }
+
+@Suite struct StudentStorageTests {
+    let store: Store
+
+    init() throws {
+        store = try Store(path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-student-\(UUID().uuidString)/distill.sqlite").path)
+    }
+
+    func exchange(_ scope: String, vector: [Float]?) -> TeacherLogRecord {
+        TeacherLogRecord(
+            createdAt: Date(), requestID: "r", scope: scope, model: "m", messages: "[]", parameters: "{}", prompt: "q",
+            answer: "a", topLogprobs: nil, promptTokens: nil, completionTokens: nil, latencyMilliseconds: 1, streamed: false,
+            vector: vector)
+    }
+
+    @Test func theLogKeepsEmbeddingsAndReportsActivityPerScope() async throws {
+        let first = try await store.appendTeacherExchange(exchange("s", vector: [1, 2]))
+        try await store.appendTeacherExchange(exchange("s", vector: nil))
+        let third = try await store.appendTeacherExchange(exchange("t", vector: [3]))
+        let rows = try await store.teacherLog(scope: "s")
+        #expect(rows.map { $0.embedding.map(CacheEntryRecord.decode) } == [[1, 2], nil])
+        try await store.setTeacherLogEmbeddings([(rows[1].id!, [5, 6])])
+        #expect(try await store.teacherLog(scope: "s", after: first).first?.embedding.map(CacheEntryRecord.decode) == [5, 6])
+        let activity = try await store.teacherLogActivity(after: first)
+        #expect(activity["s"]?.count == 1 && activity["t"]?.newest == third)
+    }
+
+    @Test func activatingAVersionRetiresTheActiveOne() async throws {
+        func version(_ scope: String) -> StudentVersionRecord {
+            StudentVersionRecord(scope: scope, createdAt: Date(), status: .candidate, model: Data([1, 2, 3]), metrics: "{}", trainedThrough: 9, trainingSeconds: 1.5)
+        }
+        let v1 = try await store.addStudentVersion(version("s"))
+        let v2 = try await store.addStudentVersion(version("s"))
+        let other = try await store.addStudentVersion(version("t"))
+        try await store.activateStudentVersion(id: v1)
+        try await store.activateStudentVersion(id: other)
+        try await store.activateStudentVersion(id: v2)
+        #expect(Set(try await store.activeStudentVersions().compactMap(\.id)) == [v2, other])
+        #expect(try await store.studentVersion(id: v1)?.status == .retired)
+        #expect(try await store.studentVersions(scope: "s").map(\.id) == [v2, v1])
+        await #expect(throws: StoreError.self) { try await store.activateStudentVersion(id: 999) }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+
+/// One trained student of a scope: every version is kept, for rollback and for the record.
+public struct StudentVersionRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "student_versions"
+
+    public enum Status: String, Codable, Sendable {
+        /// Trained, not (yet) promoted.
+        case candidate
+        /// Serving its scope. At most one per scope.
+        case active
+        /// Served once; replaced by a newer version or rolled back from.
+        case retired
+        /// Failed the promotion gate.
+        case rejected
+    }
+
+    public var id: Int64?
+    public var scope: String
+    public var createdAt: Date
+    public var status: Status
+    /// The serialized (quantized) model.
+    public var model: Data
+    /// Evaluation metrics, as JSON.
+    public var metrics: String
+    public var trainedThrough: Int64
+    public var trainingSeconds: Double
+
+    public init(
+        scope: String, createdAt: Date, status: Status, model: Data, metrics: String, trainedThrough: Int64,
+        trainingSeconds: Double
+    ) {
+        self.scope = scope
+        self.createdAt = createdAt
+        self.status = status
+        self.model = model
+        self.metrics = metrics
+        self.trainedThrough = trainedThrough
+        self.trainingSeconds = trainingSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, status, model, metrics
+        case createdAt = "created_at"
+        case trainedThrough = "trained_through"
+        case trainingSeconds = "training_seconds"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+}
+
+extension Store {
+    /// Stores a new version; returns its id.
+    public func addStudentVersion(_ version: StudentVersionRecord) async throws -> Int64 {
+        try await pool.write { db in
+            var version = version
+            try version.insert(db)
+            return version.id!
+        }
+    }
+
+    /// Makes `id` its scope's active version and retires the one it replaces, in one transaction.
+    public func activateStudentVersion(id: Int64) async throws {
+        try await pool.write { db in
+            guard let scope = try String.fetchOne(db, sql: "SELECT scope FROM student_versions WHERE id = ?", arguments: [id]) else {
+                throw StoreError.noSuchRow(table: "student_versions", id: id)
+            }
+            try db.execute(
+                sql: "UPDATE student_versions SET status = 'retired' WHERE scope = ? AND status = 'active' AND id != ?",
+                arguments: [scope, id])
+            try db.execute(sql: "UPDATE student_versions SET status = 'active' WHERE id = ?", arguments: [id])
+        }
+    }
+
+    public func setStudentVersionStatus(id: Int64, _ status: StudentVersionRecord.Status) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE student_versions SET status = ? WHERE id = ?", arguments: [status.rawValue, id])
+        }
+    }
+
+    public func studentVersion(id: Int64) async throws -> StudentVersionRecord? {
+        try await pool.read { db in try StudentVersionRecord.fetchOne(db, key: id) }
+    }
+
+    /// The active version of every scope that has one.
+    public func activeStudentVersions() async throws -> [StudentVersionRecord] {
+        try await pool.read { db in
+            try StudentVersionRecord.filter(Column("status") == StudentVersionRecord.Status.active.rawValue).fetchAll(db)
+        }
+    }
+
+    /// Versions, newest first; all scopes unless one is given.
+    public func studentVersions(scope: String?) async throws -> [StudentVersionRecord] {
+        try await pool.read { db in
+            var request = StudentVersionRecord.all()
+            if let scope { request = request.filter(Column("scope") == scope) }
+            return try request.order(Column("id").desc).fetchAll(db)
+        }
+    }
+}
