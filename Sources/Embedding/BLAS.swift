@@ -14,7 +14,8 @@ public enum BLAS {
 
     /// "SkylakeX" when OpenBLAS runs its AVX2 kernels on a CPU with AVX-512 (OpenBLAS 0.3.21, Debian 12's,
     /// does not recognize AMD Zen 5): setting `OPENBLAS_CORETYPE=SkylakeX` in the environment of the process
-    /// makes the products about 1.5× faster there. Nil when there is nothing to suggest (or not on Linux).
+    /// raises batch throughput about 1.5× there (docs/benchmarks.md). Nil when there is nothing to suggest (or
+    /// not on Linux).
     public static var suggestedCoreType: String? {
         guard ["Haswell", "Zen"].contains(coreName),
             let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

@@ -91,15 +91,14 @@ struct EmbedBenchmark: AsyncParsableCommand {
             progress("micro-batcher: \(texts.count) queries from \(concurrent) concurrent callers, max wait \(maxWaitMs) ms")
             let batcher = BatchingEmbedder(encoder: encoder, maxBatchSize: batchSize, maxWait: .microseconds(Int(maxWaitMs * 1000)))
             let start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withTaskGroup(of: Void.self) { group in
                 for caller in 0..<concurrent {
                     group.addTask {
                         for index in stride(from: caller, to: texts.count, by: concurrent) {
-                            _ = try await batcher.embed([texts[index]])
+                            _ = await batcher.embed([texts[index]])
                         }
                     }
                 }
-                try await group.waitForAll()
             }
             batcherPerSecond = Double(texts.count) / (Self.milliseconds(ContinuousClock.now - start) / 1000)
             batcherBatches = batcher.statistics.batches
@@ -113,7 +112,10 @@ struct EmbedBenchmark: AsyncParsableCommand {
             print("{" + fields.joined(separator: ",") + "}")
         } else {
             print("threads            \(threads) (OpenBLAS \(BLAS.coreName) kernels)")
-            print("batch 1            p50 \(Self.rounded(p50)) ms, p99 \(Self.rounded(p99)) ms over \(count) queries")
+            let mean = latencies.reduce(0, +) / Double(latencies.count)
+            print(
+                "batch 1            p50 \(Self.rounded(p50)) ms, p99 \(Self.rounded(p99)) ms, mean \(Self.rounded(mean)) ms "
+                    + "over \(count) queries")
             print("batch \(batchSize)           \(Self.rounded(batchPerSecond)) texts/s over \(texts.count) queries")
             if let loadedMemory, let after = Self.residentMiB() {
                 print(
