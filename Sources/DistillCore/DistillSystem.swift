@@ -92,7 +92,13 @@ public final class DistillSystem: Sendable {
         } catch {
             throw .embeddingModel(path: configuration.modelDir, reason: "\(error)")
         }
-        logger.info("embedding model loaded", metadata: ["distill.model": "\(encoder.identity)", "distill.blas_threads": "\(BLAS.threadCount)"])
+        logger.info(
+            "embedding model loaded",
+            metadata: ["distill.model": "\(encoder.identity)", "distill.blas_threads": "\(BLAS.threadCount)", "distill.blas_kernels": "\(BLAS.coreName)"])
+        if let coreType = BLAS.suggestedCoreType {
+            logger.notice(
+                "OpenBLAS runs its \(BLAS.coreName) kernels on a CPU with AVX-512: start distilld with OPENBLAS_CORETYPE=\(coreType) for about 1.5× the embedding throughput (docs/benchmarks.md)")
+        }
         return BatchingEmbedder(
             encoder: encoder, maxBatchSize: configuration.maxBatch,
             maxWait: .milliseconds(configuration.maxWaitMilliseconds))
