@@ -83,6 +83,9 @@ struct DaemonEndToEndTests {
             let export = try await world.cachectl(["teacher-log", "export"])
             let entries = try export.stdout.split(separator: "\n").map { try JSONDecoder.admin.decode(TeacherLogEntry.self, from: Data($0.utf8)) }
             #expect(entries.map(\.requestID) == [reply.headers["x-request-id"]])
+            // Its cache entry was committed with it, and the index rebuilt without a snapshot.
+            let again = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
+            #expect(again.headers["x-distill-source"] == "cache")
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()
