@@ -36,7 +36,12 @@ enum EndToEnd {
             let simulator = try RunningProcess("teacher-sim", ["--port", "0", "--soft-jsonl", softLabels] + simulatorFlags, in: directory)
             let simulatorURL = try await simulator.address("http://")
             var world = World(directory: directory, simulator: simulator, simulatorURL: simulatorURL, daemon: simulator, http: "")
-            try await world.startDaemon(environment: environment)
+            do {
+                try await world.startDaemon(environment: environment)
+            } catch {
+                await simulator.stop()
+                throw error
+            }
             return world
         }
 

@@ -63,6 +63,11 @@ final class RunningProcess: Sendable {
         reader.start()
     }
 
+    /// A child left running by a failing test must not outlive it.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var pid: Int32 { process.processIdentifier }
 
     /// The first line of stdout containing `text`, once it has been printed. Fails if stdout
