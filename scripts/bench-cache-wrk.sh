@@ -42,12 +42,17 @@ for kind in exact semantic; do
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '$(body "$text")'
-local misses = 0
+-- Each wrk thread has its own Lua state: count there, add up in done().
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) misses = 0 end
 function response(status, headers, body)
   if headers["x-distill-source"] ~= "cache" then misses = misses + 1 end
 end
 function done(summary, latency, requests)
-  io.write(string.format("answers not from the cache: %d\n", misses))
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("misses") end
+  io.write(string.format("answers not from the cache: %d\n", total))
 end
 LUA
   echo "== $kind hits: wrk -t1 -c$connections -d${duration}s --latency"
