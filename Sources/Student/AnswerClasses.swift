@@ -117,22 +117,28 @@ public struct AnswerClasses: Sendable, Hashable {
     /// teacher's distribution over classes: each alternative's probability goes to the class it stands for
     /// (`index(ofAlternative:)`), and the matched mass is renormalized. Alternatives that match no class are
     /// dropped: an unknown token says nothing about the classes. The label stays hard when the answer is no class,
-    /// when less than `minimumMatchedProbability` of the teacher's probability matched a class, or when none of it
-    /// went to the answer's own class (the alternatives then describe some other decision than the answer's).
+    /// when the alternatives that matched a class hold less than `minimumMatchedShare` of the listed probability
+    /// (a real LLM's first token that several classes begin with), or when none of it went to the answer's own
+    /// class (the alternatives then describe some other decision than the answer's). The share is of the listed
+    /// mass, not of 1: a hesitant teacher's top 5 may hold less than half of its probability, all on classes.
     public func target(
-        answer: String, alternatives: [(text: String, logprob: Double)] = [], minimumMatchedProbability: Double = 0.5
+        answer: String, alternatives: [(text: String, logprob: Double)] = [], minimumMatchedShare: Double = 0.5
     ) -> TrainingTarget {
         let label = index(of: answer) ?? restIndex
         guard label != restIndex, !alternatives.isEmpty else { return TrainingTarget(label: label) }
         var mass: [Int: Double] = [:]
-        var matched = 0.0
+        var listed = 0.0, matched = 0.0
         for alternative in alternatives {
             let probability = min(exp(alternative.logprob), 1)
-            guard probability > 0, let index = index(ofAlternative: alternative.text) else { continue }
+            guard probability > 0 else { continue }
+            listed += probability
+            guard let index = index(ofAlternative: alternative.text) else { continue }
             mass[index, default: 0] += probability
             matched += probability
         }
-        guard matched >= minimumMatchedProbability, mass[label] != nil else { return TrainingTarget(label: label) }
+        guard matched >= minimumMatchedShare * listed, matched > 0, mass[label] != nil else {
+            return TrainingTarget(label: label)
+        }
         let distribution = mass.sorted { $0.key < $1.key }.map {
             ClassProbability(classIndex: $0.key, probability: Float($0.value / matched))
         }

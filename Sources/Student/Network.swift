@@ -117,7 +117,7 @@ public struct QuantizedNetwork: StudentNetwork, Hashable {
     public func logits(_ input: [Float]) -> [Float] {
         precondition(input.count == inputCount, "an input of \(input.count) floats, not \(inputCount)")
         var x = input
-        var q: [Int8] = []
+        var q: [Int16] = []
         for (number, layer) in layers.enumerated() {
             let inputScale = Self.quantize(x, into: &q, stride: layer.stride)
             var z = layer.biases
@@ -137,13 +137,21 @@ public struct QuantizedNetwork: StudentNetwork, Hashable {
         return x
     }
 
-    /// `x` as int8 in −127…127 by its largest magnitude, zero-padded to `stride`; returns the scale.
-    static func quantize(_ x: [Float], into q: inout [Int8], stride: Int) -> Float {
-        let largest = x.reduce(0) { max($0, abs($1)) }
-        q = [Int8](repeating: 0, count: stride)
-        guard largest > 0, largest.isFinite else { return 0 }
+    /// `x` as int8 values (−127…127, by its largest magnitude) in 16-bit lanes for `dot`, zero-padded to
+    /// `stride`; returns the scale. Adding 1.5·2²³ to a float of magnitude below 2²² rounds it to an integer
+    /// (ties to even) held in the low bits of the sum's pattern: no call to the C library's rounding, for which
+    /// SSE2 has no instruction, and no conversion check.
+    static func quantize(_ x: [Float], into q: inout [Int16], stride: Int) -> Float {
+        var largest: Float = 0
+        // Written so that a NaN is kept: a non-finite input gives NaN logits, as in float.
+        for value in x where !(value.magnitude <= largest) { largest = value.magnitude }
+        q = [Int16](repeating: 0, count: stride)
+        guard largest.isFinite else { return .nan }
+        guard largest > 0 else { return 0 }
         let inverse = 127 / largest
-        for i in x.indices { q[i] = Int8((x[i] * inverse).rounded()) }
+        for i in x.indices {
+            q[i] = Int16(truncatingIfNeeded: Int32(bitPattern: (x[i] * inverse + 0x1.8p23).bitPattern) &- 0x4B40_0000)
+        }
         return largest / 127
     }
 }

@@ -17,15 +17,17 @@ public struct TeacherExchange: Sendable {
 public struct TrainingConfiguration: Sendable, Hashable {
     /// Answers given fewer times than this (in the training share) are no class.
     public var minSupport = 3
-    /// Widths of the hidden layers (ReLU); empty is softmax regression on the embedding.
-    public var hiddenWidths = [256]
+    /// Widths of the hidden layers (ReLU); empty, the default, is softmax regression on the embedding, which
+    /// matched or beat one hidden layer of 128–512 on Banking77 with both teachers, at 3,000 and 10,000 answers.
+    public var hiddenWidths: [Int] = []
     /// α, the weight of the distillation term; 1 − α weighs the cross-entropy with the teacher's answer.
     public var alpha: Float = 0.5
     /// T of the distillation term.
     public var distillationTemperature: Float = 2
-    /// Soft targets need at least this much of the teacher's probability on classes (`AnswerClasses.target`).
-    public var minimumMatchedProbability = 0.5
-    public var learningRate: Float = 1e-3
+    /// Soft targets need at least this share of the listed alternatives' probability on classes
+    /// (`AnswerClasses.target`).
+    public var minimumMatchedShare = 0.5
+    public var learningRate: Float = 1e-2
     /// AdamW's decoupled weight decay, on weights, not biases.
     public var weightDecay: Float = 0
     /// Dropout after each hidden layer.
@@ -40,8 +42,9 @@ public struct TrainingConfiguration: Sendable, Hashable {
     public var targetAgreement = 0.95
     /// …with at least this many accepted…
     public var minimumAccepted = 50
-    /// …by the Wilson lower bound with this z (0: by the observed agreement).
-    public var thresholdConfidenceZ = 0.0
+    /// …by the Wilson lower bound with this z (0: by the observed agreement). With 0, agreement at τ on unseen
+    /// traffic fell short of the target (94.4% for 95% with the GPT-4 teacher); 1.645 held it.
+    public var thresholdConfidenceZ = 1.645
     /// Seeds initialization, shuffling and dropout.
     public var seed: UInt64 = 0
 
@@ -55,7 +58,7 @@ public struct TrainingConfiguration: Sendable, Hashable {
         try require(hiddenWidths.allSatisfy { $0 >= 1 }, "hidden widths must be positive")
         try require((0...1).contains(alpha), "alpha must be within 0…1")
         try require(distillationTemperature > 0 && distillationTemperature.isFinite, "the temperature must be positive")
-        try require((0...1).contains(minimumMatchedProbability), "minimumMatchedProbability must be within 0…1")
+        try require((0...1).contains(minimumMatchedShare), "minimumMatchedShare must be within 0…1")
         try require(learningRate > 0 && learningRate.isFinite, "the learning rate must be positive")
         try require(weightDecay >= 0 && weightDecay.isFinite, "the weight decay must not be negative")
         try require(dropout >= 0 && dropout < 1, "dropout must be within 0..<1")
@@ -129,7 +132,7 @@ public enum StudentTrainer {
         let targets = training.map {
             classes.target(
                 answer: $0.answer, alternatives: $0.alternatives,
-                minimumMatchedProbability: configuration.minimumMatchedProbability)
+                minimumMatchedShare: configuration.minimumMatchedShare)
         }
         let holdoutLabels = exchanges[holdout].map { classes.index(of: $0.answer) ?? classes.restIndex }
         let trainer = NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration)

@@ -70,7 +70,7 @@ import Testing
     }
 
     @Test func theLabelStaysHardWhenTheAlternativesSayTooLittle() {
-        // Too little of the probability on classes (a real LLM's ambiguous first token).
+        // Too little of the listed probability on classes (a real LLM's ambiguous first token).
         #expect(classes.target(answer: "card_arrival", alternatives: [("card", log(0.9)), ("card_arrival", log(0.1))]).distribution.isEmpty)
         // Enough, but none of it on the answer.
         #expect(classes.target(answer: "yes", alternatives: [("card_arrival", log(0.9))]).distribution.isEmpty)
@@ -78,7 +78,10 @@ import Testing
         #expect(classes.target(answer: "no idea", alternatives: [("card_arrival", log(0.9))]) == TrainingTarget(label: 5))
         // Impossible and malformed log-probabilities count as nothing.
         #expect(classes.target(answer: "yes", alternatives: [("yes", -.infinity), ("card_arrival", .nan)]).distribution.isEmpty)
-        // The threshold is a parameter.
-        #expect(!classes.target(answer: "yes", alternatives: [("yes", log(0.3))], minimumMatchedProbability: 0.2).distribution.isEmpty)
+        // The share is of the listed probability, and its minimum a parameter.
+        #expect(classes.target(answer: "yes", alternatives: [("yes", log(0.3))]).distribution.count == 1)
+        let half: [(text: String, logprob: Double)] = [("yes", log(0.3)), ("no idea", log(0.3))]
+        #expect(classes.target(answer: "yes", alternatives: half).distribution.count == 1)
+        #expect(classes.target(answer: "yes", alternatives: half, minimumMatchedShare: 0.6).distribution.isEmpty)
     }
 }

@@ -48,10 +48,21 @@ import Testing
     }
 
     @Test func int8DotProductsSumInInt32() {
-        let x = [Int8](repeating: 127, count: 32) + (0..<32).map { Int8($0 - 16) }
-        let y = [Int8](repeating: -127, count: 32) + (0..<32).map { Int8(3 * $0 - 50) }
-        let expected = zip(x, y).reduce(Int32(0)) { $0 + Int32($1.0) * Int32($1.1) }
-        #expect(dot(x, y, count: 64) == expected)
+        let x = [Int16](repeating: 127, count: 32) + (0..<32).map { Int16($0 - 16) }
+        let w = [Int8](repeating: -127, count: 32) + (0..<32).map { Int8(3 * $0 - 50) }
+        let expected = zip(x, w).reduce(Int32(0)) { $0 + Int32($1.0) * Int32($1.1) }
+        #expect(dot(x, w, count: 64) == expected)
+    }
+
+    @Test func inputsAreQuantizedByTheirLargestMagnitude() {
+        var q: [Int16] = []
+        let scale = QuantizedNetwork.quantize([0.5, -1, 0.25, 0.003, -0.5039], into: &q, stride: 16)
+        #expect(scale == Float(1) / 127)
+        // 63.5 and −63.99… round to the nearest integer, ties to even.
+        #expect(q == [64, -127, 32, 0, -64] + [Int16](repeating: 0, count: 11))
+        #expect(QuantizedNetwork.quantize([0, 0], into: &q, stride: 16) == 0 && q.allSatisfy { $0 == 0 })
+        #expect(QuantizedNetwork.quantize([1, .nan], into: &q, stride: 16).isNaN)
+        #expect(QuantizedNetwork.quantize([1, -.infinity], into: &q, stride: 16).isNaN)
     }
 }
 

@@ -38,13 +38,13 @@ enum SyntheticTraffic {
         let exchanges = SyntheticTraffic.exchanges(count: 1000, seed: 1)
         var configuration = SyntheticTraffic.configuration
         // A strict target leaves no room for accepting open-ended prompts.
-        configuration.targetAgreement = 0.99
+        configuration.targetAgreement = 0.97
         let result = try StudentTrainer.train(exchanges, configuration: configuration)
         let model = result.model
         #expect(Set(model.classes.answers) == ["intent 0", "intent 1", "intent 2", "intent 3"])
         #expect(result.holdout == 800..<1000)
         #expect(model.report.trainingCount == 800 && model.report.softTargetCount == 0)
-        #expect(model.report.holdout.count == 200 && model.report.holdout.acceptedAgreement >= 0.99)
+        #expect(model.report.holdout.count == 200 && model.report.holdout.acceptedAgreement >= 0.97)
         #expect(model.report.epochs >= model.report.bestEpoch && model.report.bestEpoch >= 1)
 
         // The same stream, 1,000 exchanges further.
@@ -56,6 +56,9 @@ enum SyntheticTraffic {
         // Open-ended prompts fall on the rest: the student declines them.
         #expect(model.evaluate(openEnded).coverage < 0.05)
         #expect(model.evaluate(unseen).acceptedAgreement >= 0.97)
+        // A broken embedding is never answered.
+        #expect(model.predict([Float](repeating: .nan, count: 16)).confidence.isNaN)
+        #expect(!model.predict([Float](repeating: .nan, count: 16)).isConfident)
     }
 
     @Test func theSameExchangesAndSeedGiveTheSameModelBitForBit() throws {
