@@ -33,7 +33,7 @@ public struct TrainingConfiguration: Sendable, Hashable {
     /// Dropout after each hidden layer.
     public var dropout: Float = 0
     public var batchSize = 64
-    public var maxEpochs = 100
+    public var maxEpochs = 200
     /// Training stops when the holdout's cross-entropy has not improved for this many epochs.
     public var patience = 10
     /// The newest share of the exchanges, held out for early stopping, calibration, τ and the promotion gate.

@@ -28,6 +28,9 @@ struct StudentBenchmark: ParsableCommand {
     @Option(help: "T of the distillation loss.") var temperature: Float?
     @Option(help: "Adam's learning rate.") var learningRate: Float?
     @Option(help: "z of τ's Wilson lower bound.") var z: Double?
+    @Option(help: "Dropout after each hidden layer.") var dropout: Float?
+    @Option(help: "AdamW's weight decay.") var weightDecay: Float?
+    @Option(help: "Examples per mini-batch.") var batchSize: Int?
 
     func validate() throws {
         guard train >= 10, test >= 1, train + test <= 4081 else {
@@ -73,6 +76,9 @@ struct StudentBenchmark: ParsableCommand {
         if let temperature { configuration.distillationTemperature = temperature }
         if let learningRate { configuration.learningRate = learningRate }
         if let z { configuration.thresholdConfidenceZ = z }
+        if let dropout { configuration.dropout = dropout }
+        if let weightDecay { configuration.weightDecay = weightDecay }
+        if let batchSize { configuration.batchSize = batchSize }
 
         let soft = try softRows()
         let gpt4 = try CSV.parse(String(contentsOfFile: data + "/teacher_gpt4.csv", encoding: .utf8)).dropFirst()

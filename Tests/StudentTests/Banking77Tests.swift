@@ -155,6 +155,7 @@ enum Banking77Students {
         #expect(few.model.evaluate(holdout) == few.model.report.holdout)
         #expect(good.model.evaluate(holdout) == good.model.report.holdout)
         let gate = PromotionGate()
+        print("active student of 3,000 answers: \(good.model.evaluate(holdout))")
         for worse in [few, corrupted] {
             let decision = gate.decide(candidate: worse.model.evaluate(holdout), active: good.model.evaluate(holdout))
             print("worse candidate, \(worse.model.evaluate(holdout)): \(decision)")
