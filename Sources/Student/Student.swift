@@ -60,7 +60,7 @@ public struct StudentPrediction: Sendable, Hashable {
 }
 
 /// Agreement with the teacher on a set of exchanges, overall and among the answers accepted at τ.
-public struct HoldoutMetrics: Sendable, Hashable {
+public struct HoldoutMetrics: Sendable, Hashable, Codable {
     public var count = 0
     /// Exchanges whose predicted class is the teacher's answer.
     public var agreeing = 0
@@ -80,8 +80,8 @@ public struct HoldoutMetrics: Sendable, Hashable {
     public var acceptedAgreement: Double { accepted == 0 ? 0 : Double(agreeingAccepted) / Double(accepted) }
 }
 
-/// How a student was trained and how it did on its holdout, stored with it.
-public struct TrainingReport: Sendable, Hashable {
+/// How a student was trained and how it did on its holdout, stored with it (and `Codable`, for a JSON column).
+public struct TrainingReport: Sendable, Hashable, Codable {
     /// Exchanges trained on (the older ones), and how many of them had a soft target.
     public var trainingCount: Int
     public var softTargetCount: Int

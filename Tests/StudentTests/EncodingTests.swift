@@ -89,6 +89,11 @@ import Testing
         }
     }
 
+    @Test func theReportRoundTripsThroughJSON() throws {
+        let report = Self.model.report
+        #expect(try JSONDecoder().decode(TrainingReport.self, from: JSONEncoder().encode(report)) == report)
+    }
+
     @Test func crc32cOfTheCheckString() {
         #expect(crc32c(Array("123456789".utf8)) == 0xE306_9283)
     }
