@@ -21,7 +21,8 @@ public struct Student<Network: StudentNetwork>: Sendable {
             (classes, network, temperature, threshold, report)
     }
 
-    /// The student's answer to a request's embedding, with its calibrated confidence.
+    /// The student's answer to a request's embedding, with its calibrated confidence (NaN, never confident, for
+    /// an embedding that is not finite).
     public func predict(_ embedding: [Float]) -> StudentPrediction {
         let (classIndex, confidence) = Calibration.confidence(
             logits: network.logits(embedding), temperature: temperature, classCount: classes.count)
