@@ -1,1 +1,107 @@
-// Student: see DESIGN.md
+/// A trained student: classes, network, calibration temperature and τ, and how it did on its holdout.
+///
+/// `StudentModel` — int8 weights — is the one evaluated, stored and served; `Student<FloatNetwork>` exists to
+/// measure what quantization costs.
+public struct Student<Network: StudentNetwork>: Sendable {
+    public let classes: AnswerClasses
+    public let network: Network
+    /// Probabilities are softmax(logits / temperature), fitted on the holdout.
+    public let temperature: Float
+    /// τ: the least calibrated confidence the student answers with; nil when no threshold met the target
+    /// agreement on the holdout, and then it answers nothing.
+    public let threshold: Float?
+    public let report: TrainingReport
+
+    public init(
+        classes: AnswerClasses, network: Network, temperature: Float, threshold: Float?, report: TrainingReport
+    ) {
+        precondition(network.outputCount == classes.outputCount, "the network's outputs are not the classes and the rest")
+        precondition(temperature > 0 && temperature.isFinite, "the temperature must be positive")
+        (self.classes, self.network, self.temperature, self.threshold, self.report) =
+            (classes, network, temperature, threshold, report)
+    }
+
+    /// The student's answer to a request's embedding, with its calibrated confidence (NaN, never confident, for
+    /// an embedding that is not finite).
+    public func predict(_ embedding: [Float]) -> StudentPrediction {
+        let (classIndex, confidence) = Calibration.confidence(
+            logits: network.logits(embedding), temperature: temperature, classCount: classes.count)
+        return StudentPrediction(
+            classIndex: classIndex, answer: classes.answers[classIndex], confidence: confidence,
+            isConfident: threshold.map { confidence >= $0 } ?? false)
+    }
+
+    /// How the student does on teacher exchanges at its τ: an answer agrees when it is the teacher's answer
+    /// canonicalized, so students with different classes can be compared on the same exchanges.
+    public func evaluate(_ exchanges: some Collection<TeacherExchange>) -> HoldoutMetrics {
+        var metrics = HoldoutMetrics()
+        for exchange in exchanges {
+            let prediction = predict(exchange.embedding)
+            let agrees = classes.index(of: exchange.answer) == prediction.classIndex
+            metrics.count += 1
+            metrics.agreeing += agrees ? 1 : 0
+            metrics.accepted += prediction.isConfident ? 1 : 0
+            metrics.agreeingAccepted += prediction.isConfident && agrees ? 1 : 0
+        }
+        return metrics
+    }
+}
+
+/// The student as served: int8 weights.
+public typealias StudentModel = Student<QuantizedNetwork>
+
+public struct StudentPrediction: Sendable, Hashable {
+    public var classIndex: Int
+    /// The class's answer text, as the teacher gave it most often.
+    public var answer: String
+    /// The calibrated probability of `answer`.
+    public var confidence: Float
+    /// Whether `confidence` reaches τ: serve `answer`, else ask the teacher.
+    public var isConfident: Bool
+}
+
+/// Agreement with the teacher on a set of exchanges, overall and among the answers accepted at τ.
+public struct HoldoutMetrics: Sendable, Hashable, Codable {
+    public var count = 0
+    /// Exchanges whose predicted class is the teacher's answer.
+    public var agreeing = 0
+    /// Exchanges whose confidence reaches τ.
+    public var accepted = 0
+    /// Accepted exchanges that agree.
+    public var agreeingAccepted = 0
+
+    public init(count: Int = 0, agreeing: Int = 0, accepted: Int = 0, agreeingAccepted: Int = 0) {
+        (self.count, self.agreeing, self.accepted, self.agreeingAccepted) = (count, agreeing, accepted, agreeingAccepted)
+    }
+
+    public var agreement: Double { count == 0 ? 0 : Double(agreeing) / Double(count) }
+    /// The share of exchanges the student would answer.
+    public var coverage: Double { count == 0 ? 0 : Double(accepted) / Double(count) }
+    /// Agreement among the answers it would give (0 when it gives none).
+    public var acceptedAgreement: Double { accepted == 0 ? 0 : Double(agreeingAccepted) / Double(accepted) }
+}
+
+/// How a student was trained and how it did on its holdout, stored with it (and `Codable`, for a JSON column).
+public struct TrainingReport: Sendable, Hashable, Codable {
+    /// Exchanges trained on (the older ones), and how many of them had a soft target.
+    public var trainingCount: Int
+    public var softTargetCount: Int
+    /// Epochs run, and the one whose weights were kept (least holdout cross-entropy).
+    public var epochs: Int
+    public var bestEpoch: Int
+    /// Expected calibration error (15 bins) on the holdout, before and after temperature scaling.
+    public var calibrationErrorBefore: Double
+    public var calibrationErrorAfter: Double
+    /// This network on the holdout (the newer exchanges) at its τ.
+    public var holdout: HoldoutMetrics
+
+    public init(
+        trainingCount: Int, softTargetCount: Int, epochs: Int, bestEpoch: Int, calibrationErrorBefore: Double,
+        calibrationErrorAfter: Double, holdout: HoldoutMetrics
+    ) {
+        (self.trainingCount, self.softTargetCount, self.epochs, self.bestEpoch) =
+            (trainingCount, softTargetCount, epochs, bestEpoch)
+        (self.calibrationErrorBefore, self.calibrationErrorAfter, self.holdout) =
+            (calibrationErrorBefore, calibrationErrorAfter, holdout)
+    }
+}

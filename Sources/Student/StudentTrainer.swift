@@ -1,0 +1,178 @@
+/// A logged teacher exchange, as the student learns from it.
+public struct TeacherExchange: Sendable {
+    /// The request's embedding (the one the cache computed).
+    public var embedding: [Float]
+    /// The teacher's answer.
+    public var answer: String
+    /// The first generated token's `top_logprobs`, when the teacher returned them: text and natural-log
+    /// probability of each alternative.
+    public var alternatives: [(text: String, logprob: Double)]
+
+    public init(embedding: [Float], answer: String, alternatives: [(text: String, logprob: Double)] = []) {
+        (self.embedding, self.answer, self.alternatives) = (embedding, answer, alternatives)
+    }
+}
+
+/// Everything that decides a student. The defaults were chosen by measurement on Banking77 (docs/benchmarks.md).
+public struct TrainingConfiguration: Sendable, Hashable {
+    /// Answers given fewer times than this (in the training share) are no class.
+    public var minSupport = 3
+    /// Widths of the hidden layers (ReLU); empty, the default, is softmax regression on the embedding, which
+    /// matched or beat one hidden layer of 128–512 on Banking77 with both teachers, at 3,000 and 10,000 answers.
+    public var hiddenWidths: [Int] = []
+    /// α, the weight of the distillation term; 1 − α weighs the cross-entropy with the teacher's answer.
+    public var alpha: Float = 0.5
+    /// T of the distillation term.
+    public var distillationTemperature: Float = 2
+    /// Soft targets need at least this share of the listed alternatives' probability on classes
+    /// (`AnswerClasses.target`).
+    public var minimumMatchedShare = 0.5
+    public var learningRate: Float = 1e-2
+    /// AdamW's decoupled weight decay, on weights, not biases.
+    public var weightDecay: Float = 0
+    /// Dropout after each hidden layer.
+    public var dropout: Float = 0
+    public var batchSize = 64
+    public var maxEpochs = 200
+    /// Training stops when the holdout's cross-entropy has not improved for this many epochs.
+    public var patience = 10
+    /// The newest share of the exchanges, held out for early stopping, calibration, τ and the promotion gate.
+    public var holdoutFraction = 0.2
+    /// τ must make accepted holdout answers agree with the teacher at least this often…
+    public var targetAgreement = 0.95
+    /// …with at least this many accepted…
+    public var minimumAccepted = 50
+    /// …by the Wilson lower bound with this z (0: by the observed agreement). With 0, agreement at τ on unseen
+    /// traffic fell short of the target (94.4% for 95% with the GPT-4 teacher); 1.645 held it.
+    public var thresholdConfidenceZ = 1.645
+    /// Seeds initialization, shuffling and dropout.
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    func validate() throws(StudentTrainingError) {
+        func require(_ condition: Bool, _ reason: String) throws(StudentTrainingError) {
+            if !condition { throw .invalidConfiguration(reason) }
+        }
+        try require(minSupport >= 1, "minSupport must be at least 1")
+        try require(hiddenWidths.allSatisfy { $0 >= 1 }, "hidden widths must be positive")
+        try require((0...1).contains(alpha), "alpha must be within 0…1")
+        try require(distillationTemperature > 0 && distillationTemperature.isFinite, "the temperature must be positive")
+        try require((0...1).contains(minimumMatchedShare), "minimumMatchedShare must be within 0…1")
+        try require(learningRate > 0 && learningRate.isFinite, "the learning rate must be positive")
+        try require(weightDecay >= 0 && weightDecay.isFinite, "the weight decay must not be negative")
+        try require(dropout >= 0 && dropout < 1, "dropout must be within 0..<1")
+        try require(batchSize >= 1 && maxEpochs >= 1 && patience >= 1, "batch size, epochs and patience must be positive")
+        try require(holdoutFraction > 0 && holdoutFraction < 1, "the holdout fraction must be within 0…1, exclusive")
+        try require((0...1).contains(targetAgreement), "the target agreement must be within 0…1")
+        try require(minimumAccepted >= 1, "minimumAccepted must be at least 1")
+        try require(thresholdConfidenceZ >= 0 && thresholdConfidenceZ.isFinite, "z must not be negative")
+    }
+}
+
+public enum StudentTrainingError: Error, Equatable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    /// Training needs at least one exchange to train on and one to hold out.
+    case notEnoughExchanges(Int)
+    /// No answer recurs `minSupport` times in the training share.
+    case noClasses(minSupport: Int)
+    case invalidEmbedding(index: Int, reason: String)
+    /// `shouldStop` returned true.
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let reason): "invalid student configuration: \(reason)"
+        case .notEnoughExchanges(let count): "\(count) teacher exchanges are too few to train a student"
+        case .noClasses(let minSupport): "no teacher answer recurs \(minSupport) times: the student has no classes"
+        case .invalidEmbedding(let index, let reason): "exchange \(index): \(reason)"
+        case .cancelled: "student training was cancelled"
+        }
+    }
+}
+
+/// A trained student and its float original.
+public struct TrainingResult: Sendable {
+    /// Quantized, calibrated and thresholded: the candidate to store, gate and serve.
+    public var model: StudentModel
+    /// The same network before quantization, calibrated and thresholded on its own: what int8 costs.
+    public var floatModel: Student<FloatNetwork>
+    /// The indices of the exchanges held out (the newest): the gate evaluates the active student on these.
+    public var holdout: Range<Int>
+}
+
+public enum StudentTrainer {
+    /// Trains a student on teacher exchanges given oldest first: the classes and the network come from the older
+    /// `1 − holdoutFraction`, the newest share is the holdout for early stopping, calibration and τ.
+    ///
+    /// Synchronous, on the calling thread only (run it on a thread of its own); `shouldStop` is asked before every
+    /// epoch and makes it throw `.cancelled`. Deterministic: the same exchanges and configuration give the same
+    /// model, bit for bit.
+    public static func train(
+        _ exchanges: [TeacherExchange], configuration: TrainingConfiguration = .init(),
+        shouldStop: () -> Bool = { false }
+    ) throws(StudentTrainingError) -> TrainingResult {
+        try configuration.validate()
+        let holdoutCount = Int((Double(exchanges.count) * configuration.holdoutFraction).rounded())
+        guard holdoutCount >= 1, holdoutCount < exchanges.count else { throw .notEnoughExchanges(exchanges.count) }
+        let dimension = exchanges[0].embedding.count
+        for (index, exchange) in exchanges.enumerated() {
+            guard exchange.embedding.count == dimension, dimension > 0 else {
+                throw .invalidEmbedding(index: index, reason: "\(exchange.embedding.count) dimensions, not \(dimension)")
+            }
+            guard exchange.embedding.allSatisfy(\.isFinite) else {
+                throw .invalidEmbedding(index: index, reason: "not finite")
+            }
+        }
+        let holdout = exchanges.count - holdoutCount..<exchanges.count
+        let training = exchanges[..<holdout.lowerBound]
+        let classes = AnswerClasses(answers: training.map(\.answer), minSupport: configuration.minSupport)
+        guard classes.count > 0 else { throw .noClasses(minSupport: configuration.minSupport) }
+
+        let targets = training.map {
+            classes.target(
+                answer: $0.answer, alternatives: $0.alternatives,
+                minimumMatchedShare: configuration.minimumMatchedShare)
+        }
+        let holdoutLabels = exchanges[holdout].map { classes.index(of: $0.answer) ?? classes.restIndex }
+        let trainer = NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration)
+        let outcome = try trainer.fit(
+            inputs: training.flatMap(\.embedding), targets: targets,
+            holdoutInputs: exchanges[holdout].flatMap(\.embedding), holdoutLabels: holdoutLabels,
+            shouldStop: shouldStop)
+
+        func calibrated<Network: StudentNetwork>(_ network: Network) -> Student<Network> {
+            let logits = exchanges[holdout].map { network.logits($0.embedding) }
+            let temperature = Calibration.fitTemperature(logits: logits, labels: holdoutLabels)
+            func predictions(_ temperature: Float) -> (confidences: [Float], correct: [Bool]) {
+                let predictions = logits.map {
+                    Calibration.confidence(logits: $0, temperature: temperature, classCount: classes.count)
+                }
+                return (predictions.map(\.probability), zip(predictions, holdoutLabels).map { $0.classIndex == $1 })
+            }
+            let before = predictions(1), after = predictions(temperature)
+            let threshold = Calibration.acceptanceThreshold(
+                confidences: after.confidences, correct: after.correct, targetAgreement: configuration.targetAgreement,
+                minimumAccepted: configuration.minimumAccepted, z: configuration.thresholdConfidenceZ)
+            var metrics = HoldoutMetrics(count: holdoutLabels.count)
+            for (confidence, correct) in zip(after.confidences, after.correct) {
+                let accepted = threshold.map { confidence >= $0 } ?? false
+                metrics.agreeing += correct ? 1 : 0
+                metrics.accepted += accepted ? 1 : 0
+                metrics.agreeingAccepted += accepted && correct ? 1 : 0
+            }
+            let report = TrainingReport(
+                trainingCount: training.count, softTargetCount: targets.count { !$0.distribution.isEmpty },
+                epochs: outcome.epochs, bestEpoch: outcome.bestEpoch,
+                calibrationErrorBefore: Calibration.expectedCalibrationError(
+                    confidences: before.confidences, correct: before.correct),
+                calibrationErrorAfter: Calibration.expectedCalibrationError(
+                    confidences: after.confidences, correct: after.correct),
+                holdout: metrics)
+            return Student(classes: classes, network: network, temperature: temperature, threshold: threshold, report: report)
+        }
+        return TrainingResult(
+            model: calibrated(QuantizedNetwork(outcome.network)), floatModel: calibrated(outcome.network),
+            holdout: holdout)
+    }
+}

@@ -1,0 +1,54 @@
+import Testing
+
+import Student
+
+@Suite struct PromotionGateTests {
+    let gate = PromotionGate()
+    /// 600 holdout requests; accepts 400 of them, 384 rightly (96%).
+    let active = HoldoutMetrics(count: 600, agreeing: 560, accepted: 400, agreeingAccepted: 384)
+
+    @Test func theFirstStudentNeedsOnlyToMeetTheTarget() {
+        #expect(gate.decide(candidate: active, active: nil) == .promote(.noActiveStudent))
+        let few = HoldoutMetrics(count: 600, agreeing: 500, accepted: 49, agreeingAccepted: 49)
+        #expect(gate.decide(candidate: few, active: nil) == .reject(.candidateAnswersTooFew))
+        let wrong = HoldoutMetrics(count: 600, agreeing: 500, accepted: 400, agreeingAccepted: 379)
+        #expect(gate.decide(candidate: wrong, active: nil) == .reject(.candidateBelowTarget))
+    }
+
+    @Test func moreCoverageAtTheSameAgreementIsPromoted() {
+        let candidate = HoldoutMetrics(count: 600, agreeing: 565, accepted: 450, agreeingAccepted: 432)
+        #expect(gate.decide(candidate: candidate, active: active) == .promote(.moreCoverage))
+        #expect(gate.decide(candidate: candidate, active: active).promotes)
+        // The reverse is not.
+        #expect(gate.decide(candidate: active, active: candidate) == .reject(.notEnoughCoverageGain))
+    }
+
+    @Test func aSmallGainIsChurn() {
+        let candidate = HoldoutMetrics(count: 600, agreeing: 560, accepted: 405, agreeingAccepted: 389)
+        #expect(gate.decide(candidate: candidate, active: active) == .reject(.notEnoughCoverageGain))
+        #expect(gate.decide(candidate: active, active: active) == .reject(.notEnoughCoverageGain))
+    }
+
+    @Test func lessAgreementBeyondNoiseIsRejectedWhateverTheCoverage() {
+        let flawless = HoldoutMetrics(count: 600, agreeing: 590, accepted: 400, agreeingAccepted: 400)
+        let candidate = HoldoutMetrics(count: 600, agreeing: 560, accepted: 500, agreeingAccepted: 477)
+        #expect(gate.decide(candidate: candidate, active: flawless) == .reject(.lessAgreement))
+        // Within noise it is not.
+        let close = HoldoutMetrics(count: 600, agreeing: 560, accepted: 400, agreeingAccepted: 388)
+        #expect(gate.decide(candidate: candidate, active: close) == .promote(.moreCoverage))
+    }
+
+    @Test func anActiveStudentBelowTheTargetIsReplacedByOneThatMeetsIt() {
+        let failing = HoldoutMetrics(count: 600, agreeing: 500, accepted: 400, agreeingAccepted: 340)
+        let modest = HoldoutMetrics(count: 600, agreeing: 500, accepted: 100, agreeingAccepted: 97)
+        #expect(gate.decide(candidate: modest, active: failing) == .promote(.activeBelowTarget))
+        // An active student that answers nothing is beaten by any coverage that meets the target.
+        let silent = HoldoutMetrics(count: 600, agreeing: 500, accepted: 0, agreeingAccepted: 0)
+        #expect(gate.decide(candidate: modest, active: silent) == .promote(.moreCoverage))
+    }
+
+    @Test func decisionsExplainThemselves() {
+        #expect(PromotionDecision.reject(.lessAgreement).description.hasPrefix("reject: "))
+        #expect(!PromotionDecision.reject(.lessAgreement).promotes)
+    }
+}
