@@ -35,12 +35,13 @@ def log(message):
 
 
 def bin_dir(release):
-    """The directory of the built executables: `swift build [-c release] --show-bin-path`."""
-    if os.environ.get("DISTILL_BIN_DIR"):
-        return os.environ["DISTILL_BIN_DIR"]
-    swift = os.environ.get("SWIFT", "swift")
-    args = [swift, "build", "--show-bin-path"] + (["-c", "release"] if release else [])
-    path = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    """The directory of the built executables: $DISTILL_BIN_DIR, else `swift build [-c release] --show-bin-path`."""
+    path = os.environ.get("DISTILL_BIN_DIR")
+    if not path:
+        swift = os.environ.get("SWIFT", "swift")
+        args = [swift, "build", "--show-bin-path"] + (["-c", "release"] if release else [])
+        path = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    path = os.path.abspath(path)
     for tool in ("distilld", "teacher-sim", "cachectl"):
         if not os.access(os.path.join(path, tool), os.X_OK):
             raise Failure(f"{path}/{tool} is not built: run `swift build{' -c release' if release else ''}` first")
