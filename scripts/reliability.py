@@ -180,12 +180,14 @@ class Daemon:
         return result.stdout
 
     def sample(self):
-        """RSS (KiB), open descriptors, and the store's size on disk (database, WAL, shared memory)."""
+        """RSS (KiB; with its anonymous and file-backed parts, to tell the heap from mapped files),
+        open descriptors, and the store's size on disk (database, WAL, shared memory)."""
         with open(f"/proc/{self.pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            status = {line.split(":")[0]: line.split()[1] for line in f if line.startswith(("VmRSS:", "RssAnon:", "RssFile:"))}
         fds = len(os.listdir(f"/proc/{self.pid}/fd"))
         size = sum(os.path.getsize(self.db + suffix) for suffix in ("", "-wal", "-shm") if os.path.exists(self.db + suffix))
-        return {"rss_kib": rss, "fds": fds, "sqlite_bytes": size}
+        return {"rss_kib": int(status["VmRSS"]), "rss_anon_kib": int(status["RssAnon"]), "rss_file_kib": int(status["RssFile"]),
+                "fds": fds, "sqlite_bytes": size}
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
