@@ -22,12 +22,12 @@ test: bootstrap
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/soak --seconds 60 --debug
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/chaos --kills 5 --debug
 
-# The long reliability runs, on the release build: a 10-minute soak, and 20 SIGKILLs under load.
+# The long reliability runs, on the release build: a 10-minute soak, and 50 SIGKILLs under load.
 soak: build
 	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/soak
 
 chaos: build
-	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/chaos --kills 20
+	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/chaos --kills 50
 
 clean:
 	$(SWIFT) package clean
