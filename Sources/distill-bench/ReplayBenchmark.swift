@@ -221,7 +221,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
     }
 
     static func absolute(_ path: String) -> String {
-        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardized.path
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return (full as NSString).standardizingPath
     }
 
     /// On SIGINT or SIGTERM, the processes the run started die with it.
