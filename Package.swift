@@ -127,7 +127,8 @@ let package = Package(
                 "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                // replay: a client of distilld over TCP and its Unix socket (http+unix://).
+                // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
+                "DistillAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

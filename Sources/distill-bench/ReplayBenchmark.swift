@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import DistillAPI
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -103,10 +104,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
         note("replaying \(stream.order.count) requests (\(workload.count) unique queries, \(stream.repeats) repeats) of \(teacherFile)")
 
         let started = Date()
-        let outcomes: [ReplayOutcome]
-        let elapsed: Duration
+        let result: RunResult
         do {
-            (outcomes, elapsed) = try await replay(
+            result = try await replay(
                 stream: stream, workload: workload, teacherFile: teacherFile, binaries: binaries, directory: directory)
         } catch {
             note("the run directory (store and logs) is kept: \(directory.path)")
@@ -114,10 +114,13 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         if keep { note("run directory: \(directory.path)") } else { try? FileManager.default.removeItem(at: directory) }
 
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let report = ReplayReport(
+        let outcomes = result.outcomes
+        let seconds = result.seconds
+        var report = ReplayReport(
             outcomes: outcomes, queries: workload, window: window, pricePer1kTokens: pricePer1k,
             run: runInfo(teacherFile: teacherFile, stream: stream, uniqueQueries: workload.count, started: started, seconds: seconds))
+        report.distillRuns = result.distillRuns
+        report.student = result.student
         let paths = try write(report, teacherFile: teacherFile, started: started)
         let comparison = try compare.map { try Self.sameSources(report.sources, previousReport: $0) }
 
@@ -136,10 +139,18 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
     // MARK: - The run
 
+    struct RunResult {
+        var outcomes: [ReplayOutcome]
+        var seconds: Double
+        var distillRuns: [ReplayDistillRun]
+        /// What served each scope when the stream ended (nil if the admin API did not say).
+        var student: StudentStatus?
+    }
+
     /// Starts the two processes, sends the stream, stops them; the outcomes in stream order.
     func replay(
         stream: ReplayStream, workload: [ReplayQuery], teacherFile: String, binaries: URL, directory: URL
-    ) async throws -> ([ReplayOutcome], Duration) {
+    ) async throws -> RunResult {
         // The caller's DISTILL_ variables are dropped: the daemon runs on its defaults.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DISTILL_") }
         let simulator = try ReplayProcess(
@@ -172,17 +183,23 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 case .http: "\(http)/v1/chat/completions"
                 case .unix: "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)/v1/chat/completions"
                 }
-                return try await send(stream: stream, workload: workload, url: url, daemon: daemon)
+                return try await send(stream: stream, workload: workload, url: url, socket: socket, daemon: daemon)
             }
         }
     }
 
-    /// Sends the stream with `concurrency` requests in flight, drawing the progress bar.
-    func send(stream: ReplayStream, workload: [ReplayQuery], url: String, daemon: ReplayProcess) async throws -> ([ReplayOutcome], Duration) {
+    /// Sends the stream with `concurrency` requests in flight, drawing the progress bar; then asks
+    /// the daemon's admin API what its distiller did meanwhile.
+    func send(
+        stream: ReplayStream, workload: [ReplayQuery], url: String, socket: String, daemon: ReplayProcess
+    ) async throws -> RunResult {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let sender = RequestSender(client: client, url: url, modelName: modelName, systemPrompt: systemPrompt, queries: workload, daemon: daemon)
+        let runStart = Date()
+        let sender = RequestSender(
+            client: client, url: url, modelName: modelName, systemPrompt: systemPrompt, queries: workload, daemon: daemon,
+            runStart: runStart)
         let progress = ReplayProgress(total: stream.order.count)
         let state = ReplayState(count: stream.order.count)
         let start = ContinuousClock.now
@@ -207,8 +224,41 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - start
         progress.finish()
+        let outcomes = state.outcomes
+        let distill = await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket)
+        let student = await Self.admin(StudentStatus.self, "/admin/student", client: client, socket: socket)
         try await client.shutdown()
-        return (state.outcomes, elapsed)
+
+        // Requests completed by a time: places the distiller's runs in the stream.
+        func position(_ date: Date?) -> Int? {
+            date.map { date in outcomes.count { $0.completedAt <= date.timeIntervalSince(runStart) } }
+        }
+        let runs = (distill?.runs ?? []).sorted { $0.id < $1.id }.map { run in
+            ReplayDistillRun(
+                id: run.id, outcome: run.outcome, reason: run.reason, version: run.version, rows: run.rows,
+                trainingSeconds: run.startedAt.flatMap { started in run.finishedAt.map { $0.timeIntervalSince(started) } },
+                startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
+        }
+        return RunResult(
+            outcomes: outcomes, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
+            distillRuns: runs, student: student)
+    }
+
+    /// An admin API answer over the daemon's Unix socket; nil (with a note) when it cannot be had.
+    static func admin<T: Decodable>(_ type: T.Type, _ path: String, client: HTTPClient, socket: String) async -> T? {
+        let url = "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)\(path)"
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 16 << 20)
+            guard response.status == .ok else {
+                note("GET \(path): HTTP \(response.status.code): \(String(buffer: body))")
+                return nil
+            }
+            return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))
+        } catch {
+            note("GET \(path): \(error)")
+            return nil
+        }
     }
 
     /// The file's distinct query texts, in file order, each with the answer teacher-sim gives it.
@@ -325,6 +375,16 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 + ": \(pct(w.costSaved)) saved")
         lines.append("  teacher share per \(window) requests: \(Self.sparkline(report.windows.map(\.figures.share.teacher)))")
         lines.append("  agreement per \(window) requests:     \(Self.sparkline(report.windows.map { $0.figures.agreement.overall ?? 0 }))")
+        let promoted = report.distillRuns.filter { $0.outcome == "promoted" }
+        lines.append(
+            "  re-distillation: \(report.distillRuns.count) runs, \(promoted.count) promoted"
+                + (promoted.isEmpty ? "" : " (at requests \(promoted.compactMap { $0.finishedAtRequest.map(String.init) }.joined(separator: ", ")))"))
+        for scope in report.student?.scopes ?? [] {
+            lines.append(
+                "  student v\(scope.version)\(scope.serving ? "" : " (suspended)"): τ \(scope.threshold.map { String(format: "%.3f", $0) } ?? "none"), "
+                    + "holdout coverage \(pct(scope.coverage)) at agreement \(pct(scope.holdoutAgreement)), "
+                    + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits")
+        }
         if report.errors > 0 { lines.append("  FAILED requests: \(report.errors)") }
         if let comparison {
             lines.append("  same source as \(compare!): \(pct(comparison.share)) of \(comparison.compared) requests")
@@ -379,6 +439,7 @@ struct RequestSender: Sendable {
     let systemPrompt: String?
     let queries: [ReplayQuery]
     let daemon: ReplayProcess
+    let runStart: Date
 
     func send(query: Int) async throws -> ReplayOutcome {
         var messages: [[String: String]] = []
@@ -408,6 +469,7 @@ struct RequestSender: Sendable {
             return outcome
         }
         let elapsed = ContinuousClock.now - started
+        outcome.completedAt = Date().timeIntervalSince(runStart)
         outcome.latencyMilliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) * 1e-15
         let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
         guard status == 200, let object,

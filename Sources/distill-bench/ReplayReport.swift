@@ -1,3 +1,4 @@
+import DistillAPI
 import Foundation
 
 /// Where a response came from, as its `x-distill-source` header says.
@@ -26,6 +27,31 @@ struct ReplayOutcome: Sendable, Equatable {
     var tokens: Int = 0
     /// Status and message of a failed request.
     var error: String?
+    /// When the answer was complete, in seconds since the run started (wall clock, to compare with
+    /// the daemon's timestamps).
+    var completedAt = 0.0
+}
+
+/// One training run of the daemon's distiller, placed in the stream.
+struct ReplayDistillRun: Encodable, Equatable {
+    var id: Int
+    /// promoted, rejected, failed or cancelled (nil: still running when the stream ended).
+    var outcome: String?
+    var reason: String?
+    var version: Int64?
+    /// Teacher answers it trained and held out on.
+    var rows: Int?
+    var trainingSeconds: Double?
+    /// Requests completed when it started and when it finished.
+    var startedAtRequest: Int?
+    var finishedAtRequest: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case id, outcome, reason, version, rows
+        case trainingSeconds = "training_seconds"
+        case startedAtRequest = "started_at_request"
+        case finishedAtRequest = "finished_at_request"
+    }
 }
 
 /// The figures of a run or of a window of it, in the shape `distill-bench replay --json` prints.
@@ -132,6 +158,10 @@ struct ReplayReport: Encodable {
     }
 
     var run: [String: String]
+    /// The distiller's runs during the stream, oldest first.
+    var distillRuns: [ReplayDistillRun] = []
+    /// What served each scope when the stream ended, as `GET /admin/student` said.
+    var student: StudentStatus?
     var whole: ReplayFigures
     var errors: Int
     var windows: [Window]
@@ -147,6 +177,8 @@ struct ReplayReport: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case run, whole, errors, windows, cost, disagreements, sources
+        case student
+        case distillRuns = "distill_runs"
         case lateTeacherClasses = "late_teacher_classes"
     }
 

@@ -18,10 +18,16 @@ extension ReplayReport {
         rows += "<tr class=\"total\"><td>overall</td><td>\(Self.percent(1 - Double(errors) / Double(max(figures.requests, 1))))</td>"
         rows += "<td>\(Self.percent(figures.agreement.overall))</td><td></td><td></td></tr>"
 
-        let runRows = run.sorted { $0.key < $1.key }.map { "<tr><th>\(Self.escape($0.key))</th><td>\(Self.escape($0.value))</td></tr>" }
+        let settingRows = run.sorted { $0.key < $1.key }.map { "<tr><th>\(Self.escape($0.key))</th><td>\(Self.escape($0.value))</td></tr>" }
             .joined(separator: "\n")
         let disagreementRows = disagreements.map {
             "<tr><td>\($0.source)</td><td>\(Self.escape($0.teacher))</td><td>\(Self.escape($0.served))</td><td>\($0.count)</td></tr>"
+        }.joined(separator: "\n")
+        let runRows = distillRuns.map { run in
+            "<tr><td>\(run.id)</td><td>\(run.startedAtRequest.map(String.init) ?? "–")</td><td>\(run.finishedAtRequest.map(String.init) ?? "–")</td>"
+                + "<td>\(run.rows.map(String.init) ?? "–")</td><td>\(run.trainingSeconds.map { String(format: "%.1f s", $0) } ?? "–")</td>"
+                + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")</td>"
+                + "<td style=\"text-align:left\">\(Self.escape(run.reason ?? ""))</td></tr>"
         }.joined(separator: "\n")
         let lateRows = lateTeacherClasses.map { "<tr><td>\(Self.escape($0.answer))</td><td>\($0.count)</td></tr>" }
             .joined(separator: "\n")
@@ -55,10 +61,15 @@ extension ReplayReport {
             \(String(format: "%.2f", cost.baselineCost)) at \(cost.pricePer1kTokens) per 1k tokens.</p>
             <h2>Who answered, over the stream</h2>
             \(sharesChart())
+            <p class="small">Dashed lines: the distiller promoted a new student version (green) or kept the active one (grey).</p>
             <h2>Agreement with the teacher and accuracy against gold, over the stream</h2>
             \(qualityChart())
             <h2>Latency by source</h2>
             \(latencyChart())
+            <h2>Re-distillation during the stream</h2>
+            <table><tr><th>run</th><th>started at request</th><th>finished at request</th><th>teacher answers</th><th>took</th><th>outcome</th><th>why</th></tr>
+            \(runRows.isEmpty ? "<tr><td colspan=7>none</td></tr>" : runRows)
+            </table>
             <h2>Disagreements with the teacher</h2>
             <table><tr><th>source</th><th>teacher said</th><th>served</th><th>requests</th></tr>
             \(disagreementRows.isEmpty ? "<tr><td colspan=4>none</td></tr>" : disagreementRows)
@@ -69,7 +80,7 @@ extension ReplayReport {
             </table>
             <h2>Run</h2>
             <table>
-            \(runRows)
+            \(settingRows)
             </table>
             </body></html>
 
@@ -98,6 +109,15 @@ extension ReplayReport {
                 bars += "height=\"\(f(h))\" fill=\"\(Self.colors[source]!)\"><title>requests \(window.start + 1)–\(window.end): "
                 bars += "\(source) \(Self.percent(Self.share(window.figures.share, source)))</title></rect>\n"
             }
+        }
+        // The distiller's finished runs, where in the stream they took effect.
+        let total = Double(windows.last?.end ?? 1)
+        for run in distillRuns {
+            guard let at = run.finishedAtRequest, run.outcome != nil else { continue }
+            let x = Self.left + Double(at) / total * plotWidth
+            let color = run.outcome == "promoted" ? "#0b6e4f" : "#888"
+            bars += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(color)\" "
+            bars += "stroke-width=\"1.5\" stroke-dasharray=\"4 3\"><title>run \(run.id): \(Self.escape(run.outcome ?? "")) at request \(at)</title></line>\n"
         }
         let legend = ReplaySource.allCases.map { ($0.rawValue, Self.colors[$0]!, false) }
         return svg(yLabels: [(0, "0%"), (0.5, "50%"), (1, "100%")], yRange: 0...1, content: bars, legend: legend)
