@@ -41,6 +41,7 @@ struct ReplayDistillRun: Encodable, Equatable {
     var version: Int64?
     /// Teacher answers it trained and held out on.
     var rows: Int?
+    /// From the admin API's timestamps, which are whole seconds.
     var trainingSeconds: Double?
     /// Requests completed when it started and when it finished.
     var startedAtRequest: Int?

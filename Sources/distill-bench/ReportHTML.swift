@@ -12,24 +12,24 @@ extension ReplayReport {
             let share = Self.share(figures.share, source)
             let latency = figures.latencyMilliseconds[source.rawValue]
             rows += "<tr><td><span class=\"key\" style=\"background:\(Self.colors[source]!)\"></span>\(source)</td>"
-            rows += "<td>\(Self.percent(share))</td><td>\(Self.percent(Self.agreement(figures.agreement, source)))</td>"
-            rows += "<td>\(latency.map { Self.ms($0.p50) } ?? "–")</td><td>\(latency.map { Self.ms($0.p99) } ?? "–")</td></tr>\n"
+            rows += "<td class=n>\(Self.percent(share))</td><td class=n>\(Self.percent(Self.agreement(figures.agreement, source)))</td>"
+            rows += "<td class=n>\(latency.map { Self.ms($0.p50) } ?? "–")</td><td class=n>\(latency.map { Self.ms($0.p99) } ?? "–")</td></tr>\n"
         }
-        rows += "<tr class=\"total\"><td>overall</td><td>\(Self.percent(1 - Double(errors) / Double(max(figures.requests, 1))))</td>"
-        rows += "<td>\(Self.percent(figures.agreement.overall))</td><td></td><td></td></tr>"
+        rows += "<tr class=\"total\"><td>overall</td><td></td><td class=n>\(Self.percent(figures.agreement.overall))</td><td></td><td></td></tr>"
 
         let settingRows = run.sorted { $0.key < $1.key }.map { "<tr><th>\(Self.escape($0.key))</th><td>\(Self.escape($0.value))</td></tr>" }
             .joined(separator: "\n")
         let disagreementRows = disagreements.map {
-            "<tr><td>\($0.source)</td><td>\(Self.escape($0.teacher))</td><td>\(Self.escape($0.served))</td><td>\($0.count)</td></tr>"
+            "<tr><td>\($0.source)</td><td>\(Self.escape($0.teacher))</td><td>\(Self.escape($0.served))</td><td class=n>\($0.count)</td></tr>"
         }.joined(separator: "\n")
         let runRows = distillRuns.map { run in
-            "<tr><td>\(run.id)</td><td>\(run.startedAtRequest.map(String.init) ?? "–")</td><td>\(run.finishedAtRequest.map(String.init) ?? "–")</td>"
-                + "<td>\(run.rows.map(String.init) ?? "–")</td><td>\(run.trainingSeconds.map { String(format: "%.1f s", $0) } ?? "–")</td>"
+            "<tr><td class=n>\(run.id)</td><td class=n>\(run.startedAtRequest.map(String.init) ?? "–")</td>"
+                + "<td class=n>\(run.finishedAtRequest.map(String.init) ?? "–")</td><td class=n>\(run.rows.map(String.init) ?? "–")</td>"
+                + "<td class=n>\(run.trainingSeconds.map { String(format: "%.0f s", $0) } ?? "–")</td>"
                 + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")</td>"
-                + "<td style=\"text-align:left\">\(Self.escape(run.reason ?? ""))</td></tr>"
+                + "<td>\(Self.escape(run.reason ?? ""))</td></tr>"
         }.joined(separator: "\n")
-        let lateRows = lateTeacherClasses.map { "<tr><td>\(Self.escape($0.answer))</td><td>\($0.count)</td></tr>" }
+        let lateRows = lateTeacherClasses.map { "<tr><td>\(Self.escape($0.answer))</td><td class=n>\($0.count)</td></tr>" }
             .joined(separator: "\n")
 
         return """
@@ -39,7 +39,7 @@ extension ReplayReport {
             body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
             h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:2em}
             table{border-collapse:collapse;margin:.5em 0} td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}
-            td:not(:first-child){text-align:right} tr.total td{font-weight:600}
+            td.n{text-align:right} tr.total td{font-weight:600}
             .key{display:inline-block;width:.8em;height:.8em;margin-right:.4em;border-radius:2px}
             .big{display:flex;gap:2.5em;margin:1em 0} .big div{font-size:.9em;color:#555} .big b{display:block;font-size:1.8em;color:#111}
             svg{display:block;margin:.5em 0} svg text{font:11px system-ui,sans-serif;fill:#444}
@@ -67,7 +67,7 @@ extension ReplayReport {
             <h2>Latency by source</h2>
             \(latencyChart())
             <h2>Re-distillation during the stream</h2>
-            <table><tr><th>run</th><th>started at request</th><th>finished at request</th><th>teacher answers</th><th>took</th><th>outcome</th><th>why</th></tr>
+            <table><tr><th>run</th><th>started at request</th><th>finished at request</th><th>teacher answers</th><th>took (±1 s)</th><th>outcome</th><th>why</th></tr>
             \(runRows.isEmpty ? "<tr><td colspan=7>none</td></tr>" : runRows)
             </table>
             <h2>Disagreements with the teacher</h2>
@@ -156,7 +156,8 @@ extension ReplayReport {
         let decades = max(1, Int(log10(max(slowest, 1)).rounded(.up)))
         let rowHeight = 40.0
         let chartHeight = Self.top + Double(present.count) * rowHeight + Self.bottom
-        func x(_ ms: Double) -> Double { Self.left + 40 + log10(max(ms, 0.1) * 10) / Double(decades + 1) * (plotWidth - 40) }
+        // Room on the right for the last label.
+        func x(_ ms: Double) -> Double { Self.left + 40 + log10(max(ms, 0.1) * 10) / Double(decades + 1) * (plotWidth - 130) }
         var content = ""
         for (i, (source, latency)) in present.enumerated() {
             let y0 = Self.top + Double(i) * rowHeight
