@@ -22,7 +22,10 @@ struct ReplayBenchmark: AsyncParsableCommand {
             student on its own schedule; the benchmark never trains. Only distill.interval_seconds is \
             shortened (--distill-interval), through the environment, so that the run does not wait on the \
             wall clock between checks; every other DISTILL_ variable of the caller's environment is \
-            dropped, so the daemon runs on its built-in defaults.
+            dropped, so the daemon runs on its built-in defaults. When the daemon's next training is due \
+            (it has logged distill.min_rows, then distill.min_new_rows more teacher answers), the replay \
+            holds the stream until the daemon has checked, trained and decided on its own schedule, so that \
+            a seed gives the same run on any machine (--free-running does not).
 
             Agreement is the share of answers equal to the teacher file's answer to the query (up to case \
             and spacing); accuracy is against the file's gold label. Writes <report>/replay-….json (every \
@@ -67,6 +70,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
     var binDir: String?
     @Option(help: "A previous replay's JSON report: print the share of requests answered by the same source.")
     var compare: String?
+    @Flag(help: "Send without holding the stream while the daemon retrains (the run then depends on the machine's speed).")
+    var freeRunning = false
     @Flag(help: "Keep the run directory (store, logs) instead of removing it after a successful run.") var keep = false
 
     func validate() throws {
@@ -118,7 +123,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let seconds = result.seconds
         var report = ReplayReport(
             outcomes: outcomes, queries: workload, window: window, pricePer1kTokens: pricePer1k,
-            run: runInfo(teacherFile: teacherFile, stream: stream, uniqueQueries: workload.count, started: started, seconds: seconds))
+            run: runInfo(
+                teacherFile: teacherFile, stream: stream, uniqueQueries: workload.count, started: started, seconds: seconds,
+                heldSeconds: result.heldSeconds))
         report.distillRuns = result.distillRuns
         report.student = result.student
         let paths = try write(report, teacherFile: teacherFile, started: started)
@@ -145,6 +152,12 @@ struct ReplayBenchmark: AsyncParsableCommand {
         var distillRuns: [ReplayDistillRun]
         /// What served each scope when the stream ended (nil if the admin API did not say).
         var student: StudentStatus?
+        /// How long the stream was held while the daemon retrained (nil: free running).
+        var heldSeconds: Double?
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
     /// Starts the two processes, sends the stream, stops them; the outcomes in stream order.
@@ -202,15 +215,18 @@ struct ReplayBenchmark: AsyncParsableCommand {
             runStart: runStart)
         let progress = ReplayProgress(total: stream.order.count)
         let state = ReplayState(count: stream.order.count)
+        let pacing = freeRunning ? nil : await ReplayPacing { await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket) }
         let start = ContinuousClock.now
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<concurrency {
                     group.addTask {
                         while let position = state.take() {
+                            await pacing?.begin()
                             let outcome = try await sender.send(query: stream.order[position])
                             state.record(outcome, at: position)
                             progress.record(outcome.source)
+                            await pacing?.end(outcome.source)
                         }
                     }
                 }
@@ -240,8 +256,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
         }
         return RunResult(
-            outcomes: outcomes, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,
-            distillRuns: runs, student: student)
+            outcomes: outcomes, seconds: Self.seconds(elapsed), distillRuns: runs, student: student,
+            heldSeconds: pacing.map { Self.seconds($0.held) })
     }
 
     /// An admin API answer over the daemon's Unix socket; nil (with a note) when it cannot be had.
@@ -290,7 +306,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
     // MARK: - Output
 
-    func runInfo(teacherFile: String, stream: ReplayStream, uniqueQueries: Int, started: Date, seconds: Double) -> [String: String] {
+    func runInfo(
+        teacherFile: String, stream: ReplayStream, uniqueQueries: Int, started: Date, seconds: Double, heldSeconds: Double?
+    ) -> [String: String] {
         [
             "command": (["distill-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             "teacher_file": teacherFile,
@@ -308,6 +326,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             "distill_interval_seconds": String(distillInterval),
             "daemon_environment": daemonEnvironment.joined(separator: " "),
             "seconds": String(format: "%.1f", seconds),
+            "pacing": heldSeconds.map { String(format: "held while the daemon retrained: %.1f s in all", $0) } ?? "free running",
             "requests_per_second": String(format: "%.1f", Double(stream.order.count) / seconds),
         ]
     }
@@ -353,7 +372,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         var lines = [
             "Distill replay of \(teacherFile): \(w.requests) requests (\(report.run["unique_queries"]!) unique, "
                 + "\(report.run["repeats"]!) repeats), seed \(seed), concurrency \(concurrency) over \(transport.rawValue), "
-                + String(format: "%.0f s (%.0f requests/s)", seconds, Double(w.requests) / seconds),
+                + String(format: "%.0f s (%.0f requests/s)", seconds, Double(w.requests) / seconds)
+                + (report.run["pacing"].map { ", \($0)" } ?? ""),
             "",
             "  source    share   agrees with teacher      p50       p99",
         ]
