@@ -22,10 +22,11 @@ struct ReplayBenchmark: AsyncParsableCommand {
             student on its own schedule; the benchmark never trains. Only distill.interval_seconds is \
             shortened (--distill-interval), through the environment, so that the run does not wait on the \
             wall clock between checks; every other DISTILL_ variable of the caller's environment is \
-            dropped, so the daemon runs on its built-in defaults. When the daemon's next training is due \
-            (it has logged distill.min_rows, then distill.min_new_rows more teacher answers), the replay \
-            holds the stream until the daemon has checked, trained and decided on its own schedule, so that \
-            a seed gives the same run on any machine (--free-running does not).
+            dropped, so the daemon runs on its built-in defaults. Requests go in rounds of --concurrency; \
+            when the daemon's next training is due (it has logged distill.min_rows, then distill.min_new_rows \
+            more teacher answers), the replay holds the stream until the daemon has checked, trained and \
+            decided on its own schedule, so that a seed gives the same run on any machine (--free-running \
+            does neither).
 
             Agreement is the share of answers equal to the teacher file's answer to the query (up to case \
             and spacing); accuracy is against the file's gold label. Writes <report>/replay-….json (every \
@@ -46,7 +47,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     @Option(help: "A system prompt sent with every request (it is part of the cache scope).") var systemPrompt: String?
     @Option(help: "Share of the stream that repeats an earlier query, in [0, 1).") var repeatRate = 0.3
     @Option(help: "Seed of the stream (and of teacher-sim's latency draws).") var seed: UInt64 = 1
-    @Option(help: "Requests in flight at once.") var concurrency = 16
+    @Option(help: "Requests in flight at once (sent in rounds of this many unless --free-running).") var concurrency = 64
     @Option(help: "Requests per window of the report.") var window = 1000
     @Option(help: "Directory of the JSON and HTML reports.") var report = "var/reports"
     @Flag(help: "Print the whole-run figures as JSON instead of the summary.") var json = false
@@ -70,7 +71,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     var binDir: String?
     @Option(help: "A previous replay's JSON report: print the share of requests answered by the same source.")
     var compare: String?
-    @Flag(help: "Send without holding the stream while the daemon retrains (the run then depends on the machine's speed).")
+    @Flag(help: "Keep --concurrency requests in flight and never hold the stream for the daemon's retraining (the run then depends on the machine's speed).")
     var freeRunning = false
     @Flag(help: "Keep the run directory (store, logs) instead of removing it after a successful run.") var keep = false
 
@@ -215,30 +216,50 @@ struct ReplayBenchmark: AsyncParsableCommand {
             runStart: runStart)
         let progress = ReplayProgress(total: stream.order.count)
         let state = ReplayState(count: stream.order.count)
-        let pacing = freeRunning ? nil : await ReplayPacing { await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket) }
+        var pacing = freeRunning ? nil : await ReplayPacing { await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket) }
+        let ticker = Task { await progress.run() }
+        defer { ticker.cancel() }
         let start = ContinuousClock.now
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<concurrency {
-                    group.addTask {
-                        while let position = state.take() {
-                            await pacing?.begin()
-                            let outcome = try await sender.send(query: stream.order[position])
-                            state.record(outcome, at: position)
-                            progress.record(outcome.source)
-                            await pacing?.end(outcome.source)
+            if pacing == nil {
+                // Free running: `concurrency` workers, each sending the next request as soon as it is done.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<concurrency {
+                        group.addTask {
+                            while let position = state.take() {
+                                let outcome = try await sender.send(query: stream.order[position])
+                                state.record(outcome, at: position)
+                                progress.record(outcome.source)
+                            }
                         }
                     }
+                    try await group.waitForAll()
                 }
-                let ticker = Task { await progress.run() }
-                defer { ticker.cancel() }
-                try await group.waitForAll()
+            } else {
+                // Rounds of `concurrency` requests sent together: which requests are in flight at once,
+                // and so which teacher answers a training sees, depends on the stream alone.
+                var teacherAnswers = 0
+                for round in stride(from: 0, to: stream.order.count, by: concurrency) {
+                    await pacing?.betweenRounds(teacherAnswers: teacherAnswers)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for position in round..<min(round + concurrency, stream.order.count) {
+                            group.addTask {
+                                let outcome = try await sender.send(query: stream.order[position])
+                                state.record(outcome, at: position)
+                                progress.record(outcome.source)
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                    teacherAnswers += state.outcomes(round..<min(round + concurrency, stream.order.count)).count { $0.source == .teacher }
+                }
             }
         } catch {
             try? await client.shutdown()
             throw error
         }
         let elapsed = ContinuousClock.now - start
+        ticker.cancel()
         progress.finish()
         let outcomes = state.outcomes
         let distill = await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket)
@@ -449,6 +470,8 @@ final class ReplayState: Sendable {
     func record(_ outcome: ReplayOutcome, at position: Int) { state.withLock { $0.outcomes[position] = outcome } }
 
     var outcomes: [ReplayOutcome] { state.withLock { $0.outcomes.map { $0! } } }
+
+    func outcomes(_ positions: Range<Int>) -> [ReplayOutcome] { state.withLock { $0.outcomes[positions].map { $0! } } }
 }
 
 /// Sends one query and reads back the answer and distilld's headers.
