@@ -140,7 +140,8 @@ public final class Distiller: Service, Sendable {
         }
         let failedAt = state.withLock { $0.failedAt }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
-            let needed = (log.trained ? configuration.minNewRows : configuration.minRows) + (failedAt[scope] ?? 0)
+            let needed = failedAt[scope].map { $0 + configuration.minNewRows }
+                ?? (log.trained ? configuration.minNewRows : configuration.minRows)
             if log.count >= needed { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
         }
     }

@@ -45,7 +45,7 @@ struct AdminClient {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "\(error)")
         }
         let body = try await response.body.collect(upTo: 256 << 20)
-        guard response.status == .ok else {
+        guard response.status.code / 100 == 2 else {
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(buffer: body)))?.error.message
             throw CachectlError.requestFailed(status: Int(response.status.code), message: message ?? "no details")
         }
