@@ -158,7 +158,14 @@ struct ReplayReport: Encodable {
         var count: Int
     }
 
+    struct Spread: Encodable, Equatable {
+        var min: Double, p50: Double
+    }
+
     var run: [String: String]
+    /// `x-distill-similarity` of the cache's answers and `x-distill-confidence` of the student's.
+    var cacheSimilarity: Spread?
+    var studentConfidence: Spread?
     /// The distiller's runs during the stream, oldest first.
     var distillRuns: [ReplayDistillRun] = []
     /// What served each scope when the stream ended, as `GET /admin/student` said.
@@ -181,6 +188,8 @@ struct ReplayReport: Encodable {
         case student
         case distillRuns = "distill_runs"
         case lateTeacherClasses = "late_teacher_classes"
+        case cacheSimilarity = "cache_similarity"
+        case studentConfidence = "student_confidence"
     }
 
     init(
@@ -217,6 +226,12 @@ struct ReplayReport: Encodable {
         }
         lateTeacherClasses = Array(
             late.map { ClassCount(answer: $0.key, count: $0.value) }.sorted { ($0.count, $1.answer) > ($1.count, $0.answer) }.prefix(20))
+        func spread(_ values: [Double]) -> Spread? {
+            let sorted = values.sorted()
+            return sorted.first.map { Spread(min: $0, p50: Self.percentile(sorted, 0.5)) }
+        }
+        cacheSimilarity = spread(outcomes.compactMap { $0.source == .cache ? $0.similarity : nil })
+        studentConfidence = spread(outcomes.compactMap { $0.source == .student ? $0.confidence : nil })
         sources = String(outcomes.map { $0.source.map { $0.rawValue.first! } ?? "x" })
     }
 

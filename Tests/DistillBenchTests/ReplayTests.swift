@@ -101,6 +101,8 @@ import Testing
         #expect(abs(w.costSaved - (1 - 30.0 / 90)) < 1e-12)
         #expect(abs(report.cost.saved - 0.12) < 1e-12)
         #expect(report.sources == "ttcssx")
+        #expect(report.cacheSimilarity == ReplayReport.Spread(min: 1, p50: 1))
+        #expect(report.studentConfidence == ReplayReport.Spread(min: 0.9, p50: 0.9))
         #expect(report.disagreements == [ReplayReport.Disagreement(source: .student, teacher: "X", served: "b ", count: 1)])
         #expect(report.lateTeacherClasses.isEmpty)
     }
