@@ -25,8 +25,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
             dropped, so the daemon runs on its built-in defaults. Requests go in rounds of --concurrency; \
             when the daemon's next training is due (it has logged distill.min_rows, then distill.min_new_rows \
             more teacher answers), the replay holds the stream until the daemon has checked, trained and \
-            decided on its own schedule, so that a seed gives the same run on any machine (--free-running \
-            does neither).
+            decided on its own schedule, so that the run depends far less on the machine's speed \
+            (--free-running does neither).
 
             Agreement is the share of answers equal to the teacher file's answer to the query (up to case \
             and spacing); accuracy is against the file's gold label. Writes <report>/replay-….json (every \
@@ -71,7 +71,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     var binDir: String?
     @Option(help: "A previous replay's JSON report: print the share of requests answered by the same source.")
     var compare: String?
-    @Flag(help: "Keep --concurrency requests in flight and never hold the stream for the daemon's retraining (the run then depends on the machine's speed).")
+    @Flag(help: "Keep --concurrency requests in flight and never hold the stream for the daemon's retraining (the run then depends more on the machine's speed).")
     var freeRunning = false
     @Flag(help: "Keep the run directory (store, logs) instead of removing it after a successful run.") var keep = false
 
