@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= config/distilld.yaml
 
-.PHONY: bootstrap build build-debug run test soak chaos clean
+.PHONY: bootstrap build build-debug run test soak chaos demo clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -28,6 +28,13 @@ soak: build
 
 chaos: build
 	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/chaos --kills 50
+
+# The replay benchmark on Banking77 with the soft-label teacher (docs/benchmarks.md, "Replay"):
+# teacher-sim and distilld run as real processes on a fresh store; the summary is printed and the
+# report written to var/reports/.
+DATA ?= ../shared/data/banking77
+demo: build
+	.build/release/distill-bench replay --soft-jsonl $(DATA)/teacher_soft.jsonl
 
 clean:
 	$(SWIFT) package clean
