@@ -133,9 +133,6 @@ class TeacherSim:
         if status != 200:
             raise Failure(f"PUT /sim/faults {faults}: {status} {body}")
 
-    def stats(self):
-        return self.request("GET", "/sim/stats")[1]
-
 
 class Daemon:
     """distilld on a data directory, started (and restarted) with the same flags and environment."""
@@ -284,15 +281,6 @@ class Client:
         if reply_headers.get("connection", "").lower() == "close":
             self.close()
         return Reply(response.status, reply_headers, data, time.monotonic() - started, stream)
-
-    def get(self, path):
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
 
     def close(self):
         if self.connection is not None:
