@@ -164,6 +164,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Seeded hostile input for the request parser and the teacher-response decoding.
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: [
+                "DistillAPI", "Teacher",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Starts the real executables (distilld, teacher-sim, cachectl) as processes.
         .testTarget(
             name: "EndToEndTests",
