@@ -82,6 +82,7 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Admi
     }
 
     addCacheRoutes(to: router, system: system)
+    addBackupRoutes(to: router, system: system)
     return router
 }
 

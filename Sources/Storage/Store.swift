@@ -58,11 +58,13 @@ public final class Store: Sendable {
 public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case noSuchRow(table: String, id: Int64)
+    case backupFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
         case .noSuchRow(let table, let id): "no row \(id) in \(table)"
+        case .backupFailed(let path, let reason): "cannot back up the store to \(path): \(reason)"
         }
     }
 }
