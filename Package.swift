@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Teacher", "Embedding",
+                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

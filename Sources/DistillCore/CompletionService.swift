@@ -34,9 +34,12 @@ public struct CompletionResponse: Sendable {
     public var source: AnswerSource
     /// The best cosine similarity the cache found for the request (nil when it was not consulted).
     public var similarity: Float?
+    /// The student's calibrated confidence in its answer (nil when no student was consulted).
+    public var confidence: Float?
 }
 
-/// The request path: cache, then teacher; and the teacher log and cache entries behind it.
+/// The request path: cache, then the scope's student when it is confident, then the teacher; and
+/// the teacher log and cache entries behind it.
 ///
 /// A teacher answer is committed to the log (with its cache entry) before the client receives any
 /// of it (for streams: before `[DONE]`); if the commit fails the client gets an error instead of
@@ -46,18 +49,20 @@ public final class CompletionService: Sendable {
     let store: Store
     let teacher: TeacherClient
     let cache: SemanticCache?
+    let students: Students?
     let embedder: (any Embedder)?
     let temperatureCeiling: Double
     let metrics: DistillMetrics
     let logger: Logger
 
     public init(
-        store: Store, teacher: TeacherClient, cache: SemanticCache?, embedder: (any Embedder)?,
+        store: Store, teacher: TeacherClient, cache: SemanticCache?, students: Students?, embedder: (any Embedder)?,
         temperatureCeiling: Double, metrics: DistillMetrics, logger: Logger
     ) {
         self.store = store
         self.teacher = teacher
         self.cache = cache
+        self.students = students
         self.embedder = embedder
         self.temperatureCeiling = temperatureCeiling
         self.metrics = metrics
@@ -67,10 +72,13 @@ public final class CompletionService: Sendable {
     public func complete(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionResponse {
         switch await route(request, info: info) {
         case .cached(let hit):
-            let completion = ChatCompletion(
-                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
-                answer: hit.entry.answer, finishReason: hit.entry.finishReason, usage: Usage(promptTokens: 0, completionTokens: 0))
-            return CompletionResponse(body: JSONValue.encode(completion), source: .cache, similarity: hit.similarity)
+            return CompletionResponse(
+                body: Self.completion(hit.entry.answer, finishReason: hit.entry.finishReason, of: request, info: info),
+                source: .cache, similarity: hit.similarity)
+        case .student(let decision, let similarity):
+            return CompletionResponse(
+                body: Self.completion(decision.prediction.answer, finishReason: "stop", of: request, info: info),
+                source: .student, similarity: similarity, confidence: decision.prediction.confidence)
         case .teacher(let plan):
             let started = ContinuousClock.now
             let completion: TeacherCompletion
@@ -82,26 +90,49 @@ public final class CompletionService: Sendable {
             let latency = ContinuousClock.now - started
             metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
             try await record(completion.answer, of: request, plan: plan, info: info, latency: latency, streamed: false)
-            return CompletionResponse(body: completion.clientBody.encoded(), source: .teacher, similarity: plan.bestSimilarity)
+            return CompletionResponse(
+                body: completion.clientBody.encoded(), source: .teacher, similarity: plan.bestSimilarity,
+                confidence: plan.student?.prediction.confidence)
         }
+    }
+
+    /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
+    static func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
+        JSONValue.encode(
+            ChatCompletion(
+                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
+                answer: answer, finishReason: finishReason, usage: Usage(promptTokens: 0, completionTokens: 0)))
+    }
+
+    /// The same, as a stream of server-sent events ending with `[DONE]`.
+    static func replay(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> CompletionStream.Body {
+        let chunks = ChatCompletionChunk.stream(
+            id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
+            pieces: [answer], finishReason: finishReason,
+            usage: request.wantsStreamUsage ? Usage(promptTokens: 0, completionTokens: 0) : nil)
+        let events = chunks.map { ServerSentEvent(data: String(decoding: JSONValue.encode($0), as: UTF8.self)) }
+        return .replay(events + [ServerSentEvent(data: "[DONE]")])
     }
 
     /// Opens a streamed answer. Throws before anything is sent when the teacher cannot start one.
     public func stream(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionStream {
         switch await route(request, info: info) {
         case .cached(let hit):
-            let chunks = ChatCompletionChunk.stream(
-                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
-                pieces: [hit.entry.answer], finishReason: hit.entry.finishReason,
-                usage: request.wantsStreamUsage ? Usage(promptTokens: 0, completionTokens: 0) : nil)
-            let events = chunks.map { ServerSentEvent(data: String(decoding: JSONValue.encode($0), as: UTF8.self)) }
-            return CompletionStream(source: .cache, similarity: hit.similarity, body: .replay(events + [ServerSentEvent(data: "[DONE]")]))
+            return CompletionStream(
+                source: .cache, similarity: hit.similarity, confidence: nil,
+                body: Self.replay(hit.entry.answer, finishReason: hit.entry.finishReason, of: request, info: info))
+        case .student(let decision, let similarity):
+            return CompletionStream(
+                source: .student, similarity: similarity, confidence: decision.prediction.confidence,
+                body: Self.replay(decision.prediction.answer, finishReason: "stop", of: request, info: info))
         case .teacher(let plan):
             let started = ContinuousClock.now
             do {
                 let upstream = try await teacher.stream(request, requestID: info.requestID)
                 let relay = TeacherRelay(service: self, request: request, plan: plan, info: info, started: started, upstream: upstream)
-                return CompletionStream(source: .teacher, similarity: plan.bestSimilarity, body: .teacher(relay))
+                return CompletionStream(
+                    source: .teacher, similarity: plan.bestSimilarity, confidence: plan.student?.prediction.confidence,
+                    body: .teacher(relay))
             } catch {
                 throw failedTeacherCall(error, started: started, info: info)
             }
@@ -112,6 +143,8 @@ public final class CompletionService: Sendable {
 
     enum Route {
         case cached(CacheHit)
+        /// The student answers; with the cache's best similarity.
+        case student(Students.Decision, similarity: Float?)
         case teacher(TeacherPlan)
     }
 
@@ -123,41 +156,62 @@ public final class CompletionService: Sendable {
         var vector: [Float]?
         var writeCache = false
         var bestSimilarity: Float?
+        /// What the scope's student made of the request, when it has one: an audit compares its
+        /// answer with the teacher's.
+        var student: Students.Decision?
     }
 
-    /// Decides where the answer comes from: an exact hit, else a semantic hit, else the teacher.
+    /// Decides where the answer comes from: an exact hit, else a semantic hit, else a confident
+    /// student, else the teacher. Requests that may not read the cache may not read the student either.
     func route(_ request: ChatRequest, info: RequestInfo) async -> Route {
         let scope = Scope(of: request, tenant: info.tenant)
-        guard let cache, let embedder, let prompt = request.lastUserMessage?.text else {
+        guard cache != nil || students != nil, let embedder, let prompt = request.lastUserMessage?.text else {
             return .teacher(TeacherPlan(scope: scope))
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
         for reason in policy.bypassReasons { metrics.recordCacheBypass(reason: reason) }
-        let started = ContinuousClock.now
-        let now = Date()
-        do {
-            if policy.read, let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: now) {
-                metrics.recordCacheLookup(result: "exact_hit", duration: .now - started)
-                return .cached(hit)
-            }
-            guard policy.read || policy.write else { return .teacher(TeacherPlan(scope: scope)) }
-            // One embedding serves the lookup and the entry the answer will be cached under.
-            let vector = try await embedder.embed([prompt])[0]
-            var best: Float?
-            if policy.read {
-                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: now)
-                best = similarity
+        var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write)
+        if let cache, policy.read {
+            let started = ContinuousClock.now
+            do {
+                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: Date()) {
+                    metrics.recordCacheLookup(result: "exact_hit", duration: .now - started)
+                    return .cached(hit)
+                }
+                // One embedding serves the lookup, the student and the entry the answer is cached under.
+                let vector = try await embedder.embed([prompt])[0]
+                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: Date())
                 metrics.recordCacheLookup(result: hit == nil ? "miss" : "semantic_hit", duration: .now - started)
                 if let hit { return .cached(hit) }
+                (plan.vector, plan.bestSimilarity) = (vector, similarity)
+            } catch {
+                metrics.recordCacheLookup(result: "error", duration: .now - started)
+                logger.warning(
+                    "cache lookup failed; asking the teacher",
+                    metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
+                return .teacher(TeacherPlan(scope: scope))
             }
-            return .teacher(TeacherPlan(scope: scope, vector: vector, writeCache: policy.write, bestSimilarity: best))
-        } catch {
-            metrics.recordCacheLookup(result: "error", duration: .now - started)
-            logger.warning(
-                "cache lookup failed; asking the teacher",
-                metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
-            return .teacher(TeacherPlan(scope: scope))
         }
+        let vector: [Float]
+        if let computed = plan.vector {
+            vector = computed
+        } else {
+            // The teacher log keeps the vector even when the cache is bypassed: the student learns from it.
+            do {
+                vector = try await embedder.embed([prompt])[0]
+            } catch {
+                logger.warning(
+                    "embedding failed; asking the teacher",
+                    metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
+                return .teacher(TeacherPlan(scope: scope))
+            }
+            plan.vector = vector
+        }
+        if policy.read, let students, let decision = students.decide(scope: scope.key, vector: vector) {
+            if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
+            plan.student = decision
+        }
+        return .teacher(plan)
     }
 
     func failedTeacherCall(_ error: TeacherError, started: ContinuousClock.Instant, info: RequestInfo) -> APIError {
@@ -208,6 +262,9 @@ public final class CompletionService: Sendable {
         if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
         }
+        if let students, let decision = plan.student, case .audit = decision.action {
+            await students.recordAudit(decision, teacherAnswer: answer.text)
+        }
     }
 }
 
@@ -216,10 +273,12 @@ public struct CompletionStream: Sendable {
     public let source: AnswerSource
     /// The best cosine similarity the cache found for the request (nil when it was not consulted).
     public let similarity: Float?
+    /// The student's calibrated confidence in its answer (nil when no student was consulted).
+    public let confidence: Float?
     let body: Body
 
     enum Body: Sendable {
-        /// A cached answer, replayed.
+        /// An answer distill already has, replayed.
         case replay([ServerSentEvent])
         case teacher(TeacherRelay)
     }

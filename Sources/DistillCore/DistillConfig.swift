@@ -15,6 +15,8 @@ public struct DistillConfig: Sendable, Equatable {
     public var cache = Cache()
     public var embedding = Embedding()
     public var index = Index()
+    public var student = Student()
+    public var distill = Distill()
     public var log = Log()
 
     public init() {}
@@ -113,6 +115,39 @@ public struct DistillConfig: Sendable, Equatable {
         public var efSearch = 64
         /// A scope's index is exact (flat) until it holds this many entries.
         public var flatUntil = 2048
+    }
+
+    public struct Student: Sendable, Equatable {
+        public init() {}
+
+        /// Whether confident students answer cache misses.
+        public var enabled = true
+        /// τ is chosen so that accepted holdout answers agree with the teacher at least this often,
+        /// and a scope whose audited answers fall below it stops being served.
+        public var targetAgreement = 0.95
+        /// The share of confident answers also asked of the teacher, to measure live agreement.
+        public var auditShare = 0.02
+        /// Live agreement is judged on a scope's most recent audits, at most this many.
+        public var auditWindow = 200
+        /// Teacher answers given fewer times than this are no class of the student.
+        public var minSupport = 3
+    }
+
+    public struct Distill: Sendable, Equatable {
+        public init() {}
+
+        /// Whether students are retrained in the background.
+        public var enabled = true
+        /// How often the teacher log is checked for new answers.
+        public var intervalSeconds = 30.0
+        /// A scope is retrained once this many teacher answers were logged since its last training.
+        public var minNewRows = 500
+        /// A scope needs this many logged answers before its first training.
+        public var minRows = 500
+        /// Training uses a scope's newest answers, at most this many.
+        public var maxRows = 50_000
+        /// The newest share of them is held out: calibration, τ and the promotion gate.
+        public var holdoutShare = 0.2
     }
 
     public struct Log: Sendable, Equatable {
@@ -258,6 +293,24 @@ extension DistillConfig {
         index.efConstruction = try f.int("index.ef_construction", default: i.efConstruction, 8...4096)
         index.efSearch = try f.int("index.ef_search", default: i.efSearch, 1...4096)
         index.flatUntil = try f.int("index.flat_until", default: i.flatUntil, 0...10_000_000)
+
+        let s = defaults.student
+        student.enabled = try f.bool("student.enabled", default: s.enabled)
+        student.targetAgreement = try f.double("student.target_agreement", default: s.targetAgreement, 0.5...1)
+        student.auditShare = try f.double("student.audit_share", default: s.auditShare, 0...1)
+        student.auditWindow = try f.int("student.audit_window", default: s.auditWindow, 10...100_000)
+        student.minSupport = try f.int("student.min_support", default: s.minSupport, 1...10_000)
+
+        let d = defaults.distill
+        distill.enabled = try f.bool("distill.enabled", default: d.enabled)
+        distill.intervalSeconds = try f.double("distill.interval_seconds", default: d.intervalSeconds, 0.1...86400)
+        distill.minNewRows = try f.int("distill.min_new_rows", default: d.minNewRows, 1...10_000_000)
+        distill.minRows = try f.int("distill.min_rows", default: d.minRows, 10...10_000_000)
+        distill.maxRows = try f.int("distill.max_rows", default: d.maxRows, 10...10_000_000)
+        distill.holdoutShare = try f.double("distill.holdout_share", default: d.holdoutShare, 0.05...0.5)
+        if distill.maxRows < distill.minRows {
+            throw .invalidValue(key: "distill.max_rows", value: String(distill.maxRows), expected: "at least distill.min_rows (\(distill.minRows))")
+        }
 
         log.level = try f.string("log.level", default: defaults.log.level)
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

@@ -10,23 +10,26 @@ import Teacher
 import Glibc
 #endif
 
-/// The running system behind the listeners: the store, the embedder and the cache, the teacher,
-/// the request path, metrics. One per daemon: it holds an exclusive lock on its data directory.
+/// The running system behind the listeners: the store, the embedder, the cache and the students,
+/// the teacher, the request path, re-distillation, metrics. One per daemon: it holds an exclusive lock on its data directory.
 public final class DistillSystem: Sendable {
     public let config: DistillConfig
     public let store: Store
     public let teacher: TeacherClient
     public let cache: SemanticCache?
+    /// Nil when `student.enabled` is false.
+    public let students: Students?
+    public let distiller: Distiller?
     public let embedder: (any Embedder)?
     public let metrics: DistillMetrics
     public let completions: CompletionService
     public let startedAt: Date
-    /// Background work that belongs in the daemon's ServiceGroup (cache upkeep).
+    /// Background work that belongs in the daemon's ServiceGroup (cache upkeep, re-distillation).
     public let services: [any Service]
     private let lock: DataDirectoryLock
 
     /// Opens the data directory and the store, loads the embedding model (unless `embedder` is
-    /// given, e.g. shared by tests) and the cache.
+    /// given, e.g. shared by tests), the cache and the active students.
     public static func open(
         config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil, logger: Logger
     ) async throws(SystemError) -> DistillSystem {
@@ -38,46 +41,69 @@ public final class DistillSystem: Sendable {
             throw .store(error)
         }
         let metrics = DistillMetrics()
+        guard config.cache.enabled || config.student.enabled else {
+            return DistillSystem(
+                config: config, environment: environment, lock: lock, store: store, cache: nil, students: nil,
+                embedder: embedder, metrics: metrics, logger: logger)
+        }
+        let loaded: any Embedder
+        if let embedder { loaded = embedder } else { loaded = try loadEmbedder(config.embedding, logger: logger) }
         var cache: SemanticCache?
-        var embedder = embedder
         if config.cache.enabled {
             do {
-                let loaded = try embedder ?? loadEmbedder(config.embedding, logger: logger)
-                embedder = loaded
                 cache = try await SemanticCache.open(
                     store: store, configuration: config, embedder: loaded, metrics: metrics, logger: logger)
-            } catch let error as SystemError {
-                throw error
             } catch {
                 throw .cache("\(error)")
             }
         }
+        var students: Students?
+        if config.student.enabled {
+            do {
+                students = try await Students.open(
+                    store: store, configuration: config.student, embeddingModel: loaded.identity.key, metrics: metrics,
+                    logger: logger)
+            } catch {
+                throw .students("\(error)")
+            }
+        }
         return DistillSystem(
-            config: config, environment: environment, lock: lock, store: store, cache: cache, embedder: embedder,
-            metrics: metrics, logger: logger)
+            config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
+            embedder: loaded, metrics: metrics, logger: logger)
     }
 
     private init(
         config: DistillConfig, environment: [String: String], lock: DataDirectoryLock, store: Store,
-        cache: SemanticCache?, embedder: (any Embedder)?, metrics: DistillMetrics, logger: Logger
+        cache: SemanticCache?, students: Students?, embedder: (any Embedder)?, metrics: DistillMetrics, logger: Logger
     ) {
         self.config = config
         self.lock = lock
         self.store = store
         self.cache = cache
+        self.students = students
         self.embedder = embedder
         self.metrics = metrics
         let teacherConfiguration = config.teacherConfiguration(environment: environment)
         self.teacher = TeacherClient(configuration: teacherConfiguration, logger: logger)
         self.completions = CompletionService(
-            store: store, teacher: teacher, cache: cache, embedder: embedder,
+            store: store, teacher: teacher, cache: cache, students: students, embedder: embedder,
             temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: logger)
         self.startedAt = Date()
-        self.services = cache.map {
-            [CacheUpkeep(
-                cache: $0, flushInterval: .seconds(config.cache.hitFlushSeconds),
-                snapshotInterval: .seconds(config.cache.snapshotIntervalSeconds), logger: logger)]
-        } ?? []
+        var distiller: Distiller?
+        if let students, let embedder {
+            distiller = Distiller(
+                store: store, embedder: embedder, students: students, configuration: config, metrics: metrics, logger: logger)
+        }
+        self.distiller = distiller
+        var services: [any Service] = []
+        if let cache {
+            services.append(
+                CacheUpkeep(
+                    cache: cache, flushInterval: .seconds(config.cache.hitFlushSeconds),
+                    snapshotInterval: .seconds(config.cache.snapshotIntervalSeconds), logger: logger))
+        }
+        if let distiller { services.append(distiller) }
+        self.services = services
         if teacherConfiguration.apiKey == nil {
             logger.notice("no teacher API key: \(config.teacher.apiKeyEnv) is not set; calling the teacher without one")
         }
@@ -181,6 +207,7 @@ public enum SystemError: Error, CustomStringConvertible {
     case store(StoreError)
     case embeddingModel(path: String, reason: String)
     case cache(String)
+    case students(String)
 
     public var description: String {
         switch self {
@@ -190,6 +217,7 @@ public enum SystemError: Error, CustomStringConvertible {
         case .embeddingModel(let path, let reason):
             "cannot load the embedding model from \(path) (run scripts/bootstrap, or set embedding.model_dir): \(reason)"
         case .cache(let reason): "cannot open the cache: \(reason)"
+        case .students(let reason): "cannot load the students: \(reason)"
         }
     }
 }

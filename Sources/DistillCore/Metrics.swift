@@ -115,6 +115,47 @@ public final class DistillMetrics: Sendable {
         registry.makeGauge(name: "distill_cache_entries", help: "Entries in the semantic cache.").set(to: Double(count))
     }
 
+    /// What a scope's student made of a cache miss: answer, audit (the teacher answers, for comparison) or unsure.
+    func recordStudentDecision(_ action: Students.Decision.Action) {
+        registry.makeCounter(
+            name: "distill_student_decisions_total", labels: [("decision", "\(action)")],
+            help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ)."
+        ).increment()
+    }
+
+    /// One audit: whether the teacher gave the student's answer, and the scope's live agreement since.
+    func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {
+        registry.makeCounter(
+            name: "distill_student_audits_total", labels: [("result", agrees ? "agree" : "disagree")],
+            help: "Confident student answers checked against the teacher, by result."
+        ).increment()
+        registry.makeGauge(
+            name: "distill_student_live_agreement", labels: [("scope", String(scope.prefix(12)))],
+            help: "Share of a scope's recent audits where the teacher gave the student's answer."
+        ).set(to: liveAgreement)
+    }
+
+    func recordStudentSuspension() {
+        registry.makeCounter(
+            name: "distill_student_suspensions_total",
+            help: "Students taken out of service because their audited answers fell below the target agreement."
+        ).increment()
+    }
+
+    /// One finished re-distillation run of a scope: promoted, rejected, failed or cancelled.
+    func recordDistillRun(outcome: String, trainingSeconds: Double?) {
+        registry.makeCounter(
+            name: "distill_distill_runs_total", labels: [("outcome", outcome)], help: "Student training runs by outcome."
+        ).increment()
+        if let trainingSeconds {
+            registry.makeDurationHistogram(
+                name: "distill_training_duration_seconds",
+                buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)],
+                help: "Time spent training a student (loading and embedding included)."
+            ).record(.seconds(trainingSeconds))
+        }
+    }
+
     public func updateBreaker(_ state: CircuitBreaker.State) {
         let gauge = registry.makeGauge(
             name: "distill_teacher_breaker_open", help: "1 while the teacher's circuit breaker refuses calls.")

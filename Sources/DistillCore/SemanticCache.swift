@@ -62,7 +62,7 @@ public final class SemanticCache: Sendable {
             ttlSeconds: configuration.cache.ttlSeconds > 0 ? configuration.cache.ttlSeconds : nil)
         self.maxEntries = configuration.cache.maxEntries
         self.indexConfiguration = IndexConfiguration(
-            model: "\(model.name)@\(model.weightsSHA256)", dimension: model.dimension,
+            model: model.key, dimension: model.dimension,
             hnsw: HNSWParameters(
                 m: configuration.index.m, efConstruction: configuration.index.efConstruction,
                 efSearch: configuration.index.efSearch),
@@ -403,6 +403,8 @@ public final class SemanticCache: Sendable {
             logger.info("re-embedding", metadata: ["distill.progress": "\(done)/\(total)"])
         }
         try await store.deleteIndexSnapshots()
+        // The student's training vectors too; re-distillation computes them again as it needs them.
+        try await store.clearTeacherLogEmbeddings()
     }
 
     /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.

@@ -119,7 +119,7 @@ private func noSuchEntry(_ context: DistillRequestContext) -> APIError {
 }
 
 /// Decodes an admin request's JSON body (at most 32 MiB: imports come in batches).
-private func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
     let body = try await request.body.collect(upTo: 32 << 20)
     do {
         return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))

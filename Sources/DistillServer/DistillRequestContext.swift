@@ -16,5 +16,7 @@ extension HTTPField.Name {
     static let requestID = Self("x-request-id")!
     static let distillSource = Self("x-distill-source")!
     static let distillSimilarity = Self("x-distill-similarity")!
+    /// The student's calibrated confidence, when a student looked at the request.
+    static let distillConfidence = Self("x-distill-confidence")!
     static let distillCache = Self("x-distill-cache")!
 }

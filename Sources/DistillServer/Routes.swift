@@ -25,12 +25,14 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Admi
         guard chat.stream else {
             let answer = try await system.completions.complete(chat, info: info)
             var headers: HTTPFields = [.contentType: "application/json", .distillSource: answer.source.rawValue]
-            headers[.distillSimilarity] = answer.similarity.map(formatSimilarity)
+            headers[.distillSimilarity] = answer.similarity.map(formatScore)
+            headers[.distillConfidence] = answer.confidence.map(formatScore)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
         let stream = try await system.completions.stream(chat, info: info)
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue]
-        headers[.distillSimilarity] = stream.similarity.map(formatSimilarity)
+        headers[.distillSimilarity] = stream.similarity.map(formatScore)
+        headers[.distillConfidence] = stream.confidence.map(formatScore)
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
@@ -82,12 +84,13 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Admi
     }
 
     addCacheRoutes(to: router, system: system)
+    addStudentRoutes(to: router, system: system)
     addBackupRoutes(to: router, system: system)
     return router
 }
 
-/// Similarity as the `x-distill-similarity` header shows it.
-func formatSimilarity(_ similarity: Float) -> String {
+/// Similarity and confidence as the `x-distill-similarity` and `x-distill-confidence` headers show them.
+func formatScore(_ similarity: Float) -> String {
     String(format: "%.4f", similarity)
 }
 

@@ -13,6 +13,9 @@ public struct EmbeddingModelIdentity: Sendable, Hashable, Codable, CustomStringC
         self.dimension = dimension
     }
 
+    /// What stored vectors and models are tagged with: `name@sha256`.
+    public var key: String { "\(name)@\(weightsSHA256)" }
+
     public var description: String { "\(name)@\(weightsSHA256.prefix(12)) (\(dimension)d)" }
 }
 

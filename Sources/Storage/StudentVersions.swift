@@ -14,6 +14,9 @@ public struct StudentVersionRecord: Codable, Sendable, Equatable, FetchableRecor
         case retired
         /// Failed the promotion gate.
         case rejected
+        /// Was active until its audited answers agreed with the teacher less than the target: its scope
+        /// has no student until a new version passes the gate.
+        case suspended
     }
 
     public var id: Int64?
@@ -53,10 +56,16 @@ public struct StudentVersionRecord: Codable, Sendable, Equatable, FetchableRecor
 }
 
 extension Store {
-    /// Stores a new version; returns its id.
+    /// Stores a new version and returns its id. An active one retires its scope's previous active
+    /// version in the same transaction: a scope never has two, nor none because of a crash between.
     public func addStudentVersion(_ version: StudentVersionRecord) async throws -> Int64 {
         try await pool.write { db in
             var version = version
+            if version.status == .active {
+                try db.execute(
+                    sql: "UPDATE student_versions SET status = 'retired' WHERE scope = ? AND status = 'active'",
+                    arguments: [version.scope])
+            }
             try version.insert(db)
             return version.id!
         }
@@ -92,11 +101,17 @@ extension Store {
         }
     }
 
-    /// Versions, newest first; all scopes unless one is given.
-    public func studentVersions(scope: String?) async throws -> [StudentVersionRecord] {
+    /// Versions, newest first; all scopes unless one is given. Without `models`, the (large) serialized
+    /// models are left out: `model` is empty.
+    public func studentVersions(scope: String?, models: Bool = true) async throws -> [StudentVersionRecord] {
         try await pool.read { db in
             var request = StudentVersionRecord.all()
             if let scope { request = request.filter(Column("scope") == scope) }
+            if !models {
+                request = request.select(
+                    [Column("id"), Column("scope"), Column("created_at"), Column("status"), SQL("x'' AS model"),
+                     Column("metrics"), Column("trained_through"), Column("training_seconds")])
+            }
             return try request.order(Column("id").desc).fetchAll(db)
         }
     }

@@ -99,6 +99,34 @@ extension Store {
         }
     }
 
+    /// A scope's newest `limit` exchanges, oldest first.
+    public func latestTeacherLog(scope: String, limit: Int) async throws -> [TeacherLogRecord] {
+        try await pool.read { db in
+            Array(try TeacherLogRecord.filter(Column("scope") == scope).order(Column("id").desc).limit(limit).fetchAll(db).reversed())
+        }
+    }
+
+    /// Per scope: the exchanges logged after the newest one a stored student version of the scope was
+    /// trained through (all of them when it has no version), and whether it has one.
+    public func untrainedTeacherLog() async throws -> [String: (count: Int, trained: Bool)] {
+        try await pool.read { db in
+            var untrained: [String: (count: Int, trained: Bool)] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT t.scope AS scope, count(*) AS n, v.mark IS NOT NULL AS trained
+                    FROM teacher_log t
+                    LEFT JOIN (SELECT scope, max(trained_through) AS mark FROM student_versions GROUP BY scope) v ON v.scope = t.scope
+                    WHERE t.id > coalesce(v.mark, 0)
+                    GROUP BY t.scope
+                    """)
+            {
+                untrained[row["scope"]] = (row["n"], row["trained"])
+            }
+            return untrained
+        }
+    }
+
     /// Per scope: the number of exchanges with ids above `id`, and the newest id.
     public func teacherLogActivity(after id: Int64 = 0) async throws -> [String: (count: Int, newest: Int64)] {
         try await pool.read { db in

@@ -49,7 +49,7 @@ struct AdminClient {
         return (response.headers, bytes)
     }
 
-    /// Sends a request; anything but a 200 is an error with distilld's message.
+    /// Sends a request; anything but a 2xx is an error with distilld's message.
     private func execute(
         _ method: HTTPMethod, _ path: String, body: Data?, client: HTTPClient, timeout: TimeAmount
     ) async throws -> HTTPClientResponse {
@@ -69,7 +69,7 @@ struct AdminClient {
         } catch {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "\(error)")
         }
-        guard response.status == .ok else {
+        guard response.status.code / 100 == 2 else {
             let body = try await response.body.collect(upTo: 1 << 20)
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(buffer: body)))?.error.message
             throw CachectlError.requestFailed(status: Int(response.status.code), message: message ?? "no details")

@@ -31,7 +31,7 @@ import Testing
                 configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 2, backoffInitial: .milliseconds(1), topLogprobs: 2),
                 logger: Self.quiet)
             let service = CompletionService(
-                store: store, teacher: teacher, cache: nil, embedder: nil, temperatureCeiling: 1, metrics: DistillMetrics(),
+                store: store, teacher: teacher, cache: nil, students: nil, embedder: nil, temperatureCeiling: 1, metrics: DistillMetrics(),
                 logger: Self.quiet)
             try await body(service, store, simulator)
             try await teacher.shutdown()

@@ -46,7 +46,7 @@ import Testing
             let cache = try await SemanticCache.open(store: store, configuration: config, embedder: Self.embedder, metrics: metrics, logger: Self.quiet)
             let teacher = TeacherClient(configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 1), logger: Self.quiet)
             let service = CompletionService(
-                store: store, teacher: teacher, cache: cache, embedder: Self.embedder,
+                store: store, teacher: teacher, cache: cache, students: nil, embedder: Self.embedder,
                 temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: Self.quiet)
             try await body(World(service: service, cache: cache, store: store, simulator: simulator))
             try await teacher.shutdown()

@@ -96,4 +96,43 @@ import Testing
         #expect(try await store.studentVersions(scope: "s").map(\.id) == [v2, v1])
         await #expect(throws: StoreError.self) { try await store.activateStudentVersion(id: 999) }
     }
+
+    @Test func anActiveVersionIsAddedAndItsPredecessorRetiredAtOnce() async throws {
+        func version(_ scope: String, _ status: StudentVersionRecord.Status, through: Int64) -> StudentVersionRecord {
+            StudentVersionRecord(scope: scope, createdAt: Date(), status: status, model: Data([7]), metrics: "{}", trainedThrough: through, trainingSeconds: 0.5)
+        }
+        let v1 = try await store.addStudentVersion(version("s", .active, through: 10))
+        let rejected = try await store.addStudentVersion(version("s", .rejected, through: 30))
+        let v2 = try await store.addStudentVersion(version("s", .active, through: 20))
+        _ = try await store.addStudentVersion(version("t", .active, through: 5))
+        #expect(try await store.studentVersion(id: v1)?.status == .retired)
+        #expect(try await store.studentVersion(id: rejected)?.status == .rejected)
+        #expect(try await store.activeStudentVersions().filter { $0.scope == "s" }.map(\.id) == [v2])
+        let listed = try await store.studentVersions(scope: "s", models: false)
+        #expect(listed.map(\.id) == [v2, rejected, v1] && listed.allSatisfy { $0.model.isEmpty && $0.trainedThrough > 0 })
+    }
+
+    @Test func theLatestExchangesOfAScopeComeOldestFirst() async throws {
+        var ids: [Int64] = []
+        for i in 0..<5 {
+            ids.append(try await store.appendTeacherExchange(exchange(i == 2 ? "other" : "s", vector: nil)))
+        }
+        #expect(try await store.latestTeacherLog(scope: "s", limit: 3).map(\.id) == [ids[1], ids[3], ids[4]])
+    }
+
+    @Test func untrainedExchangesAreCountedFromTheNewestTrainedThrough() async throws {
+        var ids: [Int64] = []
+        for i in 0..<6 {
+            ids.append(try await store.appendTeacherExchange(exchange(i < 4 ? "s" : "t", vector: nil)))
+        }
+        func version(through: Int64, _ status: StudentVersionRecord.Status) -> StudentVersionRecord {
+            StudentVersionRecord(scope: "s", createdAt: Date(), status: status, model: Data(), metrics: "{}", trainedThrough: through, trainingSeconds: 0)
+        }
+        var untrained = try await store.untrainedTeacherLog()
+        #expect(untrained["s"]?.count == 4 && untrained["s"]?.trained == false && untrained["t"]?.count == 2)
+        _ = try await store.addStudentVersion(version(through: ids[1], .active))
+        _ = try await store.addStudentVersion(version(through: ids[2], .rejected))
+        untrained = try await store.untrainedTeacherLog()
+        #expect(untrained["s"]?.count == 1 && untrained["s"]?.trained == true && untrained["t"]?.trained == false)
+    }
 }

@@ -1,0 +1,237 @@
+import Foundation
+
+// The admin API of the students and their re-distillation (`/admin/student…`, `/admin/distill…`);
+// `cachectl student` and `cachectl distill` speak it.
+
+/// A student's answers to a set of teacher exchanges, compared with the teacher's.
+public struct HoldoutCounts: Codable, Sendable, Equatable {
+    public var count: Int
+    /// Exchanges whose predicted answer is the teacher's.
+    public var agreeing: Int
+    /// Exchanges whose confidence reaches τ (the student would answer them).
+    public var accepted: Int
+    /// Accepted exchanges that agree.
+    public var agreeingAccepted: Int
+
+    public init(count: Int, agreeing: Int, accepted: Int, agreeingAccepted: Int) {
+        (self.count, self.agreeing, self.accepted, self.agreeingAccepted) = (count, agreeing, accepted, agreeingAccepted)
+    }
+
+    public var agreement: Double { count == 0 ? 0 : Double(agreeing) / Double(count) }
+    public var coverage: Double { count == 0 ? 0 : Double(accepted) / Double(count) }
+    public var acceptedAgreement: Double { accepted == 0 ? 0 : Double(agreeingAccepted) / Double(accepted) }
+
+    enum CodingKeys: String, CodingKey {
+        case count, agreeing, accepted
+        case agreeingAccepted = "agreeing_accepted"
+    }
+}
+
+/// How a version was trained and evaluated: stored with it, shown by `cachectl student versions`.
+public struct StudentVersionMetrics: Codable, Sendable, Equatable {
+    /// The embedding model its inputs came from; a version of another model is never served.
+    public var embeddingModel: String
+    public var classes: Int
+    /// τ; nil when no threshold met the target agreement (the version answers nothing).
+    public var threshold: Double?
+    public var temperature: Double
+    public var trainingRows: Int
+    /// Training rows with soft targets (the teacher's `top_logprobs`).
+    public var softTargetRows: Int
+    public var epochs: Int
+    public var bestEpoch: Int
+    /// Expected calibration error on the holdout, before and after temperature scaling.
+    public var calibrationErrorBefore: Double
+    public var calibrationErrorAfter: Double
+    /// The served (int8) network on the holdout, the newest teacher answers.
+    public var holdout: HoldoutCounts
+    /// The same network in float, before quantization.
+    public var floatHoldout: HoldoutCounts
+    /// The version it was compared with on the same holdout, if there was one.
+    public var incumbent: Incumbent?
+    /// The promotion gate's decision and why.
+    public var decision: String
+
+    public struct Incumbent: Codable, Sendable, Equatable {
+        public var version: Int64
+        public var holdout: HoldoutCounts
+
+        public init(version: Int64, holdout: HoldoutCounts) {
+            self.version = version
+            self.holdout = holdout
+        }
+    }
+
+    public init(
+        embeddingModel: String, classes: Int, threshold: Double?, temperature: Double, trainingRows: Int,
+        softTargetRows: Int, epochs: Int, bestEpoch: Int, calibrationErrorBefore: Double, calibrationErrorAfter: Double,
+        holdout: HoldoutCounts, floatHoldout: HoldoutCounts, incumbent: Incumbent?, decision: String
+    ) {
+        (self.embeddingModel, self.classes, self.threshold, self.temperature) = (embeddingModel, classes, threshold, temperature)
+        (self.trainingRows, self.softTargetRows, self.epochs, self.bestEpoch) = (trainingRows, softTargetRows, epochs, bestEpoch)
+        (self.calibrationErrorBefore, self.calibrationErrorAfter) = (calibrationErrorBefore, calibrationErrorAfter)
+        (self.holdout, self.floatHoldout, self.incumbent, self.decision) = (holdout, floatHoldout, incumbent, decision)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case classes, threshold, temperature, epochs, holdout, incumbent, decision
+        case embeddingModel = "embedding_model"
+        case trainingRows = "training_rows"
+        case softTargetRows = "soft_target_rows"
+        case bestEpoch = "best_epoch"
+        case calibrationErrorBefore = "calibration_error_before"
+        case calibrationErrorAfter = "calibration_error_after"
+        case floatHoldout = "float_holdout"
+    }
+}
+
+/// `GET /admin/student/versions`: one stored version (without its weights).
+public struct StudentVersionInfo: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var scope: String
+    /// candidate, active, retired, rejected or suspended.
+    public var status: String
+    public var createdAt: Date
+    /// The newest teacher log row it learned from.
+    public var trainedThrough: Int64
+    public var trainingSeconds: Double
+    /// Nil for a version whose metrics cannot be read.
+    public var metrics: StudentVersionMetrics?
+
+    public init(
+        id: Int64, scope: String, status: String, createdAt: Date, trainedThrough: Int64, trainingSeconds: Double,
+        metrics: StudentVersionMetrics?
+    ) {
+        (self.id, self.scope, self.status, self.createdAt) = (id, scope, status, createdAt)
+        (self.trainedThrough, self.trainingSeconds, self.metrics) = (trainedThrough, trainingSeconds, metrics)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, status, metrics
+        case createdAt = "created_at"
+        case trainedThrough = "trained_through"
+        case trainingSeconds = "training_seconds"
+    }
+}
+
+/// `GET /admin/student`: what serves each scope.
+public struct StudentStatus: Codable, Sendable, Equatable {
+    public var enabled: Bool
+    public var targetAgreement: Double
+    public var auditShare: Double
+    public var scopes: [Scope]
+
+    /// A scope with a serving or a suspended student.
+    public struct Scope: Codable, Sendable, Equatable {
+        public var scope: String
+        public var version: Int64
+        /// False once live agreement fell below the target: the teacher answers until a new version passes.
+        public var serving: Bool
+        public var threshold: Double?
+        /// Coverage and accepted agreement at τ on the version's holdout.
+        public var coverage: Double
+        public var holdoutAgreement: Double
+        /// Confident answers given since the version started serving (audits excluded).
+        public var answered: Int64
+        /// Audits in the live window, and the share of them where the teacher gave the student's answer.
+        public var audits: Int
+        public var liveAgreement: Double?
+
+        public init(
+            scope: String, version: Int64, serving: Bool, threshold: Double?, coverage: Double, holdoutAgreement: Double,
+            answered: Int64, audits: Int, liveAgreement: Double?
+        ) {
+            (self.scope, self.version, self.serving, self.threshold) = (scope, version, serving, threshold)
+            (self.coverage, self.holdoutAgreement, self.answered) = (coverage, holdoutAgreement, answered)
+            (self.audits, self.liveAgreement) = (audits, liveAgreement)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case scope, version, serving, threshold, coverage, answered, audits
+            case holdoutAgreement = "holdout_agreement"
+            case liveAgreement = "live_agreement"
+        }
+    }
+
+    public init(enabled: Bool, targetAgreement: Double, auditShare: Double, scopes: [Scope]) {
+        (self.enabled, self.targetAgreement, self.auditShare, self.scopes) = (enabled, targetAgreement, auditShare, scopes)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, scopes
+        case targetAgreement = "target_agreement"
+        case auditShare = "audit_share"
+    }
+}
+
+/// `POST /admin/student/rollback`: the scope may be left out when only one scope has a student.
+public struct StudentRollbackRequest: Codable, Sendable, Equatable {
+    public var scope: String?
+
+    public init(scope: String?) { self.scope = scope }
+}
+
+/// One training of one scope's student, queued, running or finished.
+public struct DistillRunInfo: Codable, Sendable, Equatable {
+    public var id: Int
+    public var scope: String
+    /// `scheduled` (the background service) or `manual` (`cachectl distill run`).
+    public var trigger: String
+    /// queued, loading, embedding, training, evaluating or finished.
+    public var phase: String
+    public var queuedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Teacher answers it trains and holds out on.
+    public var rows: Int?
+    /// Epochs run so far, and the most there may be (training stops early when the holdout stops improving).
+    public var epoch: Int
+    public var maxEpochs: Int
+    /// When finished: promoted, rejected, failed or cancelled; with why, and the version stored.
+    public var outcome: String?
+    public var reason: String?
+    public var version: Int64?
+
+    public init(id: Int, scope: String, trigger: String, queuedAt: Date, maxEpochs: Int) {
+        (self.id, self.scope, self.trigger, self.phase, self.queuedAt) = (id, scope, trigger, "queued", queuedAt)
+        (self.epoch, self.maxEpochs) = (0, maxEpochs)
+    }
+
+    public var isFinished: Bool { phase == "finished" }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, trigger, phase, rows, epoch, outcome, reason, version
+        case queuedAt = "queued_at"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case maxEpochs = "max_epochs"
+    }
+}
+
+/// `GET /admin/distill`: the re-distillation service and its runs, newest first.
+public struct DistillStatus: Codable, Sendable, Equatable {
+    public var enabled: Bool
+    public var intervalSeconds: Double
+    public var minNewRows: Int
+    public var minRows: Int
+    public var runs: [DistillRunInfo]
+
+    public init(enabled: Bool, intervalSeconds: Double, minNewRows: Int, minRows: Int, runs: [DistillRunInfo]) {
+        (self.enabled, self.intervalSeconds, self.minNewRows, self.minRows, self.runs) =
+            (enabled, intervalSeconds, minNewRows, minRows, runs)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, runs
+        case intervalSeconds = "interval_seconds"
+        case minNewRows = "min_new_rows"
+        case minRows = "min_rows"
+    }
+}
+
+/// `POST /admin/distill/runs`: train now, one scope or every scope with enough teacher answers.
+public struct DistillRunRequest: Codable, Sendable, Equatable {
+    public var scope: String?
+
+    public init(scope: String?) { self.scope = scope }
+}

@@ -1,0 +1,356 @@
+import DistillAPI
+import Embedding
+import Foundation
+import Logging
+import ServiceLifecycle
+import Storage
+import Student
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Re-distillation, unattended: a service of the daemon's group that, every `distill.interval_seconds`,
+/// trains a candidate student for each scope with enough new teacher answers, evaluates it against
+/// the active version on the newest answers, and promotes it only if the gate says it is better.
+///
+/// Training runs on a thread of its own at low priority, so it uses at most one core and serving
+/// never waits on it. Nothing is written until a run has finished: a version is stored, and made
+/// active, in one transaction, so a crash mid-training leaves the active version serving.
+public final class Distiller: Service, Sendable {
+    let store: Store
+    let embedder: any Embedder
+    let students: Students
+    let configuration: DistillConfig.Distill
+    let training: TrainingConfiguration
+    let gate: PromotionGate
+    let metrics: DistillMetrics
+    let logger: Logger
+    private let state = Mutex(State())
+    private let wakeUps: AsyncStream<Void>
+    private let wakeUp: AsyncStream<Void>.Continuation
+
+    struct State {
+        /// Queued, running and recently finished runs, oldest first.
+        var runs: [DistillRunInfo] = []
+        var nextID = 1
+        /// Per scope, the untrained count at which its last scheduled run failed: it is retried only
+        /// once `min_new_rows` more answers have come.
+        var failedAt: [String: Int] = [:]
+        /// Per queued scheduled run, the untrained count that made it due.
+        var pendingUntrained: [Int: Int] = [:]
+    }
+
+    /// Finished runs kept for `cachectl distill status`.
+    static let finishedRunsKept = 50
+
+    init(
+        store: Store, embedder: any Embedder, students: Students, configuration: DistillConfig, metrics: DistillMetrics,
+        logger: Logger
+    ) {
+        self.store = store
+        self.embedder = embedder
+        self.students = students
+        self.configuration = configuration.distill
+        var training = TrainingConfiguration()
+        training.minSupport = configuration.student.minSupport
+        training.targetAgreement = configuration.student.targetAgreement
+        training.holdoutFraction = configuration.distill.holdoutShare
+        self.training = training
+        var gate = PromotionGate()
+        gate.targetAgreement = configuration.student.targetAgreement
+        self.gate = gate
+        self.metrics = metrics
+        self.logger = logger
+        (wakeUps, wakeUp) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func run() async {
+        let interval = Duration.seconds(configuration.intervalSeconds)
+        await cancelWhenGracefulShutdown { [self] in
+            await withDiscardingTaskGroup { group in
+                if configuration.enabled {
+                    group.addTask { [wakeUp] in
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: interval)
+                            wakeUp.yield()
+                        }
+                    }
+                }
+                for await _ in wakeUps {
+                    if configuration.enabled { await enqueueDueScopes() }
+                    while !Task.isCancelled, let run = nextQueuedRun() {
+                        await execute(run)
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    // MARK: - Runs
+
+    /// Queues a run for `scope`, or for every scope with `distill.min_rows` teacher answers, to start
+    /// as soon as the current one (if any) has finished. Scopes already queued are not queued twice.
+    public func requestRuns(scope: String?) async throws(APIError) -> [DistillRunInfo] {
+        let scopes: [String]
+        do {
+            let untrained = try await store.teacherLogActivity()
+            if let scope {
+                guard untrained[scope] != nil else {
+                    throw APIError(
+                        status: 404, type: "invalid_request_error", code: "unknown_scope", param: "scope",
+                        message: "No teacher answers were logged in this scope.")
+                }
+                scopes = [scope]
+            } else {
+                scopes = untrained.filter { $0.value.count >= configuration.minRows }.keys.sorted()
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The teacher log cannot be read: \(error)")
+        }
+        guard !scopes.isEmpty else {
+            throw APIError(
+                status: 409, type: "invalid_request_error", code: "not_enough_answers",
+                message: "No scope has distill.min_rows (\(configuration.minRows)) teacher answers yet.")
+        }
+        let runs = scopes.map { enqueue(scope: $0, trigger: "manual") }
+        wakeUp.yield()
+        return runs
+    }
+
+    public func status() -> DistillStatus {
+        DistillStatus(
+            enabled: configuration.enabled, intervalSeconds: configuration.intervalSeconds,
+            minNewRows: configuration.minNewRows, minRows: configuration.minRows,
+            runs: state.withLock { Array($0.runs.reversed()) })
+    }
+
+    /// Queues a run for every scope with enough untrained teacher answers.
+    private func enqueueDueScopes() async {
+        let untrained: [String: (count: Int, trained: Bool)]
+        do {
+            untrained = try await store.untrainedTeacherLog()
+        } catch {
+            logger.error("cannot read the teacher log; re-distillation waits", metadata: ["distill.error": "\(error)"])
+            return
+        }
+        let failedAt = state.withLock { $0.failedAt }
+        for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
+            let needed = failedAt[scope].map { $0 + configuration.minNewRows }
+                ?? (log.trained ? configuration.minNewRows : configuration.minRows)
+            if log.count >= needed { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
+        }
+    }
+
+    private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {
+        state.withLock { state in
+            if let queued = state.runs.last(where: { $0.scope == scope && $0.phase == "queued" }) { return queued }
+            let run = DistillRunInfo(id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(), maxEpochs: training.maxEpochs)
+            state.nextID += 1
+            state.runs.append(run)
+            if let untrained, trigger == "scheduled" { state.pendingUntrained[run.id] = untrained }
+            return run
+        }
+    }
+
+    private func nextQueuedRun() -> DistillRunInfo? {
+        state.withLock { $0.runs.first { $0.phase == "queued" } }
+    }
+
+    private func update(_ id: Int, _ change: (inout DistillRunInfo) -> Void) {
+        state.withLock { state in
+            if let index = state.runs.firstIndex(where: { $0.id == id }) { change(&state.runs[index]) }
+        }
+    }
+
+    /// Trains, evaluates and stores one candidate; records how the run ended.
+    private func execute(_ run: DistillRunInfo) async {
+        update(run.id) {
+            $0.phase = "loading"
+            $0.startedAt = Date()
+        }
+        let started = ContinuousClock.now
+        let ending: (outcome: String, reason: String, version: Int64?)
+        do {
+            ending = try await distill(run)
+        } catch .cancelled {
+            ending = ("cancelled", "the daemon is shutting down", nil)
+        } catch {
+            ending = ("failed", "\(error)", nil)
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        metrics.recordDistillRun(outcome: ending.outcome, trainingSeconds: seconds)
+        state.withLock { state in
+            if let index = state.runs.firstIndex(where: { $0.id == run.id }) {
+                state.runs[index].phase = "finished"
+                state.runs[index].finishedAt = Date()
+                (state.runs[index].outcome, state.runs[index].reason, state.runs[index].version) = ending
+            }
+            let untrained = state.pendingUntrained.removeValue(forKey: run.id)
+            if ending.outcome == "failed", let untrained { state.failedAt[run.scope] = untrained } else { state.failedAt[run.scope] = nil }
+            let finished = state.runs.indices.filter { state.runs[$0].isFinished }
+            if finished.count > Self.finishedRunsKept { state.runs.remove(at: finished[0]) }
+        }
+        let level: Logger.Level = ending.outcome == "failed" ? .warning : .info
+        logger.log(
+            level: level, "student training \(ending.outcome)",
+            metadata: [
+                "distill.scope": "\(run.scope.prefix(12))", "distill.run": "\(run.id)", "distill.reason": "\(ending.reason)",
+                "distill.version": "\(ending.version.map(String.init) ?? "-")",
+                "distill.seconds": "\(seconds.formatted(.number.precision(.fractionLength(1))))",
+            ])
+    }
+
+    /// The run's work: the scope's newest teacher answers (embedded where the request path did not),
+    /// a candidate trained on them, the gate, the stored version.
+    private func distill(_ run: DistillRunInfo) async throws(DistillRunError) -> (outcome: String, reason: String, version: Int64?) {
+        let rows: [(record: TeacherLogRecord, vector: [Float])]
+        do {
+            rows = try await embedded(try await store.latestTeacherLog(scope: run.scope, limit: configuration.maxRows), run: run)
+        } catch is CancellationError {
+            throw .cancelled
+        } catch {
+            throw .preparation("\(error)")
+        }
+        update(run.id) {
+            $0.rows = rows.count
+            $0.phase = "training"
+        }
+        let exchanges = rows.map(Self.exchange)
+        let trainingStarted = ContinuousClock.now
+        let result = try await train(exchanges, run: run)
+        let trainingSeconds = (ContinuousClock.now - trainingStarted) / .seconds(1)
+        update(run.id) { $0.phase = "evaluating" }
+
+        let holdout = exchanges[result.holdout]
+        let incumbent = students.active(scope: run.scope).map { ($0.version, $0.model.evaluate(holdout)) }
+        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1)
+        let report = result.model.report
+        let versionMetrics = StudentVersionMetrics(
+            embeddingModel: students.embeddingModel, classes: result.model.classes.count,
+            threshold: result.model.threshold.map(Double.init), temperature: Double(result.model.temperature),
+            trainingRows: report.trainingCount, softTargetRows: report.softTargetCount, epochs: report.epochs,
+            bestEpoch: report.bestEpoch, calibrationErrorBefore: report.calibrationErrorBefore,
+            calibrationErrorAfter: report.calibrationErrorAfter, holdout: HoldoutCounts(report.holdout),
+            floatHoldout: HoldoutCounts(result.floatModel.report.holdout),
+            incumbent: incumbent.map { .init(version: $0.0, holdout: HoldoutCounts($0.1)) }, decision: decision.description)
+        let record = StudentVersionRecord(
+            scope: run.scope, createdAt: Date(), status: decision.promotes ? .active : .rejected,
+            model: result.model.encoded(), metrics: String(decoding: JSONValue.encode(versionMetrics), as: UTF8.self),
+            trainedThrough: rows.last?.record.id ?? 0, trainingSeconds: trainingSeconds)
+        let id: Int64
+        do {
+            id = try await store.addStudentVersion(record)
+        } catch {
+            metrics.recordStoreFailure(operation: "student_versions")
+            throw .preparation("cannot store the version: \(error)")
+        }
+        guard decision.promotes else { return ("rejected", "\(decision)", id) }
+        do {
+            try students.install(record, id: id)
+        } catch {
+            throw .install(error)
+        }
+        return ("promoted", "\(decision)", id)
+    }
+
+    /// `rows` with their embeddings: those the request path did not compute are computed and stored
+    /// now. Rows without a prompt or an answer are left out.
+    private func embedded(_ rows: [TeacherLogRecord], run: DistillRunInfo) async throws -> [(record: TeacherLogRecord, vector: [Float])] {
+        let dimension = embedder.identity.dimension
+        var rows = rows.filter { !$0.prompt.isEmpty && !$0.answer.isEmpty }.map { record in
+            (record: record, vector: record.embedding.map(CacheEntryRecord.decode) ?? [])
+        }
+        let missing = rows.indices.filter { rows[$0].vector.count != dimension }
+        if !missing.isEmpty { update(run.id) { $0.phase = "embedding" } }
+        for start in stride(from: 0, to: missing.count, by: 64) {
+            try Task.checkCancellation()
+            let batch = missing[start..<min(start + 64, missing.count)]
+            let vectors = try await embedder.embed(batch.map { rows[$0].record.prompt })
+            try await store.setTeacherLogEmbeddings(zip(batch, vectors).map { (rows[$0].record.id!, $1) })
+            for (index, vector) in zip(batch, vectors) { rows[index].vector = vector }
+        }
+        return rows
+    }
+
+    /// A logged exchange as the trainer sees it: the soft targets are the first generated token's
+    /// `top_logprobs`.
+    static func exchange(_ row: (record: TeacherLogRecord, vector: [Float])) -> TeacherExchange {
+        let first = row.record.topLogprobs
+            .flatMap { try? JSONDecoder().decode([TokenLogprob].self, from: Data($0.utf8)) }?
+            .first
+        return TeacherExchange(
+            embedding: row.vector, answer: row.record.answer,
+            alternatives: first?.topLogprobs.map { (text: $0.token, logprob: $0.logprob) } ?? [])
+    }
+
+    /// Trains on a thread of its own, at low priority; cancelling the task stops it before the next epoch.
+    private func train(_ exchanges: [TeacherExchange], run: DistillRunInfo) async throws(DistillRunError) -> TrainingResult {
+        let stop = StopFlag()
+        let configuration = training
+        let result: Result<TrainingResult, StudentTrainingError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let thread = Thread { [self] in
+                    // Serving comes first: this thread (Linux nice values are per thread) yields to the
+                    // request path under load.
+                    setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+                    var epoch = 0
+                    continuation.resume(
+                        returning: Result { () throws(StudentTrainingError) in
+                            try StudentTrainer.train(exchanges, configuration: configuration) {
+                                epoch += 1
+                                update(run.id) { $0.epoch = epoch }
+                                return stop.isSet
+                            }
+                        })
+                }
+                thread.name = "distill-training"
+                thread.start()
+            }
+        } onCancel: {
+            stop.set()
+        }
+        do {
+            return try result.get()
+        } catch .cancelled {
+            throw .cancelled
+        } catch {
+            throw .training(error)
+        }
+    }
+}
+
+enum DistillRunError: Error, CustomStringConvertible {
+    case preparation(String)
+    case training(StudentTrainingError)
+    case install(StudentInstallError)
+    case cancelled
+
+    var description: String {
+        switch self {
+        case .preparation(let reason): "\(reason)"
+        case .training(let error): "\(error)"
+        case .install(let error): "the new version cannot serve: \(error)"
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+/// Set once, read from the training thread.
+private final class StopFlag: Sendable {
+    private let flag = Atomic(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
+extension HoldoutCounts {
+    init(_ metrics: HoldoutMetrics) {
+        self.init(
+            count: metrics.count, agreeing: metrics.agreeing, accepted: metrics.accepted,
+            agreeingAccepted: metrics.agreeingAccepted)
+    }
+}

@@ -1,0 +1,278 @@
+import DistillAPI
+import Foundation
+import Logging
+import Storage
+import Student
+import Synchronization
+
+/// The students in service: each scope's active version, what it may answer, and how its audited
+/// answers agree with the teacher.
+///
+/// A scope's student answers a request when its calibrated confidence reaches τ. A share of those
+/// confident requests (`student.audit_share`) goes to the teacher instead, and the teacher's answer
+/// is compared with the student's: when the recent audits show agreement below the target beyond
+/// noise, the version is suspended (persistently) and the teacher answers the scope until a new
+/// version passes the promotion gate.
+public final class Students: Sendable {
+    /// What the student makes of one request.
+    public struct Decision: Sendable {
+        public enum Action: Sendable {
+            /// Confident: the student answers.
+            case answer
+            /// Confident, and picked for an audit: the teacher answers, and the two are compared.
+            case audit
+            /// Below τ: the teacher answers.
+            case unsure
+        }
+
+        public var action: Action
+        public var scope: String
+        public var version: Int64
+        public var prediction: StudentPrediction
+    }
+
+    struct Serving {
+        var version: Int64
+        var model: StudentModel
+        /// Confident predictions so far: every 1/audit_share-th is audited, so the share holds exactly.
+        var confident: Int64 = 0
+        var answered: Int64 = 0
+        /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`.
+        var audits: [Bool] = []
+        var suspended = false
+    }
+
+    /// Suspension needs at least this many audits in the window…
+    static let minimumAudits = 30
+    /// …and agreement below the target at this many standard errors.
+    static let suspensionZ = 3.0
+
+    let store: Store
+    let configuration: DistillConfig.Student
+    /// The embedding model of the request vectors; versions trained on another model's are not served.
+    let embeddingModel: String
+    let metrics: DistillMetrics
+    let logger: Logger
+    private let serving = Mutex<[String: Serving]>([:])
+
+    init(store: Store, configuration: DistillConfig.Student, embeddingModel: String, metrics: DistillMetrics, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.embeddingModel = embeddingModel
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Loads every scope's active version from the store.
+    static func open(
+        store: Store, configuration: DistillConfig.Student, embeddingModel: String, metrics: DistillMetrics, logger: Logger
+    ) async throws -> Students {
+        let students = Students(
+            store: store, configuration: configuration, embeddingModel: embeddingModel, metrics: metrics, logger: logger)
+        for record in try await store.activeStudentVersions() {
+            guard let id = record.id else { continue }
+            do {
+                try students.install(record, id: id)
+            } catch {
+                logger.error(
+                    "a stored student cannot serve; its scope is answered by the teacher until a new version passes",
+                    metadata: ["distill.version": "\(id)", "distill.error": "\(error)"])
+            }
+        }
+        return students
+    }
+
+    /// The scope's serving version and its model, if it has one that is not suspended.
+    func active(scope: String) -> (version: Int64, model: StudentModel)? {
+        serving.withLock { state in
+            state[scope].flatMap { $0.suspended ? nil : ($0.version, $0.model) }
+        }
+    }
+
+    /// What the scope's student makes of a request's embedding; nil when the scope has no student serving.
+    public func decide(scope: String, vector: [Float]) -> Decision? {
+        let decision = serving.withLock { state -> Decision? in
+            guard var current = state[scope], !current.suspended else { return nil }
+            let prediction = current.model.predict(vector)
+            var action = Decision.Action.unsure
+            if prediction.isConfident {
+                current.confident += 1
+                let share = configuration.auditShare
+                let audit = (Double(current.confident) * share).rounded(.down) > (Double(current.confident - 1) * share).rounded(.down)
+                action = audit ? .audit : .answer
+                if !audit { current.answered += 1 }
+                state[scope] = current
+            }
+            return Decision(action: action, scope: scope, version: current.version, prediction: prediction)
+        }
+        if let decision { metrics.recordStudentDecision(decision.action) }
+        return decision
+    }
+
+    /// Compares an audited prediction with the teacher's answer; suspends the version when its recent
+    /// audits agree with the teacher less than the target, beyond noise.
+    func recordAudit(_ decision: Decision, teacherAnswer: String) async {
+        let outcome = serving.withLock { state -> (agrees: Bool, live: Double, suspend: Bool)? in
+            guard var current = state[decision.scope], current.version == decision.version, !current.suspended else { return nil }
+            let agrees = current.model.classes.index(of: teacherAnswer) == decision.prediction.classIndex
+            current.audits.append(agrees)
+            if current.audits.count > configuration.auditWindow { current.audits.removeFirst() }
+            let failures = current.audits.count { !$0 }
+            // The most agreement the audits allow: when even that is below the target, the version is failing.
+            // The bound is wide (z = 3) because it is looked at after every audit, over a sliding window.
+            let upperBound = 1 - Calibration.wilsonLowerBound(successes: failures, trials: current.audits.count, z: Self.suspensionZ)
+            current.suspended = current.audits.count >= Self.minimumAudits && upperBound < configuration.targetAgreement
+            state[decision.scope] = current
+            return (agrees, Double(current.audits.count - failures) / Double(current.audits.count), current.suspended)
+        }
+        guard let outcome else { return }
+        metrics.recordStudentAudit(agrees: outcome.agrees, scope: decision.scope, liveAgreement: outcome.live)
+        guard outcome.suspend else { return }
+        metrics.recordStudentSuspension()
+        logger.warning(
+            "the student's audited answers agree with the teacher less than the target; the teacher answers its scope until a new version passes",
+            metadata: [
+                "distill.scope": "\(decision.scope.prefix(12))", "distill.version": "\(decision.version)",
+                "distill.live_agreement": "\(outcome.live.formatted(.number.precision(.fractionLength(3))))",
+            ])
+        do {
+            try await store.setStudentVersionStatus(id: decision.version, .suspended)
+        } catch {
+            metrics.recordStoreFailure(operation: "student_versions")
+            logger.error(
+                "cannot record the suspension; the version stays suspended until restart",
+                metadata: ["distill.version": "\(decision.version)", "distill.error": "\(error)"])
+        }
+    }
+
+    /// Puts a stored version in service for its scope, replacing whatever served it.
+    func install(_ record: StudentVersionRecord, id: Int64) throws(StudentInstallError) {
+        serve(try prepare(record, id: id), scope: record.scope)
+    }
+
+    /// A stored version, ready to serve: trained on this embedding model's vectors, and decodable.
+    private func prepare(_ record: StudentVersionRecord, id: Int64) throws(StudentInstallError) -> Serving {
+        guard let metrics = try? JSONDecoder().decode(StudentVersionMetrics.self, from: Data(record.metrics.utf8)) else {
+            throw .unreadableMetrics
+        }
+        guard metrics.embeddingModel == embeddingModel else {
+            throw .otherEmbeddingModel(metrics.embeddingModel)
+        }
+        do {
+            return Serving(version: id, model: try StudentModel(encoded: record.model))
+        } catch {
+            throw .undecodable(error)
+        }
+    }
+
+    private func serve(_ version: Serving, scope: String) {
+        serving.withLock { $0[scope] = version }
+        logger.info("student serving", metadata: ["distill.scope": "\(scope.prefix(12))", "distill.version": "\(version.version)"])
+    }
+
+    /// `cachectl student promote V`: makes a stored version its scope's active one, whatever the gate said.
+    public func promote(version id: Int64) async throws(APIError) -> StudentVersionRecord {
+        let record: StudentVersionRecord
+        do {
+            guard let found = try await store.studentVersion(id: id) else {
+                throw APIError(status: 404, type: "invalid_request_error", code: "unknown_version", message: "No student version \(id).")
+            }
+            record = found
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw Self.storageError(error)
+        }
+        return try await activate(record, id: id)
+    }
+
+    /// `cachectl student rollback`: the scope's version before the current one (active or suspended)
+    /// serves again. `scope` may be nil when only one scope has versions.
+    public func rollback(scope: String?) async throws(APIError) -> StudentVersionRecord {
+        let versions: [StudentVersionRecord]
+        do {
+            versions = try await store.studentVersions(scope: scope, models: false)
+        } catch {
+            throw Self.storageError(error)
+        }
+        let scopes = Set(versions.map(\.scope))
+        guard scopes.count == 1 else {
+            throw APIError(
+                status: scopes.isEmpty ? 404 : 400, type: "invalid_request_error",
+                code: scopes.isEmpty ? "no_versions" : "scope_required", param: "scope",
+                message: scopes.isEmpty
+                    ? "There are no student versions\(scope == nil ? "" : " in this scope")."
+                    : "\(scopes.count) scopes have student versions: name one.")
+        }
+        // Newest first: the current version, then the newest one that served before it.
+        guard let current = versions.firstIndex(where: { $0.status == .active || $0.status == .suspended }),
+            let previous = versions[(current + 1)...].first(where: { $0.status == .retired }), let id = previous.id
+        else {
+            throw APIError(
+                status: 409, type: "invalid_request_error", code: "nothing_to_roll_back_to",
+                message: "The scope has no earlier version that served.")
+        }
+        do {
+            guard let record = try await store.studentVersion(id: id) else { throw StoreError.noSuchRow(table: "student_versions", id: id) }
+            return try await activate(record, id: id)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
+    /// Activates a version in the store, then in service; a version that cannot serve is refused first.
+    private func activate(_ record: StudentVersionRecord, id: Int64) async throws(APIError) -> StudentVersionRecord {
+        let version: Serving
+        do {
+            version = try prepare(record, id: id)
+        } catch {
+            throw APIError(status: 409, type: "invalid_request_error", code: "version_cannot_serve", message: "Version \(id) cannot serve: \(error).")
+        }
+        do {
+            try await store.activateStudentVersion(id: id)
+        } catch {
+            throw Self.storageError(error)
+        }
+        serve(version, scope: record.scope)
+        var activated = record
+        activated.status = .active
+        return activated
+    }
+
+    private static func storageError(_ error: any Error) -> APIError {
+        APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
+    }
+
+    public func status() -> StudentStatus {
+        let scopes = serving.withLock { state in
+            state.map { scope, current in
+                let holdout = current.model.report.holdout
+                let agreeing = current.audits.count { $0 }
+                return StudentStatus.Scope(
+                    scope: scope, version: current.version, serving: !current.suspended,
+                    threshold: current.model.threshold.map(Double.init), coverage: holdout.coverage,
+                    holdoutAgreement: holdout.acceptedAgreement, answered: current.answered, audits: current.audits.count,
+                    liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count))
+            }
+        }
+        return StudentStatus(
+            enabled: configuration.enabled, targetAgreement: configuration.targetAgreement,
+            auditShare: configuration.auditShare, scopes: scopes.sorted { $0.scope < $1.scope })
+    }
+}
+
+public enum StudentInstallError: Error, CustomStringConvertible {
+    case unreadableMetrics
+    case otherEmbeddingModel(String)
+    case undecodable(StudentModelDecodingError)
+
+    public var description: String {
+        switch self {
+        case .unreadableMetrics: "its stored metrics cannot be read"
+        case .otherEmbeddingModel(let model): "it was trained on vectors of another embedding model (\(model))"
+        case .undecodable(let error): "its stored model cannot be decoded: \(error)"
+        }
+    }
+}

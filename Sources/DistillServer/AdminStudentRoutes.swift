@@ -1,0 +1,84 @@
+import DistillAPI
+import DistillCore
+import Foundation
+import Hummingbird
+import Storage
+
+/// `/admin/student…` and `/admin/distill…`: the students and their re-distillation (on the Unix
+/// socket only).
+func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillSystem) {
+    /// The students and the distiller; a 409 when students are disabled.
+    @Sendable func enabled() throws(APIError) -> (students: Students, distiller: Distiller) {
+        guard let students = system.students, let distiller = system.distiller else {
+            throw APIError(status: 409, type: "invalid_request_error", code: "student_disabled", message: "Students are disabled (student.enabled).")
+        }
+        return (students, distiller)
+    }
+
+    /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
+    @Sendable func resolveScope(_ prefix: String) async throws(APIError) -> String {
+        if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
+        let scopes: [String]
+        do {
+            scopes = try await system.store.teacherLogActivity().keys.filter { $0.hasPrefix(prefix.lowercased()) }
+        } catch {
+            throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
+        }
+        guard prefix.count >= 4, scopes.count == 1 else {
+            throw APIError(
+                status: 404, type: "invalid_request_error", code: scopes.count > 1 ? "ambiguous_scope" : "unknown_scope",
+                param: "scope",
+                message: scopes.count > 1
+                    ? "'\(prefix)' starts \(scopes.count) scopes; give more of the key."
+                    : "No scope with teacher answers starts with '\(prefix)' (give at least 4 characters).")
+        }
+        return scopes[0]
+    }
+
+    router.get("/admin/student") { _, _ -> Response in
+        jsonResponse(try enabled().students.status())
+    }
+
+    router.get("/admin/student/versions") { request, _ -> Response in
+        _ = try enabled()
+        var scope: String?
+        if let prefix = request.uri.queryParameters["scope"] { scope = try await resolveScope(String(prefix)) }
+        let versions = try await system.store.studentVersions(scope: scope, models: false)
+        return jsonResponse(versions.map(info))
+    }
+
+    router.post("/admin/student/versions/:id/promote") { _, context -> Response in
+        guard let id = context.parameters.get("id", as: Int64.self) else {
+            throw APIError.invalidRequest("The version id must be an integer.", code: "invalid_value", param: "id")
+        }
+        return jsonResponse(info(try await enabled().students.promote(version: id)))
+    }
+
+    router.post("/admin/student/rollback") { request, _ -> Response in
+        let students = try enabled().students
+        let rollback = try await decode(StudentRollbackRequest.self, from: request)
+        var scope: String?
+        if let prefix = rollback.scope { scope = try await resolveScope(prefix) }
+        return jsonResponse(info(try await students.rollback(scope: scope)))
+    }
+
+    router.get("/admin/distill") { _, _ -> Response in
+        jsonResponse(try enabled().distiller.status())
+    }
+
+    router.post("/admin/distill/runs") { request, _ -> Response in
+        let distiller = try enabled().distiller
+        let run = try await decode(DistillRunRequest.self, from: request)
+        var scope: String?
+        if let prefix = run.scope { scope = try await resolveScope(prefix) }
+        return jsonResponse(try await distiller.requestRuns(scope: scope), status: .accepted)
+    }
+}
+
+/// A stored version as the admin API shows it: its metrics, not its weights.
+private func info(_ record: StudentVersionRecord) -> StudentVersionInfo {
+    StudentVersionInfo(
+        id: record.id ?? 0, scope: record.scope, status: record.status.rawValue, createdAt: record.createdAt,
+        trainedThrough: record.trainedThrough, trainingSeconds: record.trainingSeconds,
+        metrics: try? JSONDecoder().decode(StudentVersionMetrics.self, from: Data(record.metrics.utf8)))
+}

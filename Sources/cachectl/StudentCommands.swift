@@ -1,0 +1,195 @@
+import ArgumentParser
+import DistillAPI
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct StudentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "student", abstract: "The students that answer cache misses they are sure of.",
+        discussion: "A SCOPE is a scope key, or an unambiguous prefix of at least 4 characters of one.",
+        subcommands: [Status.self, Versions.self, Promote.self, Rollback.self])
+
+    @ParentCommand var root: Cachectl
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Each scope's serving version: τ, coverage and agreement on its holdout, live agreement of its audits.")
+        @ParentCommand var group: StudentCommand
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await runCommand {
+                let status = try await group.root.client.get("/admin/student", as: StudentStatus.self)
+                if output.json { return try printJSON(status) }
+                print("target agreement \(percent(status.targetAgreement)), audit share \(percent(status.auditShare))")
+                guard !status.scopes.isEmpty else { return print("no scope has a student yet") }
+                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT"]] + status.scopes.map { scope in
+                    [String(scope.scope.prefix(12)), String(scope.version), scope.serving ? "serving" : "suspended",
+                     scope.threshold.map { String(format: "%.3f", $0) } ?? "none", percent(scope.coverage), percent(scope.holdoutAgreement),
+                     String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-"]
+                }))
+            }
+        }
+    }
+
+    struct Versions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every stored version, newest first, with its holdout figures and the gate's decision.")
+        @ParentCommand var group: StudentCommand
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this scope's versions.") var scope: String?
+
+        func run() async throws {
+            try await runCommand {
+                var path = "/admin/student/versions"
+                if let scope { path += "?scope=\(scope)" }
+                let versions = try await group.root.client.get(path, as: [StudentVersionInfo].self)
+                if output.json { return try printJSON(versions) }
+                guard !versions.isEmpty else { return print("no student versions yet") }
+                print(table([["VERSION", "SCOPE", "STATUS", "CREATED", "ROWS", "CLASSES", "τ", "COVERAGE", "AGREEMENT", "FLOAT AGREEMENT", "DECISION"]] + versions.map { version in
+                    let metrics = version.metrics
+                    return [String(version.id), String(version.scope.prefix(12)), version.status, version.createdAt.formatted(.iso8601),
+                     metrics.map { String($0.trainingRows + $0.holdout.count) } ?? "?", metrics.map { String($0.classes) } ?? "?",
+                     metrics?.threshold.map { String(format: "%.3f", $0) } ?? "none",
+                     metrics.map { percent($0.holdout.coverage) } ?? "?", metrics.map { percent($0.holdout.acceptedAgreement) } ?? "?",
+                     metrics.map { percent($0.floatHoldout.acceptedAgreement) } ?? "?", metrics?.decision ?? ""]
+                }))
+            }
+        }
+    }
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a stored version its scope's active one, whatever the gate decided.")
+        @ParentCommand var group: StudentCommand
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The version's id (cachectl student versions).") var version: Int64
+
+        func run() async throws {
+            try await runCommand {
+                let promoted = try await group.root.client.send(
+                    .POST, "/admin/student/versions/\(version)/promote", json: [String: String](), as: StudentVersionInfo.self)
+                if output.json { return try printJSON(promoted) }
+                print("version \(promoted.id) now serves scope \(promoted.scope.prefix(12))")
+            }
+        }
+    }
+
+    struct Rollback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the scope's previous version again.",
+            discussion: "The previous version is the newest one that served before the current (active or suspended) one.")
+        @ParentCommand var group: StudentCommand
+        @OptionGroup var output: OutputOptions
+        @Option(help: "The scope (required when more than one scope has versions).") var scope: String?
+
+        func run() async throws {
+            try await runCommand {
+                let restored = try await group.root.client.send(
+                    .POST, "/admin/student/rollback", json: StudentRollbackRequest(scope: scope), as: StudentVersionInfo.self)
+                if output.json { return try printJSON(restored) }
+                print("version \(restored.id) serves scope \(restored.scope.prefix(12)) again")
+            }
+        }
+    }
+}
+
+struct DistillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill", abstract: "Re-distillation: training students from the teacher log.",
+        subcommands: [Run.self, Status.self])
+
+    @ParentCommand var root: Cachectl
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train now: one scope, or every scope with distill.min_rows teacher answers.",
+            discussion: "Each candidate goes through the same promotion gate as a scheduled run.")
+        @ParentCommand var group: DistillCommand
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this scope.") var scope: String?
+        @Flag(help: "Wait until the runs have finished, with a progress bar (on a terminal).") var wait = false
+
+        func run() async throws {
+            try await runCommand {
+                let client = group.root.client
+                let queued = try await client.send(.POST, "/admin/distill/runs", json: DistillRunRequest(scope: scope), as: [DistillRunInfo].self)
+                guard wait else {
+                    if output.json { return try printJSON(queued) }
+                    return print(queued.map { "run \($0.id) queued for scope \($0.scope.prefix(12))" }.joined(separator: "\n"))
+                }
+                let ids = Set(queued.map(\.id))
+                let progress = ProgressLine()
+                var runs: [DistillRunInfo]
+                while true {
+                    runs = try await client.get("/admin/distill", as: DistillStatus.self).runs.filter { ids.contains($0.id) }
+                    if runs.allSatisfy(\.isFinished) { break }
+                    if let current = runs.first(where: { !$0.isFinished && $0.phase != "queued" }) ?? runs.first(where: { !$0.isFinished }) {
+                        progress.show(current, finished: runs.count(where: \.isFinished), of: runs.count)
+                    }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                progress.clear()
+                if output.json { return try printJSON(runs) }
+                print(runTable(runs.sorted { $0.id < $1.id }))
+                if runs.contains(where: { $0.outcome == "failed" || $0.outcome == "cancelled" }) { throw ExitCode.failure }
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The schedule, and the runs queued, running and recently finished.")
+        @ParentCommand var group: DistillCommand
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await runCommand {
+                let status = try await group.root.client.get("/admin/distill", as: DistillStatus.self)
+                if output.json { return try printJSON(status) }
+                print(status.enabled
+                    ? "every \(formatDuration(status.intervalSeconds)): scopes with \(status.minNewRows) new teacher answers (\(status.minRows) for a first student)"
+                    : "scheduled runs are off (distill.enabled); cachectl distill run still trains")
+                print(status.runs.isEmpty ? "no runs since start-up" : runTable(status.runs))
+            }
+        }
+    }
+}
+
+private func runTable(_ runs: [DistillRunInfo]) -> String {
+    table([["RUN", "SCOPE", "TRIGGER", "PHASE", "ROWS", "EPOCHS", "OUTCOME", "VERSION", "WHY"]] + runs.map { run in
+        [String(run.id), String(run.scope.prefix(12)), run.trigger, run.phase, run.rows.map(String.init) ?? "-", String(run.epoch),
+         run.outcome ?? "-", run.version.map(String.init) ?? "-", run.reason ?? ""]
+    })
+}
+
+private func percent(_ share: Double) -> String {
+    String(format: "%.1f%%", share * 100)
+}
+
+/// A progress line on stderr, redrawn in place on a terminal; off a terminal, one line per phase.
+private final class ProgressLine {
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private var lastPhase = ""
+
+    func show(_ run: DistillRunInfo, finished: Int, of total: Int) {
+        let label = "run \(run.id) (\(finished + 1)/\(total)) \(run.scope.prefix(12)) \(run.phase)"
+        guard isTerminal else {
+            if run.phase != lastPhase { FileHandle.standardError.write(Data("\(label)\n".utf8)) }
+            lastPhase = run.phase
+            return
+        }
+        // Training usually stops early; the bar shows epochs against the most there may be.
+        let width = 30
+        let filled = run.phase == "training" ? min(width, run.epoch * width / max(run.maxEpochs, 1)) : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let epochs = run.phase == "training" ? " epoch \(run.epoch)" : ""
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)]\(epochs)".utf8))
+    }
+
+    func clear() {
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,138 @@
+import DistillAPI
+import Foundation
+import Logging
+import Storage
+import Student
+import Testing
+
+@testable import DistillCore
+
+/// The students in service: audits, suspension, promotion and rollback, over a real store, with
+/// small students trained on separable synthetic data.
+@Suite struct StudentsTests {
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    static let model = "test-embedder@0"
+    static let scope = String(repeating: "ab", count: 32)
+    let store: Store
+
+    init() throws {
+        store = try Store(path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-students-\(UUID().uuidString)/distill.sqlite").path)
+    }
+
+    /// Three well-separated clusters in 8 dimensions; `answers` names them.
+    static func exchanges(answers: [String], count: Int = 600) -> [TeacherExchange] {
+        var state: UInt64 = 42
+        func noise() -> Float {
+            // SplitMix64: deterministic noise in -0.1…0.1.
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Float(z ^ (z >> 31)) / Float(UInt64.max) * 0.2 - 0.1
+        }
+        return (0..<count).map { i in
+            let cluster = i % answers.count
+            let embedding = (0..<8).map { $0 == cluster ? 1 + noise() : noise() }
+            return TeacherExchange(embedding: embedding, answer: answers[cluster])
+        }
+    }
+
+    static func vector(cluster: Int) -> [Float] { (0..<8).map { $0 == cluster ? 1 : 0 } }
+
+    /// Trains a student and stores it as a version of `scope`.
+    func addVersion(answers: [String], status: StudentVersionRecord.Status, embeddingModel: String = model) async throws -> Int64 {
+        let model = try StudentTrainer.train(Self.exchanges(answers: answers)).model
+        let holdout = HoldoutCounts(model.report.holdout)
+        let metrics = StudentVersionMetrics(
+            embeddingModel: embeddingModel, classes: model.classes.count, threshold: model.threshold.map(Double.init),
+            temperature: Double(model.temperature), trainingRows: model.report.trainingCount, softTargetRows: 0, epochs: 1,
+            bestEpoch: 1, calibrationErrorBefore: 0, calibrationErrorAfter: 0, holdout: holdout, floatHoldout: holdout,
+            incumbent: nil, decision: "test")
+        return try await store.addStudentVersion(
+            StudentVersionRecord(
+                scope: Self.scope, createdAt: Date(), status: status, model: model.encoded(),
+                metrics: String(decoding: try JSONEncoder().encode(metrics), as: UTF8.self), trainedThrough: 1, trainingSeconds: 0))
+    }
+
+    func students(auditShare: Double = 0.02) async throws -> Students {
+        var configuration = DistillConfig.Student()
+        configuration.auditShare = auditShare
+        return try await Students.open(
+            store: store, configuration: configuration, embeddingModel: Self.model, metrics: DistillMetrics(), logger: Self.quiet)
+    }
+
+    @Test func theAuditShareOfConfidentAnswersHolds() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        for share in [0.02, 0.1] {
+            let students = try await students(auditShare: share)
+            var audits = 0
+            for i in 0..<10_000 {
+                let decision = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: i % 3)))
+                #expect(decision.prediction.isConfident)
+                if case .audit = decision.action { audits += 1 }
+            }
+            #expect(audits == Int(10_000 * share), "share \(share)")
+        }
+    }
+
+    @Test func aStudentAnswersOnlyItsOwnScopeAndOnlyWhenConfident() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        #expect(students.decide(scope: String(repeating: "cd", count: 32), vector: Self.vector(cluster: 0)) == nil)
+        let confident = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)))
+        #expect(confident.prediction.answer == "b")
+        // Halfway between two clusters, it is not sure.
+        let between: [Float] = (0..<8).map { $0 < 2 ? 0.5 : 0 }
+        let unsure = try #require(students.decide(scope: Self.scope, vector: between))
+        guard case .unsure = unsure.action else {
+            Issue.record("a request between two classes was \(unsure.action) at confidence \(unsure.prediction.confidence)")
+            return
+        }
+    }
+
+    @Test func auditsThatDisagreeSuspendTheStudentAndTheSuspensionIsStored() async throws {
+        let version = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students(auditShare: 1)
+        // Agreeing audits keep it serving…
+        for _ in 0..<100 {
+            let decision = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)))
+            await students.recordAudit(decision, teacherAnswer: "A ")
+        }
+        #expect(students.status().scopes.first?.liveAgreement == 1)
+        // …until the teacher starts answering otherwise: suspended once the window shows it beyond noise.
+        var audits = 0
+        while let decision = students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) {
+            await students.recordAudit(decision, teacherAnswer: "b")
+            audits += 1
+            try #require(audits < 200, "never suspended")
+        }
+        #expect(audits > 10, "one bad audit is noise, not a reason to suspend")
+        #expect(students.status().scopes.first?.serving == false)
+        #expect(try await store.studentVersion(id: version)?.status == .suspended)
+        #expect(try await self.students().decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil, "suspended after a restart too")
+    }
+
+    @Test func rollbackServesThePreviousVersionAgainAndPromoteAnyVersion() async throws {
+        let first = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let second = try await addVersion(answers: ["x", "y", "z"], status: .active)
+        let students = try await students()
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
+
+        let restored = try await students.rollback(scope: nil)
+        #expect(restored.id == first && restored.status == .active)
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "c")
+        #expect(try await store.studentVersion(id: second)?.status == .retired)
+        await #expect(throws: APIError.self) { try await students.rollback(scope: nil) }
+
+        _ = try await students.promote(version: second)
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
+        #expect(try await store.activeStudentVersions().map(\.id) == [second])
+    }
+
+    @Test func aVersionOfAnotherEmbeddingModelNeverServes() async throws {
+        let other = try await addVersion(answers: ["a", "b", "c"], status: .active, embeddingModel: "another@1")
+        let students = try await students()
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil)
+        await #expect(throws: APIError.self) { try await students.promote(version: other) }
+    }
+}

@@ -1,0 +1,172 @@
+import DistillAPI
+import Foundation
+import Testing
+
+/// The student through real processes: distilld learns from teacher-sim's Banking77 answers on its
+/// own, serves what it is sure of, rolls back, and survives a kill in the middle of training.
+@Suite(.timeLimit(.minutes(5)))
+struct StudentEndToEndTests {
+    /// Every Banking77 query of the soft-label teacher file with the teacher's answer, in a seeded
+    /// order (the file is sorted by intent).
+    static let traffic: [(query: String, answer: String)] = {
+        struct Line: Decodable { var text: String; var top: [[JSONValue]] }
+        var lines = try! String(contentsOfFile: EndToEnd.softLabels, encoding: .utf8).split(separator: "\n").map { text in
+            let line = try! JSONDecoder().decode(Line.self, from: Data(text.utf8))
+            return (query: line.text, answer: line.top[0][0].stringValue!)
+        }
+        var generator = SplitMix64(seed: 7)
+        lines.shuffle(using: &generator)
+        return lines
+    }()
+
+    /// Sends `queries` eight at a time; the replies in order.
+    static func send(
+        _ world: EndToEnd.World, _ queries: ArraySlice<(query: String, answer: String)>, headers: [String: String] = [:]
+    ) async throws -> [EndToEnd.Reply] {
+        let indexed = Array(queries.enumerated())
+        var replies = [EndToEnd.Reply?](repeating: nil, count: indexed.count)
+        for start in stride(from: 0, to: indexed.count, by: 8) {
+            try await withThrowingTaskGroup(of: (Int, EndToEnd.Reply).self) { group in
+                for (offset, item) in indexed[start..<min(start + 8, indexed.count)] {
+                    group.addTask {
+                        (offset, try await EndToEnd.send("\(world.http)/v1/chat/completions", headers: headers, body: EndToEnd.completion(item.query)))
+                    }
+                }
+                for try await (offset, reply) in group { replies[offset] = reply }
+            }
+        }
+        #expect(replies.allSatisfy { $0?.status == 200 })
+        return replies.compactMap { $0 }
+    }
+
+    /// Each probe's source and answer, asked one at a time (audits fall on the same requests every time).
+    static func probe(_ world: EndToEnd.World, _ queries: ArraySlice<(query: String, answer: String)>) async throws -> [String] {
+        var answers: [String] = []
+        for item in queries {
+            let reply = try await EndToEnd.send(
+                "\(world.http)/v1/chat/completions", headers: ["cache-control": "no-store"], body: EndToEnd.completion(item.query))
+            answers.append("\(reply.headers["x-distill-source"] ?? "?"): \(reply.answer ?? "?")")
+        }
+        return answers
+    }
+
+    static func admin<T: Decodable>(_ world: EndToEnd.World, _ path: String, as type: T.Type) async throws -> T {
+        try JSONDecoder.admin.decode(T.self, from: try await EndToEnd.get(EndToEnd.unixURL(world.socket, path)).body)
+    }
+
+    /// Polls the distiller until a run satisfies `condition` (a run trains in a few seconds).
+    static func awaitRun(_ world: EndToEnd.World, _ condition: (DistillRunInfo) -> Bool) async throws -> DistillRunInfo {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if let run = try await admin(world, "/admin/distill", as: DistillStatus.self).runs.first(where: condition) { return run }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw E2EFailure("no distill run came to the expected state in 120 s")
+    }
+
+    @Test func anEmptyDaemonAnswersFromItsStudentAfterItsFirstScheduledDistillation() async throws {
+        let world = try await EndToEnd.World.start(environment: [
+            "DISTILL_DISTILL_INTERVAL_SECONDS": "1", "DISTILL_DISTILL_MIN_ROWS": "1500", "DISTILL_DISTILL_MIN_NEW_ROWS": "1000000",
+        ])
+        do {
+            let taught = try await Self.send(world, Self.traffic[..<2000])
+            #expect(!taught.prefix(1000).contains { $0.headers["x-distill-source"] == "student" }, "no student before the first distillation")
+
+            // Nobody asks for a run: the schedule finds 1,500 teacher answers and trains.
+            let run = try await Self.awaitRun(world) { $0.isFinished }
+            #expect(run.trigger == "scheduled" && run.outcome == "promoted", "\(run)")
+            let status = try await Self.admin(world, "/admin/student", as: StudentStatus.self)
+            let threshold = try #require(status.scopes.first?.threshold)
+
+            let unseen = Self.traffic[3000..<3400]
+            let replies = try await Self.send(world, unseen)
+            let fromStudent = zip(unseen, replies).filter { $0.1.headers["x-distill-source"] == "student" }
+            let agreeing = fromStudent.count { $0.0.answer == $0.1.answer }
+            print("student answered \(fromStudent.count) of \(unseen.count) unseen queries, \(agreeing) as the teacher would")
+            #expect(fromStudent.count >= unseen.count / 5)
+            #expect(Double(agreeing) >= 0.9 * Double(fromStudent.count))
+            #expect(fromStudent.allSatisfy { Double($0.1.headers["x-distill-confidence"] ?? "") ?? 0 >= threshold - 1e-4 })
+            let metrics = String(decoding: try await EndToEnd.get("\(world.http)/metrics").body, as: UTF8.self)
+            let studentReplies = (taught + replies).count { $0.headers["x-distill-source"] == "student" }
+            #expect(metrics.contains(#"distill_student_decisions_total{decision="answer"} \#(studentReplies)"#))
+            #expect(metrics.contains(#"distill_distill_runs_total{outcome="promoted"} 1"#))
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr)")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+
+    @Test func rollbackRestoresAnswersAndAKillDuringTrainingLeavesTheOldVersionServing() async throws {
+        // Runs only when asked for; the cache keeps only the first lesson's answers, so probes meet
+        // the same cache every time.
+        var world = try await EndToEnd.World.start(environment: ["DISTILL_DISTILL_ENABLED": "false", "DISTILL_DISTILL_MIN_ROWS": "1000"])
+        do {
+            _ = try await Self.send(world, Self.traffic[..<1500])
+            var run = try await world.cachectl(["distill", "run", "--wait", "--json"])
+            #expect(run.status == 0 && run.stdout.contains(#""outcome" : "promoted""#), "\(run.stdout)")
+            let probes = Self.traffic[4000..<4200]
+            let first = try await Self.probe(world, probes)
+            #expect(first.contains { $0.hasPrefix("student:") })
+
+            _ = try await Self.send(world, Self.traffic[1500..<3500], headers: ["cache-control": "no-store"])
+            run = try await world.cachectl(["distill", "run", "--wait", "--json"])
+            #expect(run.status == 0, "\(run.stdout)")
+            var versions = try await Self.admin(world, "/admin/student/versions", as: [StudentVersionInfo].self)
+            let second = try #require(versions.first)
+            if second.status != "active" {
+                let promoted = try await world.cachectl(["student", "promote", String(second.id)])
+                #expect(promoted.status == 0)
+            }
+            let afterSecond = try await Self.probe(world, probes)
+            #expect(afterSecond != first, "the second version answers differently")
+
+            let rollback = try await world.cachectl(["student", "rollback"])
+            #expect(rollback.status == 0, "\(rollback.stdout)")
+            #expect(try await Self.probe(world, probes) == first, "the first version's answers are back")
+
+            // A run killed while it trains: the daemon restarts with the version that served before.
+            let queued = try await world.cachectl(["distill", "run", "--json"])
+            #expect(queued.status == 0)
+            _ = try await Self.awaitRun(world) { $0.phase == "training" }
+            world.daemon.signal(SIGKILL)
+            #expect(await world.daemon.exitStatus() == SIGKILL)
+            try await world.startDaemon(environment: ["DISTILL_DISTILL_ENABLED": "false", "DISTILL_DISTILL_MIN_ROWS": "1000"])
+            versions = try await Self.admin(world, "/admin/student/versions", as: [StudentVersionInfo].self)
+            #expect(versions.count == 2, "the killed run stored nothing")
+            let serving = try await Self.admin(world, "/admin/student", as: StudentStatus.self).scopes
+            #expect(serving.map(\.version) == [versions.last?.id] && serving.allSatisfy(\.serving))
+            #expect(try await Self.probe(world, probes) == first)
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr)")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+}
+
+extension EndToEnd.Reply {
+    /// The first choice's message content.
+    var answer: String? { json["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue }
+}
+
+struct E2EFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A seeded generator, for a fixed order of the data.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
