@@ -29,8 +29,11 @@ enum RawHTTP {
         var body: String { answer.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n") }
     }
 
-    /// Writes `pieces` one after another, `pause` apart, until the server closes the connection.
-    static func exchange(_ address: Address, _ pieces: [String], pause: Duration = .zero) async throws -> Exchange {
+    /// Writes `pieces` one after another, `pause` apart, until the server closes the connection;
+    /// `started` runs once the first piece is written.
+    static func exchange(
+        _ address: Address, _ pieces: [String], pause: Duration = .zero, started: @escaping @Sendable () -> Void = {}
+    ) async throws -> Exchange {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         let wrap = { @Sendable (channel: any Channel) in
             channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
@@ -59,6 +62,7 @@ enum RawHTTP {
                         } catch {
                             return .wrote(all: false)
                         }
+                        if index == 0 { started() }
                     }
                     return .wrote(all: true)
                 }
