@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "TeacherTests",
             dependencies: ["Teacher", "TeacherSimulator", .product(name: "Logging", package: "swift-log")]

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Storage
 import Testing
 
@@ -41,5 +42,21 @@ import Testing
         await #expect(throws: StoreError.self) { try await store.backup(to: existing) }
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "keep me")
         try store.close()
+    }
+}
+
+@Suite struct SchemaVersionTests {
+    @Test func aStoreMigratedByANewerVersionIsRefusedNotGuessedAt() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-newer-\(UUID().uuidString).sqlite").path
+        try Store(path: path).close()
+        // What a later version's migration leaves behind.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')") }
+        try queue.close()
+        #expect {
+            _ = try Store(path: path)
+        } throws: { error in
+            "\(error)".contains("newer distilld")
+        }
     }
 }
