@@ -28,7 +28,7 @@ public enum Daemon {
             services.append(
                 Application(
                     router: buildRouter(system: system, listeners: listeners, admin: config.admin.token.map { .bearer(token: $0) } ?? .none),
-                    server: httpServer(config.server),
+                    server: httpServer(config.server, metrics: system.metrics),
                     configuration: .init(
                         address: .hostname(http.host, port: http.port), serverName: "distilld",
                         availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
@@ -43,7 +43,7 @@ public enum Daemon {
             services.append(
                 Application(
                     router: buildRouter(system: system, listeners: listeners, admin: .socket),
-                    server: httpServer(config.server),
+                    server: httpServer(config.server, metrics: system.metrics),
                     configuration: .init(
                         address: .unixDomainSocket(path: socket), serverName: "distilld",
                         availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
@@ -76,13 +76,19 @@ public enum Daemon {
 
     /// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
     /// closes a connection whose response is not being read.
-    static func httpServer(_ server: DistillConfig.Server) -> HTTPServerBuilder {
-        .http1(
+    static func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
+        let refused = { @Sendable (code: String) in
+            metrics.registry.makeCounter(
+                name: "distill_http_refusals_total", labels: [("code", code)],
+                help: "Requests refused before routing: request_timeout, request_header_fields_too_large, invalid_http."
+            ).increment()
+        }
+        return .http1(
             configuration: .init(
                 additionalChannelHandlers: [
                     RequestGuard(
                         headerTimeout: .nanoseconds(Int64(server.headerTimeoutSeconds * 1e9)),
-                        bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)))
+                        bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused)
                 ],
                 idleTimeout: .seconds(60)))
     }

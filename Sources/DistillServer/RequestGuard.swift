@@ -26,6 +26,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
+    /// Counts each refusal by its code (`distill_http_refusals_total`).
+    private let refused: @Sendable (String) -> Void
     private var timer: Scheduled<Void>?
     /// Requests whose response has not ended.
     private var inFlight = 0
@@ -33,9 +35,10 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var answeredBefore = false
     private var closing = false
 
-    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount, refused: @escaping @Sendable (String) -> Void) {
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
+        self.refused = refused
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -125,6 +128,7 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !closing else { return }
         closing = true
         disarm()
+        refused(code)
         let body = APIError(status: Int(status.code), type: "invalid_request_error", code: code, message: message).body
         let bytes = ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
         let head = HTTPResponse(

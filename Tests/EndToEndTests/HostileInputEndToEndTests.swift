@@ -121,6 +121,8 @@ struct HostileInputEndToEndTests {
                     #expect(!exchange.sentAll, "the slow \(kind) was cut off before it finished")
                     #expect(served.closedAt < exchange.closedAt, "the others were served while the slow \(kind) was connected")
                 }
+                let metrics = String(decoding: try await EndToEnd.get("\(world.http)/metrics").body, as: UTF8.self)
+                #expect(metrics.contains(#"distill_http_refusals_total{code="request_timeout"} \#(slowClients)"#), "\(metrics)")
             }
         }
     }
