@@ -168,6 +168,9 @@ let package = Package(
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -32,6 +32,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests whose response has not ended.
     private var inFlight = 0
     private var readingBody = false
+    /// A response has begun and not yet ended.
+    private var responding = false
     private var answeredBefore = false
     private var closing = false
 
@@ -75,7 +77,13 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        switch unwrapOutboundIn(data) {
+        case .head:
+            responding = true
+        case .body:
+            break
+        case .end:
+            responding = false
             inFlight -= 1
             answeredBefore = true
             if inFlight == 0, !readingBody { arm(context, headerTimeout) }
@@ -85,7 +93,7 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Once a request is in Hummingbird's hands, it deals with what goes wrong.
-        guard inFlight == 0 else { return context.fireErrorCaught(error) }
+        guard inFlight == 0, !readingBody else { return context.fireErrorCaught(error) }
         switch error {
         case HTTPParserError.headerOverflow:
             refuse(
@@ -115,7 +123,12 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func timedOut(_ context: ChannelHandlerContext) {
         timer = nil
         if readingBody {
-            refuse(context, .requestTimeout, code: "request_timeout", "The request body did not arrive in time.")
+            // A request that already has its answer (a 413, say) is only being drained.
+            if responding || inFlight == 0 {
+                context.close(promise: nil)
+            } else {
+                refuse(context, .requestTimeout, code: "request_timeout", "The request body did not arrive in time.")
+            }
         } else if answeredBefore {
             context.close(promise: nil)
         } else {
