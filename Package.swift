@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "FuzzTests",
             dependencies: [
-                "DistillAPI", "Teacher",
+                "DistillAPI", "Teacher", "VectorIndex",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

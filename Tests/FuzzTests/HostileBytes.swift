@@ -1,20 +1,11 @@
 import Foundation
+import VectorIndex
 
-/// SplitMix64: the fuzz tests' only source of randomness, so every run draws the same inputs and
-/// a failure reproduces from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
+/// The fuzz tests' only source of randomness is SplitMix64 (VectorIndex's), so every run draws the
+/// same inputs and a failure reproduces from its seed.
+typealias SeededGenerator = SplitMix64
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
 
     mutating func pick<T>(_ choices: [T]) -> T { choices.randomElement(using: &self)! }
@@ -28,8 +19,11 @@ func fuzzIterations(default count: Int) -> Int {
     ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"].flatMap(Int.init) ?? count
 }
 
-/// The first seed of a run: `FUZZ_SEED`, else 1. Input `i` of a test is drawn from seed + i.
-let fuzzSeed: UInt64 = ProcessInfo.processInfo.environment["FUZZ_SEED"].flatMap(UInt64.init) ?? 1
+/// The seeds of a test's `count` inputs: from `FUZZ_SEED` (else 1) on, one per input.
+func fuzzSeeds(_ count: Int) -> some Sequence<UInt64> {
+    let first = ProcessInfo.processInfo.environment["FUZZ_SEED"].flatMap(UInt64.init) ?? 1
+    return (0..<UInt64(count)).lazy.map { first &+ $0 }
+}
 
 /// A failing input, short enough for a test report.
 func describe(_ bytes: some Collection<UInt8>) -> String {

@@ -9,8 +9,7 @@ import Testing
         let count = fuzzIterations(default: 20_000)
         var accepted = 0
         var failures = FailureLog()
-        for i in 0..<count {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(count) {
             var generator = HostileJSON(seed: seed)
             let input = generator.request()
             let request: ChatRequest
@@ -55,8 +54,7 @@ import Testing
         var failures = FailureLog()
         var stricter = 0
         let count = fuzzIterations(default: 10_000)
-        for i in 0..<count {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(count) {
             var generator = HostileJSON(seed: seed)
             var input = Array(generator.chatRequest().utf8)
             if generator.random.chance(0.5) { generator.damage(&input) }

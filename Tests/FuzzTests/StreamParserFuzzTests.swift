@@ -71,8 +71,7 @@ import Testing
 
     @Test func validStreamsGiveTheirEventsHoweverTheyAreSplit() {
         var failures = FailureLog()
-        for i in 0..<fuzzIterations(default: 20_000) {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(fuzzIterations(default: 20_000)) {
             var random = SeededGenerator(seed: seed)
             let (bytes, expected) = Self.stream(&random)
             if (try? Self.feedWhole(bytes).get()) != expected { failures.record(seed: seed, "whole: not the expected events", bytes) }
@@ -84,8 +83,7 @@ import Testing
     @Test func damagedStreamsGiveTheSameResultSplitOrWholeWithinTheLimit() {
         let limit = 64
         var failures = FailureLog()
-        for i in 0..<fuzzIterations(default: 20_000) {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(fuzzIterations(default: 20_000)) {
             var random = SeededGenerator(seed: seed)
             var bytes = Self.stream(&random).bytes
             var damage = HostileJSON(seed: seed)
@@ -104,8 +102,7 @@ import Testing
     @Test func anEncodedEventParsesBackWithItsLineBreaksAsLF() {
         let pieces = ["a", "", " b", "\n", "\r", "\r\n", "é", ":", "data: x"]
         var failures = FailureLog()
-        for i in 0..<fuzzIterations(default: 5_000) {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(fuzzIterations(default: 5_000)) {
             var random = SeededGenerator(seed: seed)
             let data = (0..<random.upTo(6)).map { _ in random.pick(pieces) }.joined()
             let event = ServerSentEvent(event: random.chance(0.3) ? "e" : nil, data: data)

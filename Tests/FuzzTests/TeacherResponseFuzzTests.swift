@@ -75,8 +75,7 @@ import Testing
 
     @Test func validStreamsGiveTheirAnswerHoweverTheyAreSplit() async {
         var failures = FailureLog()
-        for i in 0..<fuzzIterations(default: 5_000) {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(fuzzIterations(default: 5_000)) {
             var random = SeededGenerator(seed: seed)
             let (bytes, text, usage) = Self.upstream(&random)
             let outcome = await Self.read(bytes, &random)
@@ -102,8 +101,7 @@ import Testing
         var failures = FailureLog()
         var finished = 0
         let count = fuzzIterations(default: 5_000)
-        for i in 0..<count {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(count) {
             var random = SeededGenerator(seed: seed)
             var bytes = Self.upstream(&random).bytes
             var damage = HostileJSON(seed: seed)
@@ -130,8 +128,7 @@ import Testing
         var answered = 0
         let count = fuzzIterations(default: 20_000)
         let call = TeacherClient.PreparedCall(body: Data(), stream: false, stripLogprobs: true, stripUsage: false)
-        for i in 0..<count {
-            let seed = fuzzSeed &+ UInt64(i)
+        for seed in fuzzSeeds(count) {
             var random = HostileJSON(seed: seed)
             let piece = random.random.pick(Self.pieces).json
             let content = random.random.chance(0.8) ? "\"\(piece)\"" : random.value(depth: 1)
