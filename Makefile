@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= config/distilld.yaml
 
-.PHONY: bootstrap build build-debug run test clean
+.PHONY: bootstrap build build-debug run test demo clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -18,6 +18,13 @@ run: build
 test: bootstrap
 	$(SWIFT) build --build-tests
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
+
+# The replay benchmark on Banking77 with the soft-label teacher (docs/benchmarks.md, "Replay"):
+# teacher-sim and distilld run as real processes on a fresh store; the summary is printed and the
+# report written to var/reports/.
+DATA ?= ../shared/data/banking77
+demo: build
+	.build/release/distill-bench replay --soft-jsonl $(DATA)/teacher_soft.jsonl
 
 clean:
 	$(SWIFT) package clean

@@ -134,6 +134,12 @@ let package = Package(
                 "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
+                "DistillAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: optimizedAlways
         ),
@@ -174,6 +180,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The replay benchmark's stream generator and report aggregation.
+        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",

@@ -5,6 +5,6 @@ struct DistillBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill-bench",
         abstract: "Benchmarks for distill: embedding, vector index, replay.",
-        subcommands: [EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, StudentBenchmark.self]
+        subcommands: [EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, StudentBenchmark.self, ReplayBenchmark.self]
     )
 }
