@@ -73,7 +73,7 @@ struct ClientAccessMiddleware: RouterMiddleware {
             }
         }
         if let limiter, let wait = limiter.admit(Scope.tenant(authorization: authorization), now: .now) {
-            let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) * 1e-18).rounded(.up)))
+            let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
             throw APIError(
                 status: 429, type: "requests", code: "rate_limit_exceeded",
                 message: "Rate limit reached: \(limiter.perSecond.formatted()) requests per second (bursts of \(limiter.burst)) for this API key. Try again in \(seconds) s.",
@@ -128,9 +128,7 @@ final class RateLimiter: Sendable {
     var bucketCount: Int { state.withLock { $0.buckets.count } }
 
     private func refilled(_ bucket: Bucket, now: ContinuousClock.Instant) -> Double {
-        let elapsed = now - bucket.updated
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        return min(Double(burst), bucket.tokens + max(0, seconds) * perSecond)
+        min(Double(burst), bucket.tokens + max(0, (now - bucket.updated).inSeconds) * perSecond)
     }
 
     private func prune(_ state: inout State, now: ContinuousClock.Instant) {
@@ -147,4 +145,8 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
     for (x, y) in zip(a, b) { difference |= x ^ y }
     return difference == 0
+}
+
+extension Duration {
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
