@@ -39,12 +39,17 @@ extension Scope {
     /// The tenant of a request: the API key it presents (its SHA-256, so the key itself is not
     /// kept), or `anonymous`. Two keys never share a scope.
     public static func tenant(authorization: String?) -> String {
+        guard let token = bearerToken(authorization) else { return "anonymous" }
+        return "key:" + hex(SHA256.hash(data: Data(token.utf8)).prefix(16))
+    }
+
+    /// The token of an `Authorization: Bearer TOKEN` header; nil without one.
+    public static func bearerToken(_ authorization: String?) -> String? {
         guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
-            return "anonymous"
+            return nil
         }
         let token = authorization.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        guard !token.isEmpty else { return "anonymous" }
-        return "key:" + hex(SHA256.hash(data: Data(token.utf8)).prefix(16))
+        return token.isEmpty ? nil : token
     }
 }
 
