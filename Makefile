@@ -15,7 +15,7 @@ run: build
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
 # as real processes), then the whole suite, then the short reliability runs on the same build
-# (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together).
+# (a 60-s soak and 5 SIGKILLs with the fault checks: about 2 minutes together).
 test: bootstrap
 	$(SWIFT) build --build-tests
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build

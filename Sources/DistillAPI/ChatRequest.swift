@@ -29,6 +29,9 @@ public struct ChatRequest: Sendable, Equatable {
                 throw .invalidRequest("The request body is not valid UTF-8.", code: "invalid_encoding")
             case .malformed(let detail):
                 throw .invalidRequest("The request body is not valid JSON: \(detail)", code: "invalid_json")
+            case .tooDeep(let limit):
+                throw .invalidRequest(
+                    "The request body nests arrays and objects more than \(limit) levels deep.", code: "nesting_too_deep")
             }
         }
         return try ChatRequest(json: json)
@@ -47,6 +50,7 @@ public struct ChatRequest: Sendable, Equatable {
             throw .invalidRequest(
                 "'model' must be a non-empty string.", code: "invalid_type", param: "model")
         }
+        guard !model.utf8.contains(0) else { throw Self.nulError(param: "model") }
         guard let messagesValue = body["messages"], !messagesValue.isNull else {
             throw .invalidRequest(
                 "Missing required parameter: 'messages'.", code: "missing_required_parameter", param: "messages")
@@ -78,6 +82,12 @@ public struct ChatRequest: Sendable, Equatable {
 
     /// The body as compact JSON.
     public func encodedBody() -> Data { JSONValue.object(body).encoded() }
+
+    /// The store keeps the model and the message texts as SQLite TEXT, which ends at a NUL: a
+    /// prompt or model name with one would be logged (and cached) cut short.
+    static func nulError(param: String) -> APIError {
+        .invalidRequest("'\(param)' must not contain NUL characters (U+0000).", code: "invalid_value", param: param)
+    }
 
     private static func validateParameters(_ body: [String: JSONValue]) throws(APIError) {
         func check(_ key: String, _ isValid: (JSONValue) -> Bool, _ expected: String) throws(APIError) {
@@ -151,6 +161,7 @@ public struct ChatMessage: Sendable, Hashable {
                 "'\(param).content' must be a string or an array of content parts, not \(other.typeName).",
                 code: "invalid_type", param: "\(param).content")
         }
+        guard !text.utf8.contains(0) else { throw ChatRequest.nulError(param: "\(param).content") }
         if role == "user", text.allSatisfy(\.isWhitespace), !Self.hasNonTextParts(fields["content"]) {
             throw .invalidRequest("'\(param).content' must not be empty.", code: "empty_content", param: "\(param).content")
         }

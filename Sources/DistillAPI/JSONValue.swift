@@ -122,14 +122,23 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 extension JSONValue {
-    /// Parses one JSON document. Bytes that are not UTF-8 are rejected before parsing.
+    /// Documents may nest arrays and objects this deep. Generous for any request (OpenAI's own
+    /// structured-output schemas stop at 10 levels) and far below where anything would strain: the
+    /// admin API wraps stored requests in a few more levels, and Foundation's decoder (cachectl)
+    /// stops at 512.
+    public static let maximumDepth = 128
+
+    /// Parses one JSON document, in time proportional to its size. Bytes that are not UTF-8 are
+    /// rejected before parsing, and so is nesting deeper than `maximumDepth`.
     public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
         guard String(validating: data, as: UTF8.self) != nil else { throw .invalidUTF8 }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw .malformed(Self.describe(error))
+        let result = data.withUnsafeBytes { raw in
+            Result(catching: { () throws(JSONParseError) -> JSONValue in
+                var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self), maximumDepth: maximumDepth)
+                return try parser.parseDocument()
+            })
         }
+        return try result.get()
     }
 
     /// Compact JSON with sorted keys: the same value always gives the same bytes.
@@ -146,27 +155,18 @@ extension JSONValue {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
-
-    private static func describe(_ error: any Error) -> String {
-        guard let decodingError = error as? DecodingError else { return "not valid JSON" }
-        switch decodingError {
-        case .dataCorrupted(let context):
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
-        default:
-            return "not valid JSON"
-        }
-    }
 }
 
 public enum JSONParseError: Error, Equatable, CustomStringConvertible {
     case invalidUTF8
     case malformed(String)
+    case tooDeep(limit: Int)
 
     public var description: String {
         switch self {
         case .invalidUTF8: "the body is not valid UTF-8"
         case .malformed(let detail): "the body is not valid JSON: \(detail)"
+        case .tooDeep(let limit): "the body nests arrays and objects more than \(limit) deep"
         }
     }
 }

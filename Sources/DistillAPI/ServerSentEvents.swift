@@ -15,7 +15,8 @@ public struct ServerSentEvent: Sendable, Equatable {
     public var encoded: String {
         var out = ""
         if let event { out += "event: \(event)\n" }
-        for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
+        // A data line ends at any line break (LF, CRLF or CR): each becomes an LF on the other side.
+        for line in data.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
             out += "data: \(line)\n"
         }
         return out + "\n"

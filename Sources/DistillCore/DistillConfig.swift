@@ -9,6 +9,7 @@ import Yams
 /// then the defaults below (which `config/distilld.yaml` documents).
 public struct DistillConfig: Sendable, Equatable {
     public var server = Server()
+    public var admin = Admin()
     public var store = Store()
     public var teacher = Teacher()
     public var cache = Cache()
@@ -31,6 +32,17 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxBodyBytes = 1 << 20
         /// On SIGTERM, in-flight requests get this long to finish.
         public var shutdownGraceSeconds = 10.0
+        /// Client API keys; when any is set, the public API needs one (and it is the tenant).
+        public var apiKeys: [String] = []
+        /// Requests per second and burst allowed to each API key (or tenant); 0: no limit.
+        public var rateLimitPerSecond = 0.0
+        public var rateLimitBurst = 20
+        /// A request's head must arrive within this long of the connection opening, its body
+        /// within `bodyTimeoutSeconds` of its head.
+        public var headerTimeoutSeconds = 10.0
+        public var bodyTimeoutSeconds = 60.0
+        /// Open connections per listener; more wait to be accepted.
+        public var maxConnections = 512
     }
 
     public struct Store: Sendable, Equatable {
@@ -236,6 +248,7 @@ extension DistillConfig {
         }
         server.maxBodyBytes = try f.int("server.max_body_bytes", default: defaults.server.maxBodyBytes, 1024...(256 << 20))
         server.shutdownGraceSeconds = try f.double("server.shutdown_grace_seconds", default: defaults.server.shutdownGraceSeconds, 0...600)
+        try loadAccess(&f, defaults: defaults)
 
         store.dataDir = try f.string("store.data_dir", default: defaults.store.dataDir)
         if store.dataDir.isEmpty { throw .invalidValue(key: "store.data_dir", value: "", expected: "a directory") }
@@ -359,10 +372,23 @@ struct ConfigFields {
         "DISTILL_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
     }
 
-    mutating func string(_ key: String, default defaultValue: String) throws(ConfigError) -> String {
-        let value = reader.string(forKey: ConfigKey(key)) ?? defaultValue
-        settings.append((key, value))
+    /// A secret (`secret: true`) is shown as set or not, never as its value.
+    mutating func string(_ key: String, default defaultValue: String, secret: Bool = false) throws(ConfigError) -> String {
+        let value = reader.string(forKey: ConfigKey(key), isSecret: secret) ?? defaultValue
+        settings.append((key, secret ? (value.isEmpty ? "" : "<redacted>") : value))
         return value
+    }
+
+    /// A list: a YAML sequence, or comma-separated in the environment.
+    mutating func strings(_ key: String, secret: Bool = false) throws(ConfigError) -> [String] {
+        var values: [String] = []
+        if let read = reader.stringArray(forKey: ConfigKey(key), isSecret: secret) {
+            values = read
+        } else if reader.string(forKey: ConfigKey(key), isSecret: secret) != nil {
+            throw .invalidValue(key: key, value: secret ? "<redacted>" : "", expected: "a list")
+        }
+        settings.append((key, secret ? "<\(values.count) redacted>" : values.joined(separator: ",")))
+        return values
     }
 
     mutating func bool(_ key: String, default defaultValue: Bool) throws(ConfigError) -> Bool {

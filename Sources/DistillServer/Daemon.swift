@@ -1,6 +1,7 @@
 import DistillCore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -26,9 +27,11 @@ public enum Daemon {
         if let http = config.server.http {
             services.append(
                 Application(
-                    router: buildRouter(system: system, listeners: listeners, admin: false),
-                    server: .http1(configuration: .init(idleTimeout: idleTimeout)),
-                    configuration: .init(address: .hostname(http.host, port: http.port), serverName: "distilld"),
+                    router: buildRouter(system: system, listeners: listeners, admin: config.admin.token.map { .bearer(token: $0) } ?? .none),
+                    server: httpServer(config.server, metrics: system.metrics),
+                    configuration: .init(
+                        address: .hostname(http.host, port: http.port), serverName: "distilld",
+                        availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
                     onServerRunning: { channel in
                         let port = channel.localAddress?.port ?? http.port
                         announce("http://\(DistillConfig.HostPort(host: http.host, port: port))", listeners, logger)
@@ -39,9 +42,11 @@ public enum Daemon {
             try UnixSocket.prepare(path: socket)
             services.append(
                 Application(
-                    router: buildRouter(system: system, listeners: listeners, admin: true),
-                    server: .http1(configuration: .init(idleTimeout: idleTimeout)),
-                    configuration: .init(address: .unixDomainSocket(path: socket), serverName: "distilld"),
+                    router: buildRouter(system: system, listeners: listeners, admin: .socket),
+                    server: httpServer(config.server, metrics: system.metrics),
+                    configuration: .init(
+                        address: .unixDomainSocket(path: socket), serverName: "distilld",
+                        availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
                     onServerRunning: { _ in
                         do {
                             try UnixSocket.restrict(path: socket)
@@ -69,8 +74,24 @@ public enum Daemon {
         if let socket = config.server.socket { unlink(socket) }
     }
 
-    /// Closes connections that send nothing (or only part of a request) for this long.
-    static let idleTimeout = TimeAmount.seconds(60)
+    /// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
+    /// closes a connection whose response is not being read.
+    static func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
+        let refused = { @Sendable (code: String) in
+            metrics.registry.makeCounter(
+                name: "distill_http_refusals_total", labels: [("code", code)],
+                help: "Requests refused before routing: request_timeout, request_header_fields_too_large, invalid_http."
+            ).increment()
+        }
+        return .http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    RequestGuard(
+                        headerTimeout: .nanoseconds(Int64(server.headerTimeoutSeconds * 1e9)),
+                        bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused)
+                ],
+                idleTimeout: .seconds(60)))
+    }
 
     private static func announce(_ address: String, _ listeners: Listeners, _ logger: Logger) {
         listeners.add(address)

@@ -6,13 +6,16 @@ import Hummingbird
 import NIOCore
 
 /// The routes of distilld. The public API is OpenAI's plus health and metrics; the admin API
-/// (`/admin/…`) is added only where `admin` is true (the Unix socket).
-public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool) -> Router<DistillRequestContext> {
+/// (`/admin/…`) is added as `admin` says: on the Unix socket, and on TCP with `admin.token`.
+public func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess) -> Router<DistillRequestContext> {
     let router = Router(context: DistillRequestContext.self)
     router.add(middleware: DistillMiddleware(metrics: system.metrics))
     let maxBodyBytes = system.config.server.maxBodyBytes
 
-    router.post(RouterPath(Routes.chatCompletions)) { request, context -> Response in
+    // OpenAI's routes, behind the API keys and the rate limit when they are configured.
+    let api = router.group("v1").add(middleware: ClientAccessMiddleware(server: system.config.server))
+
+    api.post("chat/completions") { request, context -> Response in
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let chat = try ChatRequest.parse(Data(buffer: body))
         let info = RequestInfo(
@@ -38,7 +41,7 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
             })
     }
 
-    router.get("/v1/models") { _, _ -> Response in
+    api.get("models") { _, _ -> Response in
         Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: try await system.listModels().encoded())))
@@ -60,7 +63,11 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
             body: .init(byteBuffer: ByteBuffer(bytes: system.prometheusExposition())))
     }
 
-    guard admin else { return router }
+    switch admin {
+    case .none: return router
+    case .socket: break
+    case .bearer(let token): router.add(middleware: AdminTokenMiddleware(token: token))
+    }
 
     router.get("/admin/status") { _, _ in
         jsonResponse(await system.status(listeners: listeners.all))
@@ -78,6 +85,7 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Bool
 
     addCacheRoutes(to: router, system: system)
     addStudentRoutes(to: router, system: system)
+    addBackupRoutes(to: router, system: system)
     return router
 }
 

@@ -27,6 +27,17 @@ public final class Store: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw .cannotOpen(path: path, reason: "\(error)")
+        }
+        // An older distilld would run on a schema it does not know (after a downgrade, or a
+        // newer version's store copied in): refuse instead of guessing.
+        if (try? pool.read(Self.migrator.hasBeenSuperseded)) == true {
+            throw .cannotOpen(
+                path: path,
+                reason: "it was written by a newer distilld (its schema has migrations this version does not know); run that version, or restore a backup taken before the upgrade")
+        }
+        do {
             try Self.migrator.migrate(pool)
         } catch {
             throw .cannotOpen(path: path, reason: "\(error)")
@@ -58,11 +69,13 @@ public final class Store: Sendable {
 public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case noSuchRow(table: String, id: Int64)
+    case backupFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
         case .noSuchRow(let table, let id): "no row \(id) in \(table)"
+        case .backupFailed(let path, let reason): "cannot back up the store to \(path): \(reason)"
         }
     }
 }

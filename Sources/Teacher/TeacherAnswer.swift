@@ -37,7 +37,12 @@ struct AnswerAccumulator {
             return
         }
         let message = choice["delta"] ?? choice["message"]
-        if let content = message?["content"]?.stringValue { text += content }
+        if let content = message?["content"]?.stringValue {
+            // The teacher log keeps answers as SQLite TEXT, which ends at a NUL: such an answer
+            // would be logged and cached cut short, so it is refused instead.
+            guard !content.utf8.contains(0) else { throw .badResponse(detail: "the answer contains a NUL character") }
+            text += content
+        }
         if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
         if let content = choice["logprobs"]?["content"], !content.isNull {
             sawLogprobs = true

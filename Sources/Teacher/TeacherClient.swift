@@ -52,24 +52,30 @@ public final class TeacherClient: Sendable {
             } catch {
                 throw Self.classify(error)
             }
-            let json: JSONValue
-            do {
-                json = try JSONValue.parse(Data(buffer: buffer))
-            } catch {
-                throw TeacherError.badResponse(detail: "\(error)")
-            }
-            guard json["choices"]?.arrayValue?.first?["message"]?.objectValue != nil else {
-                throw TeacherError.badResponse(detail: "no choices[0].message in the completion")
-            }
-            var accumulator = AnswerAccumulator()
-            try accumulator.add(json)
+            let completion = try Self.completion(from: Data(buffer: buffer), call: call, attempts: attempts)
             breaker.recordSuccess()
-            return TeacherCompletion(
-                answer: accumulator.answer(attempts: attempts), clientBody: call.strip(json) ?? json)
+            return completion
         } catch {
             error == .cancelled ? breaker.recordAbandoned() : breaker.recordFailure()
             throw error
         }
+    }
+
+    /// Reads a complete answer: anything but a chat completion with `choices[0].message` is a
+    /// bad response.
+    static func completion(from body: Data, call: PreparedCall, attempts: Int) throws(TeacherError) -> TeacherCompletion {
+        let json: JSONValue
+        do {
+            json = try JSONValue.parse(body)
+        } catch {
+            throw .badResponse(detail: "\(error)")
+        }
+        guard json["choices"]?.arrayValue?.first?["message"]?.objectValue != nil else {
+            throw .badResponse(detail: "no choices[0].message in the completion")
+        }
+        var accumulator = AnswerAccumulator()
+        try accumulator.add(json)
+        return TeacherCompletion(answer: accumulator.answer(attempts: attempts), clientBody: call.strip(json) ?? json)
     }
 
     /// Asks for a streamed answer. Returns once the upstream has accepted the request (2xx head),

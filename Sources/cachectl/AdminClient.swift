@@ -10,12 +10,16 @@ struct AdminClient {
     let socketPath: String
 
     /// A client that reports a dead socket at once instead of retrying the connection.
-    private static let http: HTTPClient = {
+    private static let http = client(readTimeout: .seconds(60))
+    /// For a backup, which may be silent for minutes while distilld copies and checks the store.
+    private static let patientHTTP = client(readTimeout: .minutes(30))
+
+    private static func client(readTimeout: TimeAmount) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(2), read: .seconds(60))
+        configuration.timeout = .init(connect: .seconds(2), read: readTimeout)
         configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+    }
 
     /// GET `path` and decode the JSON answer.
     func get<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
@@ -28,6 +32,27 @@ struct AdminClient {
     }
 
     private func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data?, as type: T.Type) async throws -> T {
+        let response = try await execute(method, path, body: body, client: Self.http, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 256 << 20)
+        return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))
+    }
+
+    /// GET `path` and write its body to `sink` as it arrives: for answers too large to hold.
+    /// Returns the response's headers and the bytes written.
+    func download(_ path: String, to sink: FileHandle) async throws -> (headers: HTTPHeaders, bytes: Int64) {
+        let response = try await execute(.GET, path, body: nil, client: Self.patientHTTP, timeout: .hours(24))
+        var bytes: Int64 = 0
+        for try await buffer in response.body {
+            try sink.write(contentsOf: Data(buffer: buffer))
+            bytes += Int64(buffer.readableBytes)
+        }
+        return (response.headers, bytes)
+    }
+
+    /// Sends a request; anything but a 2xx is an error with distilld's message.
+    private func execute(
+        _ method: HTTPMethod, _ path: String, body: Data?, client: HTTPClient, timeout: TimeAmount
+    ) async throws -> HTTPClientResponse {
         guard FileManager.default.fileExists(atPath: socketPath) else {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "no such file")
         }
@@ -40,16 +65,16 @@ struct AdminClient {
         }
         let response: HTTPClientResponse
         do {
-            response = try await Self.http.execute(request, timeout: .seconds(60))
+            response = try await client.execute(request, timeout: timeout)
         } catch {
             throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "\(error)")
         }
-        let body = try await response.body.collect(upTo: 256 << 20)
         guard response.status.code / 100 == 2 else {
+            let body = try await response.body.collect(upTo: 1 << 20)
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(buffer: body)))?.error.message
             throw CachectlError.requestFailed(status: Int(response.status.code), message: message ?? "no details")
         }
-        return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))
+        return response
     }
 }
 

@@ -9,7 +9,9 @@ struct Cachectl: AsyncParsableCommand {
         abstract: "Administers a running distilld through its Unix socket.",
         discussion: "Exit codes: 0 success, 1 failure, 2 distilld not running.",
         version: DistillVersion.current,
-        subcommands: [Status.self, Stats.self, CacheCommand.self, StudentCommand.self, DistillCommand.self, TeacherLog.self]
+        subcommands: [
+            Status.self, Stats.self, CacheCommand.self, StudentCommand.self, DistillCommand.self, TeacherLog.self, Backup.self,
+        ]
     )
 
     @Option(help: "distilld's Unix socket (default: $DISTILL_SERVER_SOCKET, else var/distilld.sock).")

@@ -46,6 +46,12 @@ import Testing
         (#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#, "invalid_value", "n"),
         (#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1.5}"#, "invalid_value", "max_tokens"),
         (#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]}"#, "invalid_value", "stop"),
+        // SQLite TEXT ends at a NUL: such a prompt would be logged cut short.
+        (#"{"model":"m","messages":[{"role":"user","content":"a\u0000b"}]}"#, "invalid_value", "messages[0].content"),
+        (#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"\u0000"}]}]}"#, "invalid_value", "messages[0].content"),
+        (#"{"model":"m\u0000","messages":[{"role":"user","content":"x"}]}"#, "invalid_value", "model"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"x":[[[[]]]],}"#, "invalid_json", nil),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"x":"# + String(repeating: "[", count: 200) + "}", "nesting_too_deep", nil),
     ] as [(String, String, String?)])
     func rejects(body: String, code: String, param: String?) {
         #expect {

@@ -32,9 +32,24 @@ import Testing
     }
 
     @Test func rejectsMalformedJSON() {
-        for text in ["{", "{\"a\":}", "[1 2]", "nul", ""] {
+        for text in ["{", "{\"a\":}", "[1 2]", "nul", "", "[1,]", "{\"a\":1,}", "01", "1.", "-", "1e400", "\"\\ud800\"", "\"a\u{1}\"", "[1] 2"] {
             #expect(throws: JSONParseError.self) { try JSONValue.parse(Data(text.utf8)) }
         }
+    }
+
+    @Test func saysWhereTheJSONBreaks() {
+        #expect(throws: JSONParseError.malformed("expected ',' or ']' in an array at byte 3")) {
+            try JSONValue.parse(Data("[1 2]".utf8))
+        }
+    }
+
+    @Test func keepsTheFirstOfARepeatedKeyAsFoundationsDecoderDid() throws {
+        #expect(try JSONValue.parse(Data(#"{"a":1,"a":2}"#.utf8)) == ["a": 1])
+    }
+
+    @Test func numbersKeepTheFormsTheDecoderGaveThem() throws {
+        let value = try JSONValue.parse(Data("[2.0,1e2,-0,9223372036854775808,0.5,9007199254740993.0]".utf8))
+        #expect(value == [2, 100, 0, .number(9_223_372_036_854_775_808), 0.5, 9_007_199_254_740_993])
     }
 
     @Test func numericAccessorsConvertOnlyExactly() {

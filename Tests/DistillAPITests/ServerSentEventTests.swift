@@ -43,4 +43,12 @@ import Testing
         #expect(try parser.feed(event.encoded.utf8) == [event])
         #expect(ServerSentEvent(data: "[DONE]").isDone)
     }
+
+    @Test func everyLineBreakInDataEndsADataLine() throws {
+        // "\r\n" is one Character in Swift: splitting on "\n" alone left it inside a data line,
+        // where the parser on the other side reads it as a line end of its own.
+        var parser = ServerSentEventParser()
+        #expect(ServerSentEvent(data: "a\r\nb\rc").encoded == "data: a\ndata: b\ndata: c\n\n")
+        #expect(try parser.feed(ServerSentEvent(data: "a\r\nb").encoded.utf8) == [ServerSentEvent(data: "a\nb")])
+    }
 }

@@ -25,7 +25,7 @@ import Testing
     /// A system over a fresh data directory, its teacher a simulator on loopback, served
     /// in-process through its admin (Unix-socket) router or its public (TCP) one.
     func withApp(
-        admin: Bool = true, configure: (inout DistillConfig) -> Void = { _ in },
+        admin: Bool = true, logger: Logger = quiet, configure: (inout DistillConfig) -> Void = { _ in },
         _ test: @escaping @Sendable (any TestClientProtocol, DistillSystem, TeacherSimulator) async throws -> Void
     ) async throws {
         let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
@@ -36,10 +36,10 @@ import Testing
             config.teacher.maxAttempts = 1
             config.server.maxBodyBytes = 4096
             configure(&config)
-            let system = try await DistillSystem.open(config: config, environment: [:], embedder: Self.embedder, logger: Self.quiet)
-            let app = Application(router: buildRouter(system: system, listeners: Listeners(), admin: admin), logger: Self.quiet)
+            let system = try await DistillSystem.open(config: config, environment: [:], embedder: Self.embedder, logger: logger)
+            let app = Application(router: buildRouter(system: system, listeners: Listeners(), admin: admin ? .socket : .none), logger: logger)
             try await app.test(.router) { client in try await test(client, system, simulator) }
-            await system.shutdown(logger: Self.quiet)
+            await system.shutdown(logger: logger)
         }
     }
 

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent copy of distilld's store (SQLite's online backup) to a file.",
+        discussion: """
+            distilld keeps serving while it copies; the copy holds every commit up to the moment it \
+            began and passes PRAGMA integrity_check. The file appears (mode 0600: it holds prompts \
+            and answers) only once it is complete and synced. Restore it by stopping distilld and \
+            putting it in place of <data_dir>/distill.sqlite (docs/operations.md).
+            """)
+
+    @ParentCommand var root: Cachectl
+    @Argument(help: "The file to write; it must not exist unless --force is given.") var path: String
+    @Flag(help: "Replace PATH if it exists.") var force = false
+
+    func run() async throws {
+        try await runCommand {
+            guard force || !FileManager.default.fileExists(atPath: path) else {
+                throw CachectlError.requestFailed(status: 0, message: "\(path) exists (pass --force to replace it)")
+            }
+            // Written beside PATH, then renamed: PATH is never a partial copy.
+            let partial = path + ".partial"
+            unlink(partial)
+            let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                throw CachectlError.requestFailed(status: 0, message: "cannot create \(partial): \(String(cString: strerror(errno)))")
+            }
+            let sink = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+            do {
+                let (headers, bytes) = try await root.client.download("/admin/backup", to: sink)
+                guard let expected = headers.first(name: "content-length").flatMap(Int64.init), expected == bytes else {
+                    throw CachectlError.requestFailed(status: 0, message: "the copy arrived incomplete (\(bytes) bytes)")
+                }
+                try sink.synchronize()
+                try sink.close()
+                try checkSQLiteHeader(partial)
+                guard rename(partial, path) == 0 else {
+                    throw CachectlError.requestFailed(status: 0, message: "cannot rename \(partial) to \(path): \(String(cString: strerror(errno)))")
+                }
+                syncDirectory(of: path)
+                let rows = headers.first(name: "x-distill-backup-teacher-log-rows") ?? "?"
+                let entries = headers.first(name: "x-distill-backup-cache-entries") ?? "?"
+                print("backed up \(formatBytes(bytes)) to \(path): \(rows) teacher log rows, \(entries) cache entries")
+            } catch {
+                try? sink.close()
+                unlink(partial)
+                throw error
+            }
+        }
+    }
+
+    private func checkSQLiteHeader(_ file: String) throws {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        defer { try? handle.close() }
+        guard try handle.read(upToCount: 16) == Data("SQLite format 3\0".utf8) else {
+            throw CachectlError.requestFailed(status: 0, message: "what arrived is not an SQLite database")
+        }
+    }
+
+    /// Makes the rename itself durable.
+    private func syncDirectory(of file: String) {
+        let parent = (file as NSString).deletingLastPathComponent
+        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)
+        guard directory >= 0 else { return }
+        fsync(directory)
+        close(directory)
+    }
+}

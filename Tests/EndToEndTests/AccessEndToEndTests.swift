@@ -1,0 +1,63 @@
+import DistillAPI
+import Foundation
+import Testing
+
+/// API keys, the rate limit and the admin token on a real distilld, configured through its
+/// environment as an operator would.
+@Suite(.timeLimit(.minutes(2)))
+struct AccessEndToEndTests {
+    static let keys = ["sk-e2e-first-0123456789", "sk-e2e-second-9876543210"]
+    static let adminToken = "admin-e2e-" + String(repeating: "0123456789", count: 3)
+
+    @Test func keysRateLimitAndTheAdminTokenAndNoneOfThemInTheLogs() async throws {
+        let world = try await EndToEnd.World.start(environment: [
+            "DISTILL_SERVER_API_KEYS": Self.keys.joined(separator: ","), "DISTILL_ADMIN_TOKEN": Self.adminToken,
+            // Three requests per key, then one every 1000 s: nothing refills while the test runs.
+            "DISTILL_SERVER_RATE_LIMIT_PER_SECOND": "0.001", "DISTILL_SERVER_RATE_LIMIT_BURST": "3",
+        ])
+        do {
+            let url = "\(world.http)/v1/chat/completions"
+            let (query, answer) = EndToEnd.sample
+            func ask(_ key: String?) async throws -> EndToEnd.Reply {
+                try await EndToEnd.send(url, headers: key.map { ["authorization": "Bearer \($0)"] } ?? [:], body: EndToEnd.completion(query))
+            }
+            #expect(try await ask(nil).errorCode == "missing_api_key")
+            #expect(try await ask("sk-e2e-guessed-000000000").errorCode == "invalid_api_key")
+            let first = try await ask(Self.keys[0])
+            #expect(first.status == 200 && first.json["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == answer)
+            #expect(try await ask(Self.keys[0]).headers["x-distill-source"] == "cache")
+            #expect(try await ask(Self.keys[1]).headers["x-distill-source"] == "teacher", "each key is a tenant of its own")
+            #expect(try await ask(Self.keys[0]).status == 200)
+            let limited = try await ask(Self.keys[0])
+            #expect(limited.status == 429 && limited.errorCode == "rate_limit_exceeded")
+            #expect(Int(limited.headers["retry-after"] ?? "").map { $0 > 900 } == true)
+            #expect(try await ask(Self.keys[1]).status == 200, "the other key has its own bucket")
+
+            // The admin API on TCP, behind the token; however the path is spelt.
+            for path in ["/admin/status", "/%61dmin/status", "/admin/cache/stats"] {
+                let anonymous = try await RawHTTP.request(.init(world.http), "GET \(path) HTTP/1.1\r\nHost: x\r\n")
+                #expect(anonymous.status == 401 || anonymous.status == 404, "\(path) without the token: \(anonymous.answer.prefix(200))")
+                #expect(!anonymous.body.contains("uptime"))
+            }
+            let wrong = try await EndToEnd.send("\(world.http)/admin/status", method: .GET, headers: ["authorization": "Bearer \(Self.keys[0])"])
+            #expect(wrong.status == 401 && wrong.errorCode == "invalid_admin_token", "an API key is not the admin token")
+            let admin = try await EndToEnd.send("\(world.http)/admin/status", method: .GET, headers: ["authorization": "Bearer \(Self.adminToken)"])
+            #expect(admin.status == 200 && admin.json["uptime_seconds"] != nil)
+            // The socket needs no token: its mode is the guard.
+            #expect(try await world.cachectl(["status"]).status == 0)
+
+            world.daemon.signal(SIGTERM)
+            #expect(await world.daemon.exitStatus() == 0)
+            let logs = world.daemon.stderr
+            #expect(logs.contains("listening on"), "the daemon logged at info level")
+            for secret in Self.keys + [Self.adminToken, "sk-e2e-guessed", query] {
+                #expect(!logs.contains(secret), "\(secret) is in the daemon's log")
+            }
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr.suffix(4000))")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+}
