@@ -2,7 +2,7 @@
 SWIFT ?= swift
 CONFIG ?= config/distilld.yaml
 
-.PHONY: bootstrap build build-debug run test demo clean
+.PHONY: bootstrap build build-debug run test soak chaos demo clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -14,10 +14,20 @@ run: build
 	.build/release/distilld --config $(CONFIG)
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
-# as real processes), then the whole suite.
+# as real processes), then the whole suite, then the short reliability runs on the same build
+# (a 60-s soak and 5 SIGKILLs with the fault checks: about 2 minutes together).
 test: bootstrap
 	$(SWIFT) build --build-tests
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/soak --seconds 60 --debug
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/chaos --kills 5 --debug
+
+# The long reliability runs, on the release build: a 10-minute soak, and 50 SIGKILLs under load.
+soak: build
+	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/soak
+
+chaos: build
+	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/chaos --kills 50
 
 # The replay benchmark on Banking77 with the soft-label teacher (docs/benchmarks.md, "Replay"):
 # teacher-sim and distilld run as real processes on a fresh store; the summary is printed and the

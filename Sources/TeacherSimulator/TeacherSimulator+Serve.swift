@@ -35,4 +35,6 @@ extension TeacherSimulator {
 
 public enum SimulatorError: Error {
     case didNotStart
+    /// Thrown from a response body to drop the connection in the middle of an answer (the close fault).
+    case closedMidAnswer
 }

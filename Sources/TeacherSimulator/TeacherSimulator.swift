@@ -4,7 +4,8 @@ import Hummingbird
 import Synchronization
 
 /// Faults and timing of the simulated teacher. Rates are probabilities per request, drawn in
-/// order from a seeded generator: error (500), rate limit (429), hang, malformed body.
+/// order from a seeded generator: error (500), rate limit (429), hang, malformed body, a connection
+/// closed in the middle of the answer.
 public struct SimulatorFaults: Codable, Sendable, Equatable {
     public var latencyMilliseconds: Double = 0
     public var jitterMilliseconds: Double = 0
@@ -12,6 +13,7 @@ public struct SimulatorFaults: Codable, Sendable, Equatable {
     public var rateLimitRate: Double = 0
     public var hangRate: Double = 0
     public var malformedRate: Double = 0
+    public var closeRate: Double = 0
 
     public init() {}
 
@@ -22,6 +24,7 @@ public struct SimulatorFaults: Codable, Sendable, Equatable {
         case rateLimitRate = "rate_limit_rate"
         case hangRate = "hang_rate"
         case malformedRate = "malformed_rate"
+        case closeRate = "close_rate"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -34,6 +37,7 @@ public struct SimulatorFaults: Codable, Sendable, Equatable {
         rateLimitRate = try c.decodeIfPresent(Double.self, forKey: .rateLimitRate) ?? 0
         hangRate = try c.decodeIfPresent(Double.self, forKey: .hangRate) ?? 0
         malformedRate = try c.decodeIfPresent(Double.self, forKey: .malformedRate) ?? 0
+        closeRate = try c.decodeIfPresent(Double.self, forKey: .closeRate) ?? 0
     }
 }
 
@@ -62,13 +66,14 @@ public struct SimulatorStats: Codable, Sendable, Equatable {
     public var rateLimited = 0
     public var hangs = 0
     public var malformed = 0
+    public var closed = 0
     public var unknownQueries = 0
     public var unauthorized = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case requests, answered, streamed, errors, hangs, malformed, unauthorized
+        case requests, answered, streamed, errors, hangs, malformed, closed, unauthorized
         case rateLimited = "rate_limited"
         case unknownQueries = "unknown_queries"
     }
@@ -92,7 +97,7 @@ public final class TeacherSimulator: Sendable {
     }
 
     private enum Fault {
-        case error, rateLimit, hang, malformed
+        case error, rateLimit, hang, malformed, close
     }
 
     public init(dataset: TeacherDataset, options: SimulatorOptions) {
@@ -160,7 +165,7 @@ public final class TeacherSimulator: Sendable {
                 : Response(
                     status: .ok, headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(string: "{\"id\": \"chatcmpl-sim\", \"choices\": [{\"mess")))
-        case nil:
+        case .close?, nil:
             break
         }
 
@@ -177,15 +182,26 @@ public final class TeacherSimulator: Sendable {
         let created = Int(Date().timeIntervalSince1970)
 
         guard chat.stream else {
-            record { $0.answered += 1 }
             var completion = ChatCompletion(id: id, created: created, model: chat.model, answer: answer, finishReason: "stop", usage: usage)
             completion.choices[0].logprobs = logprobs
+            if fault == .close {
+                // Half the body, then the connection goes: the upstream died while answering.
+                let body = try JSONEncoder().encode(completion)
+                return Self.closing(after: [ByteBuffer(data: body.prefix(body.count / 2))], headers: [.contentType: "application/json"])
+            }
+            record { $0.answered += 1 }
             return try Self.json(completion)
         }
-        record { $0.streamed += 1 }
         let chunks = Self.chunks(
             id: id, created: created, model: chat.model, answer: answer, logprobs: logprobs,
             usage: chat.wantsStreamUsage ? usage : nil)
+        if fault == .close {
+            // The first chunk, then the connection goes without `[DONE]`.
+            return Self.closing(
+                after: chunks.prefix(1).map { ByteBuffer(string: ServerSentEvent(data: $0).encoded) },
+                headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"])
+        }
+        record { $0.streamed += 1 }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
@@ -212,6 +228,17 @@ public final class TeacherSimulator: Sendable {
         ).map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) }
     }
 
+    /// A 200 whose body breaks off after `parts`: the server closes the connection mid-answer.
+    static func closing(after parts: [ByteBuffer], headers: HTTPFields) -> Response {
+        Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                for part in parts { try await writer.write(part) }
+                // Throwing from the body makes the server drop the connection instead of ending the response.
+                throw SimulatorError.closedMidAnswer
+            })
+    }
+
     static func logprobs(answer: String, top: [(answer: String, probability: Double)], count: Int) -> ChoiceLogprobs {
         let best = top.first { $0.answer == answer }?.probability ?? 1
         let alternatives = top.prefix(count).map { TopLogprob(token: $0.answer, logprob: log(max($0.probability, 1e-12))) }
@@ -229,7 +256,11 @@ public final class TeacherSimulator: Sendable {
             let jitter = state.generator.nextUnit() * f.jitterMilliseconds
             let delay = Duration.microseconds(Int64((f.latencyMilliseconds + jitter) * 1000))
             var threshold = 0.0
-            for (rate, fault) in [(f.errorRate, Fault.error), (f.rateLimitRate, .rateLimit), (f.hangRate, .hang), (f.malformedRate, .malformed)] {
+            let faults = [
+                (f.errorRate, Fault.error), (f.rateLimitRate, .rateLimit), (f.hangRate, .hang), (f.malformedRate, .malformed),
+                (f.closeRate, .close),
+            ]
+            for (rate, fault) in faults {
                 threshold += rate
                 if roll < threshold {
                     switch fault {
@@ -237,6 +268,7 @@ public final class TeacherSimulator: Sendable {
                     case .rateLimit: state.stats.rateLimited += 1
                     case .hang: state.stats.hangs += 1
                     case .malformed: state.stats.malformed += 1
+                    case .close: state.stats.closed += 1
                     }
                     return (fault, delay)
                 }

@@ -29,6 +29,7 @@ struct TeacherSim: AsyncParsableCommand {
     @Option(help: "Share of requests answered 429 with Retry-After.") var rateLimitRate: Double = 0
     @Option(help: "Share of requests that hang.") var hangRate: Double = 0
     @Option(help: "Share of requests answered 200 with a malformed body.") var malformedRate: Double = 0
+    @Option(help: "Share of requests whose connection closes in the middle of the answer.") var closeRate: Double = 0
     @Option(help: "Seed of the fault and latency draws.") var seed: UInt64 = 1
     @Option(help: "Retry-After seconds sent with a 429.") var retryAfter: Int = 1
     @Option(help: "How long a hanging request waits before answering 504.") var hangSeconds: Double = 600
@@ -39,10 +40,10 @@ struct TeacherSim: AsyncParsableCommand {
         guard (gpt4CSV == nil) != (softJSONL == nil) else {
             throw ValidationError("Give exactly one data set: --gpt4-csv FILE or --soft-jsonl FILE.")
         }
-        for (name, rate) in [("error", errorRate), ("rate-limit", rateLimitRate), ("hang", hangRate), ("malformed", malformedRate)] {
+        for (name, rate) in [("error", errorRate), ("rate-limit", rateLimitRate), ("hang", hangRate), ("malformed", malformedRate), ("close", closeRate)] {
             guard (0...1).contains(rate) else { throw ValidationError("--\(name)-rate must be between 0 and 1.") }
         }
-        guard errorRate + rateLimitRate + hangRate + malformedRate <= 1 else {
+        guard errorRate + rateLimitRate + hangRate + malformedRate + closeRate <= 1 else {
             throw ValidationError("The fault rates add up to more than 1.")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
@@ -58,6 +59,7 @@ struct TeacherSim: AsyncParsableCommand {
         options.faults.rateLimitRate = rateLimitRate
         options.faults.hangRate = hangRate
         options.faults.malformedRate = malformedRate
+        options.faults.closeRate = closeRate
         options.seed = seed
         options.retryAfterSeconds = retryAfter
         options.hangDuration = .milliseconds(Int64(hangSeconds * 1000))

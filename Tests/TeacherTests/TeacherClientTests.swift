@@ -158,6 +158,22 @@ import TeacherSimulator
         }
     }
 
+    @Test func anAnswerThatBreaksOffIsAnError() async throws {
+        var faults = SimulatorFaults()
+        faults.closeRate = 1
+        try await withTeacher(faults: faults) { client, simulator in
+            await #expect(throws: TeacherError.self) { try await client.complete(try request(), requestID: "r1") }
+            var events = try await client.stream(try request(#","stream":true"#), requestID: "r2").events()
+            await #expect {
+                while try await events.next() != nil {}
+            } throws: { error in
+                guard case .interrupted = error as? TeacherError else { return false }
+                return true
+            }
+            #expect(simulator.stats.closed >= 2 && simulator.stats.answered == 0 && simulator.stats.streamed == 0)
+        }
+    }
+
     @Test func anUnreachableUpstreamIsRetriedThenReported() async throws {
         // Take a free port and close it again: nothing listens there.
         let port = try await TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions()).serve { url in
