@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding",
+                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding", "VectorIndex",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -181,7 +181,7 @@ let package = Package(
             ]
         ),
         // The replay benchmark's stream generator and report aggregation.
-        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench"]),
+        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "VectorIndex"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",

@@ -7,6 +7,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import Synchronization
 import TeacherSimulator
+import VectorIndex
 
 /// The headline benchmark: a teacher file's queries replayed through real `teacher-sim` and
 /// `distilld` processes; who answered, how well, how fast, and what the teacher cost.

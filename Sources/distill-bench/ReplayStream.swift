@@ -1,4 +1,5 @@
 import Foundation
+import VectorIndex
 
 /// The replay's request stream: which query each request asks, by index into the unique queries.
 ///
@@ -80,20 +81,8 @@ struct FenwickTree {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): the stream depends only on the seed, on every platform.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// VectorIndex's SplitMix64: the stream depends only on the seed, on every platform.
+extension SplitMix64 {
     /// Uniform in [0, 1) with 53 random bits.
     mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
 

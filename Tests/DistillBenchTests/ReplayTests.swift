@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VectorIndex
 
 @testable import distill_bench
 

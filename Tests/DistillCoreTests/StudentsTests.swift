@@ -4,6 +4,7 @@ import Logging
 import Storage
 import Student
 import Testing
+import VectorIndex
 
 @testable import DistillCore
 
@@ -21,15 +22,8 @@ import Testing
 
     /// Three well-separated clusters in 8 dimensions; `answers` names them.
     static func exchanges(answers: [String], count: Int = 600) -> [TeacherExchange] {
-        var state: UInt64 = 42
-        func noise() -> Float {
-            // SplitMix64: deterministic noise in -0.1…0.1.
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Float(z ^ (z >> 31)) / Float(UInt64.max) * 0.2 - 0.1
-        }
+        var generator = SplitMix64(seed: 42)
+        func noise() -> Float { Float.random(in: -0.1...0.1, using: &generator) }
         return (0..<count).map { i in
             let cluster = i % answers.count
             let embedding = (0..<8).map { $0 == cluster ? 1 + noise() : noise() }
