@@ -53,6 +53,24 @@ extension Scope {
     }
 }
 
+extension Scope {
+    /// The full key that `prefix` (at least 4 characters) starts among `scopes`, the scopes holding
+    /// `what`; a full key is taken as it is, so that a scope can be named before it holds anything.
+    public static func resolve(_ prefix: String, among scopes: [String], holding what: String) throws(APIError) -> String {
+        if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
+        let matches = scopes.filter { $0.hasPrefix(prefix.lowercased()) }
+        guard prefix.count >= 4, matches.count == 1 else {
+            throw APIError(
+                status: 404, type: "invalid_request_error", code: matches.count > 1 ? "ambiguous_scope" : "unknown_scope",
+                param: "scope",
+                message: matches.count > 1
+                    ? "'\(prefix)' starts \(matches.count) scopes; give more of the key."
+                    : "No scope with \(what) starts with '\(prefix)' (give at least 4 characters).")
+        }
+        return matches[0]
+    }
+}
+
 /// Lower-case hex of `bytes`. (`String(format:)` per byte cost a tenth of an exact cache hit.)
 func hex(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)

@@ -219,20 +219,9 @@ public final class SemanticCache: Sendable {
         return found
     }
 
-    /// The full key of the scope that `prefix` (at least 4 characters) starts; a full key is
-    /// taken as it is, so that a scope can be configured before it holds entries.
+    /// The full key of the scope with entries that `prefix` starts (`Scope.resolve`).
     public func resolveScope(_ prefix: String) throws(APIError) -> String {
-        if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
-        let matches = state.withLock { state in state.exact.keys.filter { $0.hasPrefix(prefix.lowercased()) } }
-        guard prefix.count >= 4, matches.count == 1 else {
-            throw APIError(
-                status: 404, type: "invalid_request_error", code: matches.count > 1 ? "ambiguous_scope" : "unknown_scope",
-                param: "scope",
-                message: matches.count > 1
-                    ? "'\(prefix)' starts \(matches.count) scopes; give more of the key."
-                    : "No scope with entries starts with '\(prefix)' (give at least 4 characters).")
-        }
-        return matches[0]
+        try Scope.resolve(prefix, among: state.withLock { Array($0.exact.keys) }, holding: "entries")
     }
 
     /// A page of entries as export lines, with their vectors.

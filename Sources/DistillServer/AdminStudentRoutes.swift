@@ -17,22 +17,13 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
 
     /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
     @Sendable func resolveScope(_ prefix: String) async throws(APIError) -> String {
-        if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
         let scopes: [String]
         do {
-            scopes = try await system.store.teacherLogActivity().keys.filter { $0.hasPrefix(prefix.lowercased()) }
+            scopes = Array(try await system.store.teacherLogActivity().keys)
         } catch {
             throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
         }
-        guard prefix.count >= 4, scopes.count == 1 else {
-            throw APIError(
-                status: 404, type: "invalid_request_error", code: scopes.count > 1 ? "ambiguous_scope" : "unknown_scope",
-                param: "scope",
-                message: scopes.count > 1
-                    ? "'\(prefix)' starts \(scopes.count) scopes; give more of the key."
-                    : "No scope with teacher answers starts with '\(prefix)' (give at least 4 characters).")
-        }
-        return scopes[0]
+        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
     }
 
     router.get("/admin/student") { _, _ -> Response in
