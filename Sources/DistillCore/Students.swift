@@ -191,7 +191,7 @@ public final class Students: Sendable {
     public func rollback(scope: String?) async throws(APIError) -> StudentVersionRecord {
         let versions: [StudentVersionRecord]
         do {
-            versions = try await store.studentVersions(scope: scope, models: false)
+            versions = try await store.studentVersions(scope: scope)
         } catch {
             throw Self.storageError(error)
         }

@@ -34,7 +34,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         _ = try enabled()
         var scope: String?
         if let prefix = request.uri.queryParameters["scope"] { scope = try await resolveScope(String(prefix)) }
-        let versions = try await system.store.studentVersions(scope: scope, models: false)
+        let versions = try await system.store.studentVersions(scope: scope)
         return jsonResponse(versions.map(info))
     }
 

@@ -101,17 +101,14 @@ extension Store {
         }
     }
 
-    /// Versions, newest first; all scopes unless one is given. Without `models`, the (large) serialized
-    /// models are left out: `model` is empty.
-    public func studentVersions(scope: String?, models: Bool = true) async throws -> [StudentVersionRecord] {
+    /// Versions, newest first; all scopes unless one is given; without their serialized models
+    /// (`model` is empty), which can be large: `studentVersion(id:)` has them.
+    public func studentVersions(scope: String?) async throws -> [StudentVersionRecord] {
         try await pool.read { db in
-            var request = StudentVersionRecord.all()
+            var request = StudentVersionRecord.all().select(
+                [Column("id"), Column("scope"), Column("created_at"), Column("status"), SQL("x'' AS model"),
+                 Column("metrics"), Column("trained_through"), Column("training_seconds")])
             if let scope { request = request.filter(Column("scope") == scope) }
-            if !models {
-                request = request.select(
-                    [Column("id"), Column("scope"), Column("created_at"), Column("status"), SQL("x'' AS model"),
-                     Column("metrics"), Column("trained_through"), Column("training_seconds")])
-            }
             return try request.order(Column("id").desc).fetchAll(db)
         }
     }

@@ -108,7 +108,7 @@ import Testing
         #expect(try await store.studentVersion(id: v1)?.status == .retired)
         #expect(try await store.studentVersion(id: rejected)?.status == .rejected)
         #expect(try await store.activeStudentVersions().filter { $0.scope == "s" }.map(\.id) == [v2])
-        let listed = try await store.studentVersions(scope: "s", models: false)
+        let listed = try await store.studentVersions(scope: "s")
         #expect(listed.map(\.id) == [v2, rejected, v1] && listed.allSatisfy { $0.model.isEmpty && $0.trainedThrough > 0 })
     }
 
