@@ -145,7 +145,7 @@ let package = Package(
         ),
 
         // Tests
-        .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI"]),
+        .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "VectorIndex"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding"]),

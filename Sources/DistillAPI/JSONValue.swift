@@ -143,18 +143,16 @@ extension JSONValue {
 
     /// Compact JSON with sorted keys: the same value always gives the same bytes.
     public func encoded() -> Data {
-        // Encoding a JSONValue cannot fail: every case maps to a JSON value (non-finite
-        // doubles cannot arise from parsing, and are encoded as null by the fallback below).
-        (try? JSONValue.encoder.encode(self)) ?? Data("null".utf8)
+        var writer = JSONWriter()
+        writer.write(self)
+        return Data(writer.bytes)
     }
 
-    public var encodedString: String { String(decoding: encoded(), as: UTF8.self) }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    public var encodedString: String {
+        var writer = JSONWriter()
+        writer.write(self)
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
 }
 
 public enum JSONParseError: Error, Equatable, CustomStringConvertible {
