@@ -73,7 +73,7 @@ public final class CompletionService: Sendable {
         switch await route(request, info: info) {
         case .cached(let hit):
             return CompletionResponse(
-                body: Self.completion(hit.entry.answer, finishReason: hit.entry.finishReason, of: request, info: info),
+                body: Self.completion(hit.answer, finishReason: hit.finishReason, of: request, info: info),
                 source: .cache, similarity: hit.similarity)
         case .student(let decision, let similarity):
             return CompletionResponse(
@@ -97,11 +97,16 @@ public final class CompletionService: Sendable {
     }
 
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
+    /// `ChatCompletion`'s wire form, written as a `JSONValue`: through `JSONEncoder` it was a tenth
+    /// of the time of a cache hit.
     static func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
-        JSONValue.encode(
-            ChatCompletion(
-                id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
-                answer: answer, finishReason: finishReason, usage: Usage(promptTokens: 0, completionTokens: 0)))
+        let completion: JSONValue = [
+            "id": .string("chatcmpl-\(info.requestID)"), "object": "chat.completion",
+            "created": .integer(Int64(Date().timeIntervalSince1970)), "model": .string(request.model),
+            "choices": [["index": 0, "message": ["role": "assistant", "content": .string(answer)], "finish_reason": .string(finishReason)]],
+            "usage": ["prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0],
+        ]
+        return completion.encoded()
     }
 
     /// The same, as a stream of server-sent events ending with `[DONE]`.
@@ -120,7 +125,7 @@ public final class CompletionService: Sendable {
         case .cached(let hit):
             return CompletionStream(
                 source: .cache, similarity: hit.similarity, confidence: nil,
-                body: Self.replay(hit.entry.answer, finishReason: hit.entry.finishReason, of: request, info: info))
+                body: Self.replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
         case .student(let decision, let similarity):
             return CompletionStream(
                 source: .student, similarity: similarity, confidence: decision.prediction.confidence,

@@ -85,6 +85,9 @@ public struct DistillConfig: Sendable, Equatable {
         public var ttlSeconds = 2_592_000.0
         /// Beyond this many entries, the least recently used go.
         public var maxEntries = 1_000_000
+        /// Answers of recently used entries kept in memory, in bytes, so that a hit on one reads
+        /// no SQLite; 0: every hit reads its answer from the store.
+        public var hotAnswerBytes = 64 << 20
         /// Requests with a higher temperature ask for variety and bypass the cache.
         public var temperatureCeiling = 1.0
         /// Hit counts and last-hit times are written in batches this often.
@@ -278,6 +281,7 @@ extension DistillConfig {
         cache.similarityThreshold = try f.double("cache.similarity_threshold", default: c.similarityThreshold, 0...1)
         cache.ttlSeconds = try f.double("cache.ttl_seconds", default: c.ttlSeconds, 0...1e10)
         cache.maxEntries = try f.int("cache.max_entries", default: c.maxEntries, 1...100_000_000)
+        cache.hotAnswerBytes = try f.int("cache.hot_answer_bytes", default: c.hotAnswerBytes, 0...(1 << 40))
         cache.temperatureCeiling = try f.double("cache.temperature_ceiling", default: c.temperatureCeiling, 0...2)
         cache.hitFlushSeconds = try f.double("cache.hit_flush_seconds", default: c.hitFlushSeconds, 0.01...3600)
         cache.snapshotIntervalSeconds = try f.double("cache.snapshot_interval_seconds", default: c.snapshotIntervalSeconds, 1...86400)

@@ -15,7 +15,9 @@ public struct CacheHit: Sendable {
         case semantic
     }
 
-    public var entry: CacheEntryRecord
+    public var entryID: Int64
+    public var answer: String
+    public var finishReason: String
     public var kind: Kind
     /// Cosine similarity of the request's message to the entry's (1 for an exact hit).
     public var similarity: Float
@@ -40,16 +42,27 @@ public final class SemanticCache: Sendable {
     let indexConfiguration: IndexConfiguration
     let metrics: DistillMetrics
     let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     private struct State {
         var exact: [String: [String: Int64]] = [:]
+        var hot: HotAnswers
         var indexes: [String: ScopeIndex] = [:]
         var overrides: [String: (similarityThreshold: Double?, ttlSeconds: Double?)] = [:]
         var pendingHits: [Int64: (count: Int, last: Date)] = [:]
         var count = 0
         /// Scopes whose index changed since its last snapshot.
         var changedScopes: Set<String> = []
+
+        /// The answer of live entry `id` in `scope` if it is in memory: nil when it is not held
+        /// (`isHeld` false) or has expired (`isHeld` true). A hit is counted.
+        mutating func heldAnswer(id: Int64, now: Date) -> (answer: HotAnswers.Answer?, isHeld: Bool) {
+            guard let answer = hot.answer(for: id) else { return (nil, false) }
+            guard !answer.hasExpired(now) else { return (nil, true) }
+            let previous = pendingHits[id]
+            pendingHits[id] = ((previous?.count ?? 0) + 1, now)
+            return (answer, true)
+        }
     }
 
     /// The metadata key of the embedding model the stored vectors belong to.
@@ -61,6 +74,7 @@ public final class SemanticCache: Sendable {
             similarityThreshold: configuration.cache.similarityThreshold,
             ttlSeconds: configuration.cache.ttlSeconds > 0 ? configuration.cache.ttlSeconds : nil)
         self.maxEntries = configuration.cache.maxEntries
+        self.state = Mutex(State(hot: HotAnswers(capacityBytes: configuration.cache.hotAnswerBytes)))
         self.indexConfiguration = IndexConfiguration(
             model: model.key, dimension: model.dimension,
             hnsw: HNSWParameters(
@@ -91,10 +105,14 @@ public final class SemanticCache: Sendable {
 
     /// The entry for exactly this (normalized) message in `scope`, if it has not expired.
     public func exactHit(scope: Scope, key: String, now: Date) async throws -> CacheHit? {
-        guard let id = state.withLock({ $0.exact[scope.key]?[key] }) else { return nil }
-        guard let entry = try await store.cacheEntry(id: id), !Self.hasExpired(entry, now) else { return nil }
-        recordHit(id, at: now)
-        return CacheHit(entry: entry, kind: .exact, similarity: 1)
+        let held = state.withLock { state -> (id: Int64, answer: HotAnswers.Answer?, isHeld: Bool)? in
+            guard let id = state.exact[scope.key]?[key] else { return nil }
+            let (answer, isHeld) = state.heldAnswer(id: id, now: now)
+            return (id, answer, isHeld)
+        }
+        guard let held else { return nil }
+        let answer = held.isHeld ? held.answer : try await storedAnswer(id: held.id, now: now)
+        return answer.map { CacheHit(entryID: held.id, answer: $0.text, finishReason: $0.finishReason, kind: .exact, similarity: 1) }
     }
 
     /// The nearest live entry in `scope` at least as similar as the scope's threshold; or no hit,
@@ -104,15 +122,27 @@ public final class SemanticCache: Sendable {
         let threshold = Float(settings(for: scope.key).similarityThreshold)
         let candidates = index.search(vector, k: 4)
         for candidate in candidates where candidate.similarity >= threshold {
-            guard let entry = try await store.cacheEntry(id: candidate.id), !Self.hasExpired(entry, now) else { continue }
-            recordHit(candidate.id, at: now)
-            return (CacheHit(entry: entry, kind: .semantic, similarity: candidate.similarity), candidate.similarity)
+            let (held, isHeld) = state.withLock { $0.heldAnswer(id: candidate.id, now: now) }
+            guard let answer = isHeld ? held : try await storedAnswer(id: candidate.id, now: now) else { continue }
+            let hit = CacheHit(
+                entryID: candidate.id, answer: answer.text, finishReason: answer.finishReason, kind: .semantic,
+                similarity: candidate.similarity)
+            return (hit, candidate.similarity)
         }
         return (nil, candidates.first?.similarity)
     }
 
-    static func hasExpired(_ entry: CacheEntryRecord, _ now: Date) -> Bool {
-        entry.expiresAt.map { $0 <= now } ?? false
+    /// The answer of entry `id` read from the store, if it is still there and live; held in memory
+    /// from then on, and the hit counted.
+    private func storedAnswer(id: Int64, now: Date) async throws -> HotAnswers.Answer? {
+        guard let entry = try await store.cacheEntry(id: id) else { return nil }
+        let answer = HotAnswers.Answer(text: entry.answer, finishReason: entry.finishReason, expiresAt: entry.expiresAt)
+        return state.withLock { state in
+            // Deleted while it was being read: not held, or it would outlive its entry.
+            guard state.exact[entry.scope]?[entry.exactKey] == id else { return nil }
+            state.hot.insert(answer, for: id)
+            return state.heldAnswer(id: id, now: now).answer
+        }
     }
 
     /// The settings in force in `scope`.
@@ -149,6 +179,9 @@ public final class SemanticCache: Sendable {
     public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord, vector: [Float]) async {
         let index = state.withLock { state -> ScopeIndex in
             state.exact[entry.scope, default: [:]][entry.exactKey] = id
+            // A new answer is the likeliest to be asked for again soon.
+            state.hot.insert(HotAnswers.Answer(text: entry.answer, finishReason: entry.finishReason, expiresAt: entry.expiresAt), for: id)
+            if let replaced { state.hot.remove(replaced) }
             if replaced == nil { state.count += 1 }
             state.changedScopes.insert(entry.scope)
             if let index = state.indexes[entry.scope] { return index }
@@ -171,6 +204,7 @@ public final class SemanticCache: Sendable {
             keys.map { key -> ScopeIndex? in
                 if state.exact[key.scope]?[key.exactKey] == key.id { state.exact[key.scope]?[key.exactKey] = nil }
                 state.pendingHits[key.id] = nil
+                state.hot.remove(key.id)
                 state.count -= 1
                 state.changedScopes.insert(key.scope)
                 return state.indexes[key.scope]
@@ -272,13 +306,6 @@ public final class SemanticCache: Sendable {
     }
 
     // MARK: - Upkeep
-
-    private func recordHit(_ id: Int64, at now: Date) {
-        state.withLock { state in
-            let previous = state.pendingHits[id]
-            state.pendingHits[id] = ((previous?.count ?? 0) + 1, now)
-        }
-    }
 
     /// Writes the hit counts gathered since the last flush.
     public func flushHits() async throws {

@@ -72,9 +72,35 @@ import Testing
             let again = try await world.service.complete(try Self.request("  i am still WAITING on my card? "), info: alice)
             #expect(again.source == .cache && again.similarity == 1)
             #expect(try Self.answer(again) == "card_arrival")
-            let body = try JSONValue.parse(again.body)
-            #expect(body["usage"]?["total_tokens"] == 0, "a cached answer costs no tokens")
+            let completion = try JSONDecoder().decode(ChatCompletion.self, from: again.body)
+            #expect(completion.object == "chat.completion" && completion.id == "chatcmpl-r" && completion.model == "m")
+            #expect(completion.choices.map(\.finishReason) == ["stop"] && completion.choices[0].message.role == "assistant")
+            #expect(completion.usage == Usage(promptTokens: 0, completionTokens: 0), "a cached answer costs no tokens")
             #expect(world.simulator.stats.answered == 1)
+        }
+    }
+
+    /// A held answer serves without a store read: an entry deleted behind the cache's back still
+    /// serves from memory, and with no memory for answers it does not.
+    @Test(arguments: [64 << 20, 0]) func hitsAreServedFromMemoryWithinItsBudget(hotAnswerBytes: Int) async throws {
+        try await withWorld(configure: { $0.cache.hotAnswerBytes = hotAnswerBytes }) { world in
+            let question = try Self.request("I am still waiting on my card?")
+            _ = try await world.service.complete(question, info: alice)
+            let id = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
+            _ = try await world.store.deleteCacheEntries(ids: [id])
+            let again = try await world.service.complete(question, info: alice)
+            #expect(again.source == (hotAnswerBytes > 0 ? .cache : .teacher))
+        }
+    }
+
+    @Test func anInvalidatedEntryStopsServingThoughItsAnswerWasHeld() async throws {
+        try await withWorld { world in
+            let question = try Self.request("I am still waiting on my card?")
+            _ = try await world.service.complete(question, info: alice)
+            #expect(try await world.service.complete(question, info: alice).source == .cache)
+            let id = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
+            #expect(try await world.cache.invalidate(ids: [id]) == 1)
+            #expect(try await world.service.complete(question, info: alice).source == .teacher)
         }
     }
 
