@@ -6,11 +6,13 @@
 #               request embeds the message and searches the scope's index)
 # and reports wrk's figures, counting any answer that did not come from the cache as a failure.
 # Usage: scripts/bench-cache-wrk.sh [SECONDS] [CONNECTIONS]   (defaults: 30, 32)
+# DISTILL_BIN_DIR picks the binaries (default .build/release), to compare two builds; other
+# DISTILL_ variables reach the daemon (DISTILL_CACHE_HOT_ANSWER_BYTES=0: every hit reads SQLite).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 duration="${1:-30}"
 connections="${2:-32}"
-bin="$root/.build/release"
+bin="${DISTILL_BIN_DIR:-$root/.build/release}"
 data="$root/../shared/data/banking77/teacher_soft.jsonl"
 work="$(mktemp -d)"
 trap 'kill $sim $daemon 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -59,9 +59,14 @@ public final class SemanticCache: Sendable {
         mutating func heldAnswer(id: Int64, now: Date) -> (answer: HotAnswers.Answer?, isHeld: Bool) {
             guard let answer = hot.answer(for: id) else { return (nil, false) }
             guard !answer.hasExpired(now) else { return (nil, true) }
+            countHit(id, at: now)
+            return (answer, true)
+        }
+
+        /// Hits are written in batches (`flushHits`), not one by one.
+        mutating func countHit(_ id: Int64, at now: Date) {
             let previous = pendingHits[id]
             pendingHits[id] = ((previous?.count ?? 0) + 1, now)
-            return (answer, true)
         }
     }
 
@@ -141,7 +146,9 @@ public final class SemanticCache: Sendable {
             // Deleted while it was being read: not held, or it would outlive its entry.
             guard state.exact[entry.scope]?[entry.exactKey] == id else { return nil }
             state.hot.insert(answer, for: id)
-            return state.heldAnswer(id: id, now: now).answer
+            guard !answer.hasExpired(now) else { return nil }
+            state.countHit(id, at: now)
+            return answer
         }
     }
 
@@ -179,8 +186,6 @@ public final class SemanticCache: Sendable {
     public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord, vector: [Float]) async {
         let index = state.withLock { state -> ScopeIndex in
             state.exact[entry.scope, default: [:]][entry.exactKey] = id
-            // A new answer is the likeliest to be asked for again soon.
-            state.hot.insert(HotAnswers.Answer(text: entry.answer, finishReason: entry.finishReason, expiresAt: entry.expiresAt), for: id)
             if let replaced { state.hot.remove(replaced) }
             if replaced == nil { state.count += 1 }
             state.changedScopes.insert(entry.scope)

@@ -81,11 +81,12 @@ import Testing
     }
 
     /// A held answer serves without a store read: an entry deleted behind the cache's back still
-    /// serves from memory, and with no memory for answers it does not.
+    /// serves from memory, and with no memory for answers it does not (but hits still serve).
     @Test(arguments: [64 << 20, 0]) func hitsAreServedFromMemoryWithinItsBudget(hotAnswerBytes: Int) async throws {
         try await withWorld(configure: { $0.cache.hotAnswerBytes = hotAnswerBytes }) { world in
             let question = try Self.request("I am still waiting on my card?")
             _ = try await world.service.complete(question, info: alice)
+            #expect(try await world.service.complete(question, info: alice).source == .cache)
             let id = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
             _ = try await world.store.deleteCacheEntries(ids: [id])
             let again = try await world.service.complete(question, info: alice)
