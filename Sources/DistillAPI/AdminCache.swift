@@ -182,6 +182,11 @@ public struct CacheScopeInfo: Codable, Sendable, Equatable {
 /// `GET /admin/cache/stats`.
 public struct CacheStats: Codable, Sendable, Equatable {
     public var entries: Int
+    /// Vectors in the scopes' indexes: `entries` when the indexes are whole.
+    public var indexed: Int
+    /// Answers held in memory (`cache.hot_answer_bytes`), and their size.
+    public var heldAnswers: Int
+    public var heldAnswerBytes: Int
     public var scopes: [CacheScopeInfo]
     /// Since start-up: lookups by result (`exact_hit`, `semantic_hit`, `miss`), bypasses by reason,
     /// entries removed by reason.
@@ -190,10 +195,13 @@ public struct CacheStats: Codable, Sendable, Equatable {
     public var evictions: [String: Int64]
 
     public init(
-        entries: Int, scopes: [CacheScopeInfo], lookups: [String: Int64], bypasses: [String: Int64],
-        evictions: [String: Int64]
+        entries: Int, indexed: Int, heldAnswers: Int, heldAnswerBytes: Int, scopes: [CacheScopeInfo],
+        lookups: [String: Int64], bypasses: [String: Int64], evictions: [String: Int64]
     ) {
         self.entries = entries
+        self.indexed = indexed
+        self.heldAnswers = heldAnswers
+        self.heldAnswerBytes = heldAnswerBytes
         self.scopes = scopes
         self.lookups = lookups
         self.bypasses = bypasses

@@ -202,6 +202,12 @@ public final class SemanticCache: Sendable {
 
     public var count: Int { state.withLock { $0.count } }
 
+    /// What the cache keeps in memory: vectors in the scopes' indexes, and held answers.
+    public var memory: (indexed: Int, heldAnswers: Int, heldAnswerBytes: Int) {
+        let (indexes, held, bytes) = state.withLock { ($0.indexes.values, $0.hot.count, $0.hot.bytes) }
+        return (indexes.reduce(0) { $0 + $1.count }, held, bytes)
+    }
+
     /// Removes what the store deleted from the maps and indexes.
     func forget(_ keys: [CacheEntryKey], reason: String) {
         guard !keys.isEmpty else { return }

@@ -74,9 +74,11 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     router.get("/admin/cache/stats") { _, _ -> Response in
         let cache = try cache()
         let counts = system.metrics.cacheStats
+        let memory = cache.memory
         return jsonResponse(
             CacheStats(
-                entries: cache.count,
+                entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
+                heldAnswerBytes: memory.heldAnswerBytes,
                 scopes: cache.scopes().map {
                     CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
                 },

@@ -187,7 +187,9 @@ struct CacheCommand: AsyncParsableCommand {
                     values.isEmpty ? "none" : values.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 }
                 print(table([
-                    ["entries", String(stats.entries)], ["lookups", counts(stats.lookups)], ["bypasses", counts(stats.bypasses)],
+                    ["entries", "\(stats.entries) (\(stats.indexed) indexed)"],
+                    ["held answers", "\(stats.heldAnswers) (\(formatBytes(Int64(stats.heldAnswerBytes))))"],
+                    ["lookups", counts(stats.lookups)], ["bypasses", counts(stats.bypasses)],
                     ["evictions", counts(stats.evictions)],
                 ]))
                 print("")

@@ -98,9 +98,12 @@ import Testing
         try await withWorld { world in
             let question = try Self.request("I am still waiting on my card?")
             _ = try await world.service.complete(question, info: alice)
+            #expect(world.cache.memory.heldAnswers == 0, "held from the first hit on")
             #expect(try await world.service.complete(question, info: alice).source == .cache)
+            #expect(world.cache.memory.heldAnswers == 1 && world.cache.memory.heldAnswerBytes > 0)
             let id = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.id)
             #expect(try await world.cache.invalidate(ids: [id]) == 1)
+            #expect(world.cache.memory == (indexed: 0, heldAnswers: 0, heldAnswerBytes: 0))
             #expect(try await world.service.complete(question, info: alice).source == .teacher)
         }
     }
