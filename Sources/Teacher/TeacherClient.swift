@@ -50,7 +50,7 @@ public final class TeacherClient: Sendable {
             do {
                 buffer = try await response.body.collect(upTo: Self.maxResponseBytes)
             } catch {
-                throw Self.classify(error)
+                throw Self.classify(error, afterHead: true)
             }
             let completion = try Self.completion(from: Data(buffer: buffer), call: call, attempts: attempts)
             breaker.recordSuccess()
@@ -252,7 +252,9 @@ public final class TeacherClient: Sendable {
     }
 
     /// Sorts an HTTP client error into what the caller can act on.
-    static func classify(_ error: any Error) -> TeacherError {
+    /// `afterHead`: the upstream had answered with a 2xx head, so it was reached, and a body that
+    /// breaks off is a bad answer.
+    static func classify(_ error: any Error, afterHead: Bool = false) -> TeacherError {
         if let error = error as? HTTPClientError {
             if error == .readTimeout || error == .deadlineExceeded { return .timedOut }
             if error == .cancelled { return .cancelled }
@@ -261,7 +263,8 @@ public final class TeacherClient: Sendable {
         if error is NIOTooManyBytesError {
             return .badResponse(detail: "the answer is larger than \(maxResponseBytes >> 20) MiB")
         }
-        return .unreachable(detail: String(describing: error))
+        return afterHead
+            ? .badResponse(detail: "the answer broke off: \(error)") : .unreachable(detail: String(describing: error))
     }
 }
 
