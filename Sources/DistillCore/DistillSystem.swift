@@ -48,6 +48,11 @@ public final class DistillSystem: Sendable {
         }
         let loaded: any Embedder
         if let embedder { loaded = embedder } else { loaded = try loadEmbedder(config.embedding, logger: logger) }
+        do {
+            try await dropTeacherLogVectors(ofModelsOtherThan: loaded.identity.key, store: store, logger: logger)
+        } catch {
+            throw .students("cannot check the teacher log's vectors: \(error)")
+        }
         var cache: SemanticCache?
         if config.cache.enabled {
             do {
@@ -70,6 +75,25 @@ public final class DistillSystem: Sendable {
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, metrics: metrics, logger: logger)
+    }
+
+    /// The metadata key of the embedding model the teacher log's vectors belong to.
+    static let teacherLogModelKey = "teacher_log_embedding_model"
+
+    /// Clears the teacher log's vectors when another embedding model made them (the distiller
+    /// computes them again as it needs them): vectors of two models never train one student.
+    /// Checked whether the cache is on or not; a store from before this key takes the cache's.
+    static func dropTeacherLogVectors(ofModelsOtherThan model: String, store: Store, logger: Logger) async throws {
+        var stored = try await store.metadata(teacherLogModelKey)
+        if stored == nil { stored = try await store.metadata(SemanticCache.modelKey) }
+        if let stored, stored != model {
+            logger.notice(
+                "the teacher log's vectors are from another embedding model; they will be computed again",
+                metadata: ["distill.from": "\(stored)", "distill.to": "\(model)"])
+            // Cleared before the new model is recorded: a crash in between clears them again.
+            try await store.clearTeacherLogEmbeddings()
+        }
+        try await store.setMetadata(teacherLogModelKey, model)
     }
 
     private init(

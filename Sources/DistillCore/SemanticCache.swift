@@ -430,8 +430,6 @@ public final class SemanticCache: Sendable {
             logger.info("re-embedding", metadata: ["distill.progress": "\(done)/\(total)"])
         }
         try await store.deleteIndexSnapshots()
-        // The student's training vectors too; re-distillation computes them again as it needs them.
-        try await store.clearTeacherLogEmbeddings()
     }
 
     /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.
