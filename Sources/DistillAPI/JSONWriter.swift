@@ -2,8 +2,8 @@
 /// `JSONEncoder` writes with `[.sortedKeys, .withoutEscapingSlashes]` on Linux (keys ordered by
 /// their UTF-8 bytes, control characters escaped, a double's `description` without a trailing
 /// `.0`). Scope keys are SHA-256s of these bytes, so they must not change; `JSONWriterTests`
-/// compares the two on random documents. Written by hand because `JSONEncoder` was a tenth of the
-/// time of an exact cache hit.
+/// compares the two on random documents. Written by hand because `JSONEncoder` took a tenth of an
+/// exact cache hit's CPU time.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
 

@@ -97,8 +97,8 @@ public final class CompletionService: Sendable {
     }
 
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
-    /// `ChatCompletion`'s wire form, written as a `JSONValue`: through `JSONEncoder` it was a tenth
-    /// of the time of a cache hit.
+    /// `ChatCompletion`'s wire form, written as a `JSONValue`: through `JSONEncoder` it took a
+    /// twentieth of a cache hit's CPU time.
     static func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
         let completion: JSONValue = [
             "id": .string("chatcmpl-\(info.requestID)"), "object": "chat.completion",

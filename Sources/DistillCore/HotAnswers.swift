@@ -1,8 +1,8 @@
 import Foundation
 
 /// The answers of recently used cache entries, kept in memory up to a byte budget so that a hit on
-/// one reads nothing from SQLite (the read was a fifth of an exact hit's time); beyond the budget
-/// the least recently used go. A stored entry never changes (a refresh stores a new one), so a
+/// one reads nothing from SQLite (with a read per hit, exact hits ran at a quarter of the rate:
+/// docs/benchmarks.md); beyond the budget the least recently used go. A stored entry never changes (a refresh stores a new one), so a
 /// held answer is never stale; entries the store deletes are `remove`d, so that their memory goes
 /// with them.
 struct HotAnswers {

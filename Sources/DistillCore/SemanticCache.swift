@@ -54,8 +54,8 @@ public final class SemanticCache: Sendable {
         /// Scopes whose index changed since its last snapshot.
         var changedScopes: Set<String> = []
 
-        /// The answer of live entry `id` in `scope` if it is in memory: nil when it is not held
-        /// (`isHeld` false) or has expired (`isHeld` true). A hit is counted.
+        /// The answer of entry `id` if it is held in memory: nil when it is not held (`isHeld`
+        /// false) or has expired (`isHeld` true). A hit is counted.
         mutating func heldAnswer(id: Int64, now: Date) -> (answer: HotAnswers.Answer?, isHeld: Bool) {
             guard let answer = hot.answer(for: id) else { return (nil, false) }
             guard !answer.hasExpired(now) else { return (nil, true) }
