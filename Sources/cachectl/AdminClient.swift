@@ -5,9 +5,23 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 
-/// Talks to distilld's admin API over its Unix socket.
+/// Talks to distilld's admin API: over its Unix socket, or over TCP with the admin token.
 struct AdminClient {
-    let socketPath: String
+    enum Endpoint {
+        case socket(path: String)
+        /// distilld's TCP listener (`http://host:port`), which serves the admin API only to
+        /// requests with `admin.token`.
+        case http(baseURL: String, token: String?)
+
+        var description: String {
+            switch self {
+            case .socket(let path): path
+            case .http(let baseURL, _): baseURL
+            }
+        }
+    }
+
+    let endpoint: Endpoint
 
     /// A client that reports a dead socket at once instead of retrying the connection.
     private static let http = client(readTimeout: .seconds(60))
@@ -53,11 +67,18 @@ struct AdminClient {
     private func execute(
         _ method: HTTPMethod, _ path: String, body: Data?, client: HTTPClient, timeout: TimeAmount
     ) async throws -> HTTPClientResponse {
-        guard FileManager.default.fileExists(atPath: socketPath) else {
-            throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "no such file")
+        var request: HTTPClientRequest
+        switch endpoint {
+        case .socket(let socketPath):
+            guard FileManager.default.fileExists(atPath: socketPath) else {
+                throw CachectlError.daemonNotRunning(endpoint: endpoint, detail: "no such file")
+            }
+            let encodedSocket = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? socketPath
+            request = HTTPClientRequest(url: "http+unix://\(encodedSocket)\(path)")
+        case .http(let baseURL, let token):
+            request = HTTPClientRequest(url: baseURL.trimmingSuffix("/") + path)
+            if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
         }
-        let encodedSocket = socketPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? socketPath
-        var request = HTTPClientRequest(url: "http+unix://\(encodedSocket)\(path)")
         request.method = method
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
@@ -67,7 +88,7 @@ struct AdminClient {
         do {
             response = try await client.execute(request, timeout: timeout)
         } catch {
-            throw CachectlError.daemonNotRunning(socketPath: socketPath, detail: "\(error)")
+            throw CachectlError.daemonNotRunning(endpoint: endpoint, detail: "\(error)")
         }
         guard response.status.code / 100 == 2 else {
             let body = try await response.body.collect(upTo: 1 << 20)
@@ -78,14 +99,22 @@ struct AdminClient {
     }
 }
 
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
 enum CachectlError: Error, CustomStringConvertible {
-    case daemonNotRunning(socketPath: String, detail: String)
+    case daemonNotRunning(endpoint: AdminClient.Endpoint, detail: String)
     case requestFailed(status: Int, message: String)
 
     var description: String {
         switch self {
-        case .daemonNotRunning(let path, _):
-            "distilld is not running, or not listening on \(path) (start it, or pass --socket PATH)"
+        case .daemonNotRunning(.socket(let path), _):
+            "distilld is not running, or not listening on \(path) (start it, or pass --socket PATH or --url URL)"
+        case .daemonNotRunning(.http(let baseURL, _), let detail):
+            "cannot reach distilld at \(baseURL): \(detail)"
         case .requestFailed(let status, let message):
             "distilld answered \(status): \(message)"
         }

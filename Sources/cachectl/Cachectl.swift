@@ -6,8 +6,12 @@ import Foundation
 struct Cachectl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cachectl",
-        abstract: "Administers a running distilld through its Unix socket.",
-        discussion: "Exit codes: 0 success, 1 failure, 2 distilld not running.",
+        abstract: "Administers a running distilld through its Unix socket (or its TCP port, with the admin token).",
+        discussion: """
+            Over TCP (--url), the token is read from $DISTILL_ADMIN_TOKEN, never from the command \
+            line, where other users could see it.
+            Exit codes: 0 success, 1 failure, 2 distilld not running.
+            """,
         version: DistillVersion.current,
         subcommands: [
             Status.self, Stats.self, CacheCommand.self, StudentCommand.self, DistillCommand.self, TeacherLog.self, Backup.self,
@@ -17,8 +21,15 @@ struct Cachectl: AsyncParsableCommand {
     @Option(help: "distilld's Unix socket (default: $DISTILL_SERVER_SOCKET, else var/distilld.sock).")
     var socket: String?
 
+    @Option(help: "distilld's TCP address instead, e.g. http://127.0.0.1:8080 (default: $DISTILL_ADMIN_URL).")
+    var url: String?
+
     var client: AdminClient {
-        AdminClient(socketPath: socket ?? ProcessInfo.processInfo.environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock")
+        let environment = ProcessInfo.processInfo.environment
+        if let url = url ?? environment["DISTILL_ADMIN_URL"] {
+            return AdminClient(endpoint: .http(baseURL: url, token: environment["DISTILL_ADMIN_TOKEN"]))
+        }
+        return AdminClient(endpoint: .socket(path: socket ?? environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock"))
     }
 }
 

@@ -45,6 +45,15 @@ struct AccessEndToEndTests {
             #expect(admin.status == 200 && admin.json["uptime_seconds"] != nil)
             // The socket needs no token: its mode is the guard.
             #expect(try await world.cachectl(["status"]).status == 0)
+            // cachectl over TCP takes the token from the environment.
+            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String) {
+                try await runToCompletion(
+                    "cachectl", ["--url", world.http, "cache", "stats", "--json"], environment: ["DISTILL_ADMIN_TOKEN": token],
+                    in: world.directory)
+            }
+            let stats = try await cachectlOverTCP(token: Self.adminToken)
+            #expect(stats.status == 0 && stats.stdout.contains("\"entries\""))
+            #expect(try await cachectlOverTCP(token: Self.keys[0]).status == 1, "a wrong token is refused")
 
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0)

@@ -140,8 +140,10 @@ struct ProcessFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a command to completion and returns its exit status and stdout.
-func runToCompletion(_ executable: String, _ arguments: [String], in directory: URL) async throws -> (status: Int32, stdout: String) {
-    let process = try RunningProcess(executable, arguments, in: directory)
+func runToCompletion(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], in directory: URL
+) async throws -> (status: Int32, stdout: String) {
+    let process = try RunningProcess(executable, arguments, environment: environment, in: directory)
     let stdout = await process.fullOutput()
     return (await process.exitStatus(), stdout)
 }
