@@ -2,9 +2,9 @@ import Foundation
 
 /// The answers of recently used cache entries, kept in memory up to a byte budget so that a hit on
 /// one reads nothing from SQLite (with a read per hit, exact hits ran at a quarter of the rate:
-/// docs/benchmarks.md); beyond the budget the least recently used go. A stored entry never changes (a refresh stores a new one), so a
-/// held answer is never stale; entries the store deletes are `remove`d, so that their memory goes
-/// with them.
+/// docs/benchmarks.md); beyond the budget the least recently used go. A stored entry never
+/// changes (a refresh stores a new one), so a held answer is never stale; entries the store
+/// deletes are `remove`d, so that their memory goes with them.
 struct HotAnswers {
     struct Answer: Equatable {
         var text: String
