@@ -47,13 +47,14 @@ let package = Package(
 
         // Libraries
         .target(name: "DistillAPI"),
-        .target(name: "VectorIndex", swiftSettings: vectorKernels),
+        .target(name: "SeededRandom"),
+        .target(name: "VectorIndex", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
         .target(
             name: "Embedding",
             dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: vectorKernels
         ),
-        .target(name: "Student", swiftSettings: vectorKernels),
+        .target(name: "Student", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
         .target(name: "Storage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Teacher",
@@ -68,7 +69,7 @@ let package = Package(
         .target(
             name: "DistillCore",
             dependencies: [
-                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher", "SeededRandom",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,7 +95,7 @@ let package = Package(
         .target(
             name: "TeacherSimulator",
             dependencies: [
-                "DistillAPI",
+                "DistillAPI", "SeededRandom",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator",
+                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator", "SeededRandom",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
@@ -145,10 +146,10 @@ let package = Package(
         ),
 
         // Tests
-        .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "VectorIndex"]),
-        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], swiftSettings: optimizedAlways),
+        .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "SeededRandom"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
-        .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding"]),
+        .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "TeacherTests",
@@ -165,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding", "VectorIndex",
+                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding", "VectorIndex", "SeededRandom",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -181,12 +182,12 @@ let package = Package(
             ]
         ),
         // The replay benchmark's stream generator and report aggregation.
-        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "VectorIndex"]),
+        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "SeededRandom"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",
             dependencies: [
-                "DistillAPI", "Teacher", "VectorIndex",
+                "DistillAPI", "Teacher", "SeededRandom",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

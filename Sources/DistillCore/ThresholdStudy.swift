@@ -1,3 +1,4 @@
+import SeededRandom
 import VectorIndex
 
 /// How a similarity threshold trades cache hits for wrong answers, measured on labelled queries

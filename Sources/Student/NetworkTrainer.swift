@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 
 /// Trains a `FloatNetwork` by mini-batch AdamW on the distillation loss, with early stopping on a holdout.
 ///
@@ -17,12 +18,12 @@ final class NetworkTrainer {
     let layers: [TrainingLayer]
     /// Batch × dimension: the current mini-batch's inputs.
     private let batchInput: UnsafeMutablePointer<Float>
-    private var generator: SeededGenerator
+    private var generator: SplitMix64
 
     init(dimension: Int, outputCount: Int, configuration: TrainingConfiguration) {
         self.configuration = configuration
         self.dimension = dimension
-        generator = SeededGenerator(seed: configuration.seed)
+        generator = SplitMix64(seed: configuration.seed)
         let widths = [dimension] + configuration.hiddenWidths + [outputCount]
         var layers: [TrainingLayer] = []
         for (inputCount, outputCount) in zip(widths, widths.dropFirst()) {

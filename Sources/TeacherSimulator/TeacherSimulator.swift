@@ -1,6 +1,7 @@
 import DistillAPI
 import Foundation
 import Hummingbird
+import SeededRandom
 import Synchronization
 
 /// Faults and timing of the simulated teacher. Rates are probabilities per request, drawn in
@@ -293,22 +294,4 @@ public final class TeacherSimulator: Sendable {
             status: .init(code: status), headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(data: (try? JSONEncoder().encode(body)) ?? Data())))
     }
-}
-
-/// A small, fast, seedable generator (Vigna's SplitMix64): the same seed gives the same faults.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }

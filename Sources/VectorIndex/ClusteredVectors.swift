@@ -1,3 +1,4 @@
+import SeededRandom
 /// Deterministic synthetic unit vectors for tests and benchmarks, shaped like sentence
 /// embeddings: points of Gaussian clusters in a low-dimensional latent space, projected up by a
 /// fixed random matrix, plus isotropic noise, normalized. Most variance lies in few directions,

@@ -1,3 +1,4 @@
+import SeededRandom
 /// Slot states. A slot is a node's position in the graph's parallel arrays.
 enum SlotState {
     static let live: UInt8 = 0

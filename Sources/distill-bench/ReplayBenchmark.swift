@@ -5,9 +5,9 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import SeededRandom
 import Synchronization
 import TeacherSimulator
-import VectorIndex
 
 /// The headline benchmark: a teacher file's queries replayed through real `teacher-sim` and
 /// `distilld` processes; who answered, how well, how fast, and what the teacher cost.

@@ -1,5 +1,5 @@
 import Foundation
-import VectorIndex
+import SeededRandom
 
 /// The replay's request stream: which query each request asks, by index into the unique queries.
 ///
@@ -81,11 +81,8 @@ struct FenwickTree {
     }
 }
 
-/// VectorIndex's SplitMix64: the stream depends only on the seed, on every platform.
+/// SplitMix64: the stream depends only on the seed, on every platform.
 extension SplitMix64 {
-    /// Uniform in [0, 1) with 53 random bits.
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
     /// 0..<count in a random order (Fisher–Yates, written out so the order never depends on the
     /// standard library's shuffle, which may change between Swift releases).
     mutating func permutation(_ count: Int) -> [Int] {

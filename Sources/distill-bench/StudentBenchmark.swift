@@ -1,9 +1,9 @@
 import ArgumentParser
 import Embedding
 import Foundation
+import SeededRandom
 import Student
 import TeacherSimulator
-import VectorIndex
 
 /// The student on Banking77: agreement with the teacher, coverage at τ, calibration, float against int8, soft
 /// against hard labels, training time and prediction latency (docs/benchmarks.md, "Student").

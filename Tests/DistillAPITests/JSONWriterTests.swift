@@ -1,7 +1,7 @@
 import DistillAPI
 import Foundation
+import SeededRandom
 import Testing
-import VectorIndex
 
 /// Scope keys hash `JSONValue.encoded()`: it must give exactly the bytes `JSONEncoder` gave when
 /// the keys were first computed, or every stored scope would be orphaned.

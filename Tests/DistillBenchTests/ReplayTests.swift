@@ -1,6 +1,6 @@
 import Foundation
+import SeededRandom
 import Testing
-import VectorIndex
 
 @testable import distill_bench
 

@@ -1,10 +1,10 @@
 import DistillAPI
 import Foundation
 import Logging
+import SeededRandom
 import Storage
 import Student
 import Testing
-import VectorIndex
 
 @testable import DistillCore
 

@@ -1,9 +1,8 @@
 import Foundation
-import VectorIndex
+import SeededRandom
 
-/// The fuzz tests' only source of randomness is SplitMix64 (VectorIndex's), so every run draws the
+/// The fuzz tests' only source of randomness is SplitMix64, so every run draws the
 /// same inputs and a failure reproduces from its seed.
-typealias SeededGenerator = SplitMix64
 
 extension SplitMix64 {
     mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
@@ -35,7 +34,7 @@ func describe(_ bytes: some Collection<UInt8>) -> String {
 /// with edge-case leaves — escapes of NUL and lone surrogates, numbers beyond Int64 and Double,
 /// duplicate keys, wrong types, deep nesting — then, often, byte-level damage on top.
 struct HostileJSON {
-    var random: SeededGenerator
+    var random: SplitMix64
 
     /// String bodies (already JSON-escaped) that parsers get wrong.
     static let strings = [
@@ -61,7 +60,7 @@ struct HostileJSON {
     ]
     static let roles = ["user", "system", "assistant", "developer", "tool", "function", "USER", "", "bot"]
 
-    init(seed: UInt64) { random = SeededGenerator(seed: seed) }
+    init(seed: UInt64) { random = SplitMix64(seed: seed) }
 
     // MARK: - Requests
 

@@ -1,4 +1,5 @@
 import DistillAPI
+import SeededRandom
 import Testing
 
 /// The server-sent-event parser against seeded streams: valid ones give exactly their events
@@ -10,7 +11,7 @@ import Testing
     static let lineEnds = ["\n", "\r\n", "\r"]
 
     /// A random valid stream and the events it must give.
-    static func stream(_ random: inout SeededGenerator) -> (bytes: [UInt8], events: [ServerSentEvent]) {
+    static func stream(_ random: inout SplitMix64) -> (bytes: [UInt8], events: [ServerSentEvent]) {
         var wire = ""
         var events: [ServerSentEvent] = []
         var previousEnd = "\n"
@@ -48,7 +49,7 @@ import Testing
     }
 
     /// Feeds `bytes` in pieces cut at random points.
-    static func feedSplit(_ bytes: [UInt8], _ random: inout SeededGenerator, limit: Int = 4 << 20) -> Result<[ServerSentEvent], ServerSentEventParser.ParseError> {
+    static func feedSplit(_ bytes: [UInt8], _ random: inout SplitMix64, limit: Int = 4 << 20) -> Result<[ServerSentEvent], ServerSentEventParser.ParseError> {
         var parser = ServerSentEventParser(maximumEventBytes: limit)
         var events: [ServerSentEvent] = []
         var start = 0
@@ -72,7 +73,7 @@ import Testing
     @Test func validStreamsGiveTheirEventsHoweverTheyAreSplit() {
         var failures = FailureLog()
         for seed in fuzzSeeds(fuzzIterations(default: 20_000)) {
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             let (bytes, expected) = Self.stream(&random)
             if (try? Self.feedWhole(bytes).get()) != expected { failures.record(seed: seed, "whole: not the expected events", bytes) }
             if (try? Self.feedSplit(bytes, &random).get()) != expected { failures.record(seed: seed, "split: not the expected events", bytes) }
@@ -84,7 +85,7 @@ import Testing
         let limit = 64
         var failures = FailureLog()
         for seed in fuzzSeeds(fuzzIterations(default: 20_000)) {
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             var bytes = Self.stream(&random).bytes
             var damage = HostileJSON(seed: seed)
             damage.damage(&bytes)
@@ -103,7 +104,7 @@ import Testing
         let pieces = ["a", "", " b", "\n", "\r", "\r\n", "é", ":", "data: x"]
         var failures = FailureLog()
         for seed in fuzzSeeds(fuzzIterations(default: 5_000)) {
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             let data = (0..<random.upTo(6)).map { _ in random.pick(pieces) }.joined()
             let event = ServerSentEvent(event: random.chance(0.3) ? "e" : nil, data: data)
             // SSE data cannot carry CR: every line break arrives as LF.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DistillAPI
 import Foundation
 import NIOCore
+import SeededRandom
 import Testing
 
 @testable import Teacher
@@ -16,7 +17,7 @@ import Testing
     ]
 
     /// A streamed answer as an upstream sends it, with the text, finish reason and usage it makes.
-    static func upstream(_ random: inout SeededGenerator) -> (bytes: [UInt8], text: String, usage: Bool) {
+    static func upstream(_ random: inout SplitMix64) -> (bytes: [UInt8], text: String, usage: Bool) {
         var wire = ""
         func event(_ json: String) { wire += "data: " + json + random.pick(["\n\n", "\r\n\r\n"]) }
         let head = #""id":"c1","object":"chat.completion.chunk","created":1,"model":"m""#
@@ -46,7 +47,7 @@ import Testing
     }
 
     /// Reads `bytes` as an upstream body delivered in reads cut at random points.
-    static func read(_ bytes: [UInt8], _ random: inout SeededGenerator) async -> Outcome {
+    static func read(_ bytes: [UInt8], _ random: inout SplitMix64) async -> Outcome {
         var buffers: [ByteBuffer] = []
         var start = 0
         while start < bytes.count {
@@ -76,7 +77,7 @@ import Testing
     @Test func validStreamsGiveTheirAnswerHoweverTheyAreSplit() async {
         var failures = FailureLog()
         for seed in fuzzSeeds(fuzzIterations(default: 5_000)) {
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             let (bytes, text, usage) = Self.upstream(&random)
             let outcome = await Self.read(bytes, &random)
             if text.contains("\u{0}") {
@@ -102,7 +103,7 @@ import Testing
         var finished = 0
         let count = fuzzIterations(default: 5_000)
         for seed in fuzzSeeds(count) {
-            var random = SeededGenerator(seed: seed)
+            var random = SplitMix64(seed: seed)
             var bytes = Self.upstream(&random).bytes
             var damage = HostileJSON(seed: seed)
             damage.damage(&bytes)

@@ -1,5 +1,6 @@
 import Embedding
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import Student
@@ -39,7 +40,7 @@ struct Banking77 {
         var rows = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map {
             try JSONDecoder().decode(Row.self, from: Data($0.utf8))
         }
-        var generator = SeededGenerator(seed: 1)
+        var generator = SplitMix64(seed: 1)
         for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, Int(generator.next() % UInt64(i + 1))) }
         rows = Array(rows.prefix(4000))
 
@@ -77,7 +78,7 @@ enum Banking77Students {
     static let corrupted = Result {
         var training = try Banking77.shared.get().hardTraining
         let answers = Array(Set(training.map(\.answer))).sorted()
-        var generator = SeededGenerator(seed: 2)
+        var generator = SplitMix64(seed: 2)
         for index in 0..<2400 where generator.nextUnit() < 0.4 {
             training[index].answer = answers[Int(generator.next() % UInt64(answers.count))]
         }

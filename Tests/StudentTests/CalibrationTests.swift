@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import Student
@@ -6,7 +7,7 @@ import Testing
 @Suite struct CalibrationTests {
     @Test func temperatureScalingRecoversTheTemperatureOfTheLabels() {
         // Labels drawn from softmax(z / 2): the likelihood is highest at T = 2.
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var logits: [[Float]] = [], labels: [Int] = []
         for _ in 0..<4000 {
             let z = (0..<6).map { _ in Float(3 * generator.nextGaussian()) }

@@ -1,10 +1,11 @@
+import SeededRandom
 import Testing
 
 @testable import Student
 
 @Suite struct KernelTests {
     static func values(_ count: Int, seed: UInt64) -> [Float] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         return (0..<count).map { _ in Float(generator.nextGaussian()) }
     }
 
@@ -68,7 +69,7 @@ import Testing
 
 @Suite struct NetworkTests {
     static func network(widths: [Int], seed: UInt64) -> FloatNetwork {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let layers = zip(widths, widths.dropFirst()).map { inputs, outputs in
             FloatNetwork.Layer(
                 inputCount: inputs, outputCount: outputs,
@@ -113,7 +114,7 @@ import Testing
     @Test func int8LogitsFollowTheFloatNetwork() {
         let network = Self.network(widths: [40, 24, 7], seed: 2)
         let quantized = QuantizedNetwork(network)
-        var generator = SeededGenerator(seed: 3)
+        var generator = SplitMix64(seed: 3)
         var agreeing = 0
         for _ in 0..<200 {
             let input = (0..<40).map { _ in Float(generator.nextGaussian()) }

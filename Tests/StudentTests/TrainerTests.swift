@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import Student
@@ -9,7 +10,7 @@ enum SyntheticTraffic {
     static let dimension = 16
 
     static func exchanges(count: Int, seed: UInt64, noise: Double = 0.15) -> [TeacherExchange] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SplitMix64(seed: seed)
         let centers = (0..<5).map { _ in normalized((0..<dimension).map { _ in Float(generator.nextGaussian()) }) }
         return (0..<count).map { index in
             let intent = Int(generator.next() % 5)
@@ -126,7 +127,7 @@ enum SyntheticTraffic {
         configuration.alpha = 0.7
         configuration.distillationTemperature = 2
         let trainer = NetworkTrainer(dimension: 4, outputCount: 4, configuration: configuration)
-        var generator = SeededGenerator(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let inputs = (0..<12).map { _ in Float(generator.nextGaussian()) }
         let targets = [
             TrainingTarget(label: 1, distribution: [.init(classIndex: 1, probability: 0.7), .init(classIndex: 2, probability: 0.3)]),

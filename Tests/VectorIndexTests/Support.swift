@@ -1,3 +1,4 @@
+import SeededRandom
 @testable import VectorIndex
 
 /// The shared workload: 20,000 clustered unit vectors and 200 held-out queries of dimension 128
