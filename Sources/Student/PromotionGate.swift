@@ -9,13 +9,14 @@
 ///    `z` under it) is failing on today's traffic: a candidate that meets the target replaces it.
 /// 4. The candidate's accepted agreement must not be below the active's beyond noise (z standard errors of the
 ///    difference), and
-/// 5. its coverage must exceed the active's by `minimumCoverageGain`: a swap for less is churn.
+/// 5. its coverage must exceed the active's by more than z standard errors of the difference: on holdouts of a few
+///    hundred requests coverage moves by several points from sampling alone, and a swap for less is churn (a
+///    flat 1-point margin promoted a student that then served worse, docs/benchmarks.md).
 public struct PromotionGate: Sendable, Hashable {
     public var targetAgreement = 0.95
     public var minimumAccepted = 50
     /// One-sided z of the noise allowances (1.645: 95%).
     public var z = 1.645
-    public var minimumCoverageGain = 0.01
 
     public init() {}
 
@@ -31,7 +32,11 @@ public struct PromotionGate: Sendable, Hashable {
             let error = (c * (1 - c) / Double(candidate.accepted) + a * (1 - a) / Double(active.accepted)).squareRoot()
             if c < a - z * error { return .reject(.lessAgreement) }
         }
-        guard candidate.coverage >= active.coverage + minimumCoverageGain else { return .reject(.notEnoughCoverageGain) }
+        // The two coverages are shares of the same requests, so they are correlated and this error (of independent
+        // samples) overstates the noise: it errs towards keeping the version that serves.
+        let c = candidate.coverage, a = active.coverage
+        let error = (c * (1 - c) / Double(candidate.count) + a * (1 - a) / Double(active.count)).squareRoot()
+        guard c > a + z * error else { return .reject(.notEnoughCoverageGain) }
         return .promote(.moreCoverage)
     }
 }

@@ -29,6 +29,19 @@ import Student
         #expect(gate.decide(candidate: active, active: active) == .reject(.notEnoughCoverageGain))
     }
 
+    @Test func theCoverageMarginShrinksAsTheHoldoutGrows() {
+        // 50% against 54%: four points are within the noise of 300 requests (margin 6.7 points), not of 3,000 (2.1).
+        func metrics(_ count: Int, coverage: Double) -> HoldoutMetrics {
+            let accepted = Int(Double(count) * coverage)
+            return HoldoutMetrics(count: count, agreeing: accepted, accepted: accepted, agreeingAccepted: accepted * 49 / 50)
+        }
+        #expect(gate.decide(candidate: metrics(300, coverage: 0.54), active: metrics(300, coverage: 0.5)) == .reject(.notEnoughCoverageGain))
+        #expect(gate.decide(candidate: metrics(3000, coverage: 0.54), active: metrics(3000, coverage: 0.5)) == .promote(.moreCoverage))
+        // With no noise at all (both accept everything or nothing), any gain counts and none does not.
+        #expect(gate.decide(candidate: metrics(300, coverage: 1), active: metrics(300, coverage: 0)) == .promote(.moreCoverage))
+        #expect(gate.decide(candidate: metrics(300, coverage: 1), active: metrics(300, coverage: 1)) == .reject(.notEnoughCoverageGain))
+    }
+
     @Test func lessAgreementBeyondNoiseIsRejectedWhateverTheCoverage() {
         let flawless = HoldoutMetrics(count: 600, agreeing: 590, accepted: 400, agreeingAccepted: 400)
         let candidate = HoldoutMetrics(count: 600, agreeing: 560, accepted: 500, agreeingAccepted: 477)
