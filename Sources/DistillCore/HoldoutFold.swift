@@ -1,6 +1,3 @@
-import Crypto
-import Foundation
-
 /// Which of a scope's teacher answers a training holds out, and the order it sees them in: both decided by a
 /// hash of each prompt, not by its row id.
 ///
@@ -27,18 +24,8 @@ struct HoldoutFold: Sendable {
     /// twice).
     func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
         let bound = heldOutShare(rows: items.count)
-        let keyed = items.map { (key: Self.key(prompt($0)), item: $0) }
+        let keyed = items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
             .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
-        let training = keyed.filter { Self.unit($0.key) >= bound }.map(\.item)
-        let holdout = keyed.filter { Self.unit($0.key) < bound }.map(\.item)
-        return (training, holdout)
+        return (keyed.filter { $0.key >= bound }.map(\.item), keyed.filter { $0.key < bound }.map(\.item))
     }
-
-    /// The first 8 bytes of the prompt's SHA-256: uniform, and the same on every machine and run.
-    static func key(_ prompt: String) -> UInt64 {
-        SHA256.hash(data: Data(prompt.utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-    }
-
-    /// The key as a number in [0, 1).
-    static func unit(_ key: UInt64) -> Double { Double(key >> 11) / Double(1 << 53) }
 }

@@ -218,6 +218,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         defer { ticker.cancel() }
         let start = ContinuousClock.now
         do {
+            try await sender.openConnections(concurrency)
             if pacing == nil {
                 // Free running: `concurrency` workers, each sending the next request as soon as it is done.
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -482,6 +483,19 @@ struct RequestSender: Sendable {
     let queries: [ReplayQuery]
     let daemon: ReplayProcess
     let runStart: Date
+
+    /// Opens `count` connections (GET /healthz on each) before the stream. Opened by the first round
+    /// itself, its requests reached the daemon over a few hundred milliseconds, the last ones after
+    /// the first teacher answers were cached: which of them were cache hits differed from run to run.
+    func openConnections(_ count: Int) async throws {
+        let health = HTTPClientRequest(url: url.replacingOccurrences(of: "/v1/chat/completions", with: "/healthz"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<count {
+                group.addTask { _ = try await client.execute(health, timeout: .seconds(30)).body.collect(upTo: 1 << 16) }
+            }
+            try await group.waitForAll()
+        }
+    }
 
     func send(query: Int) async throws -> ReplayOutcome {
         var messages: [[String: String]] = []
