@@ -250,8 +250,12 @@ public final class Distiller: Service, Sendable {
         let trainingSeconds = (ContinuousClock.now - trainingStarted) / .seconds(1)
         update(run.id) { $0.phase = "evaluating" }
 
-        let incumbent = students.active(scope: run.scope).map { ($0.version, $0.model.evaluate(holdout)) }
-        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1)
+        let active = students.active(scope: run.scope)
+        let incumbent = active.map { ($0.version, $0.model.evaluate(holdout)) }
+        let acceptedByBoth = active.map { active in
+            holdout.count { result.model.predict($0.embedding).isConfident && active.model.predict($0.embedding).isConfident }
+        }
+        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1, acceptedByBoth: acceptedByBoth ?? 0)
         let report = result.model.report
         let versionMetrics = StudentVersionMetrics(
             embeddingModel: students.embeddingModel, classes: result.model.classes.count,

@@ -55,8 +55,11 @@ struct ReplayBenchmark: AsyncParsableCommand {
     @Option(help: "Send over TCP (http) or distilld's Unix socket (unix).") var transport = Transport.http
     @Option(help: "Use only this many of the file's unique queries (a seeded sample); default all.") var queries: Int?
     @Option(help: "Exponent s of the repeats' popularity: the query of rank r is drawn ∝ 1/r^s.") var zipfExponent = 1.0
+    // 500 ms: a round's last requests reach the cache lookup only once the daemon has embedded those before
+    // them (64 texts take 100–300 ms on 2 shared cores); the first teacher answers must not be cached by then, or
+    // which requests hit the cache differs from run to run (at 200 ms it did, for 1% of the requests).
     @Option(name: .customLong("teacher-latency-ms"), help: "teacher-sim's fixed latency per request.")
-    var teacherLatency = 200.0
+    var teacherLatency = 500.0
     @Option(name: .customLong("teacher-jitter-ms"), help: "teacher-sim's extra latency, uniform in [0, N].")
     var teacherJitter = 200.0
     @Option(name: .customLong("price-per-1k"), help: "The teacher's price per 1,000 tokens (prompt and completion).")
