@@ -1,5 +1,5 @@
 /// Whether a candidate student replaces the active one, judged on both students' metrics on the same holdout
-/// (the candidate's: the newest teacher traffic, which the active student never trained on).
+/// (the candidate's: teacher traffic the active student never trained on).
 ///
 /// Both students' τ turn agreement above the target into coverage, so coverage at τ is what a better student
 /// gains, and agreement among accepted answers is the constraint. The rule, in order:
