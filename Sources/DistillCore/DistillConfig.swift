@@ -141,15 +141,16 @@ public struct DistillConfig: Sendable, Equatable {
 
         /// Whether students are retrained in the background.
         public var enabled = true
-        /// How often the teacher log is checked for new answers.
+        /// A backstop: how often the teacher log is checked for new answers besides each commit to it.
         public var intervalSeconds = 30.0
         /// A scope is retrained once this many teacher answers were logged since its last training.
         public var minNewRows = 500
-        /// A scope needs this many logged answers before its first training.
+        /// A scope needs this many logged answers before its first training (at least 100: τ needs 50
+        /// accepted answers from a holdout of at most half).
         public var minRows = 500
         /// Training uses a scope's newest answers, at most this many.
         public var maxRows = 50_000
-        /// The newest share of them is held out: calibration, τ and the promotion gate.
+        /// This share of them is held out (`HoldoutFold`): calibration, τ and the promotion gate.
         public var holdoutShare = 0.2
     }
 
@@ -309,7 +310,7 @@ extension DistillConfig {
         distill.enabled = try f.bool("distill.enabled", default: d.enabled)
         distill.intervalSeconds = try f.double("distill.interval_seconds", default: d.intervalSeconds, 0.1...86400)
         distill.minNewRows = try f.int("distill.min_new_rows", default: d.minNewRows, 1...10_000_000)
-        distill.minRows = try f.int("distill.min_rows", default: d.minRows, 10...10_000_000)
+        distill.minRows = try f.int("distill.min_rows", default: d.minRows, 100...10_000_000)
         distill.maxRows = try f.int("distill.max_rows", default: d.maxRows, 10...10_000_000)
         distill.holdoutShare = try f.double("distill.holdout_share", default: d.holdoutShare, 0.05...0.5)
         if distill.maxRows < distill.minRows {

@@ -19,9 +19,13 @@ private let mallocTrim: (@convention(c) (Int) -> Int32)? = dlsym(UnsafeMutableRa
 private let mallocTrim: (@convention(c) (Int) -> Int32)? = nil
 #endif
 
-/// Re-distillation, unattended: a service of the daemon's group that, every `distill.interval_seconds`,
-/// trains a candidate student for each scope with enough new teacher answers, evaluates it against
-/// the active version on the newest answers, and promotes it only if the gate says it is better.
+/// Re-distillation, unattended: a service of the daemon's group that, as soon as a scope's teacher log
+/// has `distill.min_rows` answers (then `min_new_rows` new ones), trains a candidate student on them,
+/// evaluates it against the active version on a holdout neither trained on (`HoldoutFold`), and
+/// promotes it only if the gate says it is better.
+///
+/// Commits to the teacher log wake it, not a timer, so a training sees the answers that made it due
+/// and not however many more a timer let in: the same traffic gives the same versions.
 ///
 /// Training runs on a thread of its own at low priority, so it uses at most one core and serving
 /// never waits on it. Nothing is written until a run has finished: a version is stored, and made
@@ -32,6 +36,7 @@ public final class Distiller: Service, Sendable {
     let students: Students
     let configuration: DistillConfig.Distill
     let training: TrainingConfiguration
+    let fold: HoldoutFold
     let gate: PromotionGate
     let metrics: DistillMetrics
     let logger: Logger
@@ -64,8 +69,8 @@ public final class Distiller: Service, Sendable {
         var training = TrainingConfiguration()
         training.minSupport = configuration.student.minSupport
         training.targetAgreement = configuration.student.targetAgreement
-        training.holdoutFraction = configuration.distill.holdoutShare
         self.training = training
+        fold = HoldoutFold(share: configuration.distill.holdoutShare)
         var gate = PromotionGate()
         gate.targetAgreement = configuration.student.targetAgreement
         self.gate = gate
@@ -79,6 +84,12 @@ public final class Distiller: Service, Sendable {
         await cancelWhenGracefulShutdown { [self] in
             await withDiscardingTaskGroup { group in
                 if configuration.enabled {
+                    // Answers logged before the daemon started.
+                    wakeUp.yield()
+                    group.addTask { [wakeUp, store] in
+                        for await _ in store.teacherLogCommits() { wakeUp.yield() }
+                    }
+                    // A backstop should the observation of commits fail.
                     group.addTask { [wakeUp] in
                         while !Task.isCancelled {
                             try? await Task.sleep(for: interval)
@@ -218,7 +229,7 @@ public final class Distiller: Service, Sendable {
     }
 
     /// The run's work: the scope's newest teacher answers (embedded where the request path did not),
-    /// a candidate trained on them, the gate, the stored version.
+    /// a candidate trained on them, the gate on the held-out fold, the stored version.
     private func distill(_ run: DistillRunInfo) async throws(DistillRunError) -> (outcome: String, reason: String, version: Int64?) {
         let rows: [(record: TeacherLogRecord, vector: [Float])]
         do {
@@ -232,15 +243,19 @@ public final class Distiller: Service, Sendable {
             $0.rows = rows.count
             $0.phase = "training"
         }
-        let exchanges = rows.map(Self.exchange)
+        let split = fold.split(rows, prompt: \.record.prompt, answer: \.record.answer)
+        let holdout = split.holdout.map(Self.exchange)
         let trainingStarted = ContinuousClock.now
-        let result = try await train(exchanges, run: run)
+        let result = try await train(split.training.map(Self.exchange), holdout: holdout, run: run)
         let trainingSeconds = (ContinuousClock.now - trainingStarted) / .seconds(1)
         update(run.id) { $0.phase = "evaluating" }
 
-        let holdout = exchanges[result.holdout]
-        let incumbent = students.active(scope: run.scope).map { ($0.version, $0.model.evaluate(holdout)) }
-        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1)
+        let active = students.active(scope: run.scope)
+        let incumbent = active.map { ($0.version, $0.model.evaluate(holdout)) }
+        let acceptedByBoth = active.map { active in
+            holdout.count { result.model.predict($0.embedding).isConfident && active.model.predict($0.embedding).isConfident }
+        }
+        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1, acceptedByBoth: acceptedByBoth ?? 0)
         let report = result.model.report
         let versionMetrics = StudentVersionMetrics(
             embeddingModel: students.embeddingModel, classes: result.model.classes.count,
@@ -301,7 +316,9 @@ public final class Distiller: Service, Sendable {
     }
 
     /// Trains on a thread of its own, at low priority; cancelling the task stops it before the next epoch.
-    private func train(_ exchanges: [TeacherExchange], run: DistillRunInfo) async throws(DistillRunError) -> TrainingResult {
+    private func train(
+        _ exchanges: [TeacherExchange], holdout: [TeacherExchange], run: DistillRunInfo
+    ) async throws(DistillRunError) -> TrainingResult {
         let stop = StopFlag()
         let configuration = training
         let result: Result<TrainingResult, StudentTrainingError> = await withTaskCancellationHandler {
@@ -313,7 +330,7 @@ public final class Distiller: Service, Sendable {
                     var epoch = 0
                     continuation.resume(
                         returning: Result { () throws(StudentTrainingError) in
-                            try StudentTrainer.train(exchanges, configuration: configuration) {
+                            try StudentTrainer.train(training: exchanges, holdout: holdout, configuration: configuration) {
                                 epoch += 1
                                 update(run.id) { $0.epoch = epoch }
                                 return stop.isSet

@@ -9,7 +9,7 @@ import Synchronization
 /// answers agree with the teacher.
 ///
 /// A scope's student answers a request when its calibrated confidence reaches τ. A share of those
-/// confident requests (`student.audit_share`) goes to the teacher instead, and the teacher's answer
+/// confident requests (`student.audit_share`, picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer
 /// is compared with the student's: when the recent audits show agreement below the target beyond
 /// noise, the version is suspended (persistently) and the teacher answers the scope until a new
 /// version passes the promotion gate.
@@ -34,8 +34,6 @@ public final class Students: Sendable {
     struct Serving {
         var version: Int64
         var model: StudentModel
-        /// Confident predictions so far: every 1/audit_share-th is audited, so the share holds exactly.
-        var confident: Int64 = 0
         var answered: Int64 = 0
         /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`.
         var audits: [Bool] = []
@@ -96,9 +94,7 @@ public final class Students: Sendable {
             let prediction = current.model.predict(vector)
             var action = Decision.Action.unsure
             if prediction.isConfident {
-                current.confident += 1
-                let share = configuration.auditShare
-                let audit = (Double(current.confident) * share).rounded(.down) > (Double(current.confident - 1) * share).rounded(.down)
+                let audit = Self.auditKey(vector) < configuration.auditShare
                 action = audit ? .audit : .answer
                 if !audit { current.answered += 1 }
                 state[scope] = current
@@ -107,6 +103,18 @@ public final class Students: Sendable {
         }
         if let decision { metrics.recordStudentDecision(decision.action) }
         return decision
+    }
+
+    /// Where a request's embedding falls in [0, 1): it is audited when below `audit_share`.
+    ///
+    /// By content rather than by arrival (every n-th confident answer), so that the same traffic is audited
+    /// the same way however its concurrent requests interleave (the replay's reproducibility). The hash is of
+    /// the components' signs, which batching leaves alone where it moves the last bits. A query picked once is
+    /// picked every time, but its audit caches the teacher's answer, so its repeats are cache hits.
+    static func auditKey(_ vector: [Float]) -> Double {
+        var signs = [UInt8](repeating: 0, count: (vector.count + 7) / 8)
+        for (index, value) in vector.enumerated() where value < 0 { signs[index / 8] |= 1 << (index % 8) }
+        return ContentKey.unit(signs)
     }
 
     /// Compares an audited prediction with the teacher's answer; suspends the version when its recent

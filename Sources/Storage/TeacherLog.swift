@@ -106,6 +106,16 @@ extension Store {
         }
     }
 
+    /// Yields after every committed transaction that changed the teacher log (at most one yield waits: a slow
+    /// reader sees a burst of commits as one), until the stream is dropped.
+    public func teacherLogCommits() -> AsyncStream<Void> {
+        let (commits, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let observation = DatabaseRegionObservation(tracking: TeacherLogRecord.all())
+            .start(in: pool, onError: { _ in continuation.finish() }, onChange: { _ in continuation.yield() })
+        continuation.onTermination = { _ in observation.cancel() }
+        return commits
+    }
+
     /// Per scope: the exchanges logged after the newest one a stored student version of the scope was
     /// trained through (all of them when it has no version), and whether it has one.
     public func untrainedTeacherLog() async throws -> [String: (count: Int, trained: Bool)] {

@@ -36,7 +36,8 @@ public struct TrainingConfiguration: Sendable, Hashable {
     public var maxEpochs = 200
     /// Training stops when the holdout's cross-entropy has not improved for this many epochs.
     public var patience = 10
-    /// The newest share of the exchanges, held out for early stopping, calibration, τ and the promotion gate.
+    /// The newest share of the exchanges held out for early stopping, calibration and τ, when the caller does
+    /// not split them itself.
     public var holdoutFraction = 0.2
     /// τ must make accepted holdout answers agree with the teacher at least this often…
     public var targetAgreement = 0.95
@@ -97,17 +98,11 @@ public struct TrainingResult: Sendable {
     public var model: StudentModel
     /// The same network before quantization, calibrated and thresholded on its own: what int8 costs.
     public var floatModel: Student<FloatNetwork>
-    /// The indices of the exchanges held out (the newest): the gate evaluates the active student on these.
-    public var holdout: Range<Int>
 }
 
 public enum StudentTrainer {
     /// Trains a student on teacher exchanges given oldest first: the classes and the network come from the older
-    /// `1 − holdoutFraction`, the newest share is the holdout for early stopping, calibration and τ.
-    ///
-    /// Synchronous, on the calling thread only (run it on a thread of its own); `shouldStop` is asked before every
-    /// epoch and makes it throw `.cancelled`. Deterministic: the same exchanges and configuration give the same
-    /// model, bit for bit.
+    /// `1 − holdoutFraction`, the newest share is the holdout.
     public static func train(
         _ exchanges: [TeacherExchange], configuration: TrainingConfiguration = .init(),
         shouldStop: () -> Bool = { false }
@@ -115,6 +110,25 @@ public enum StudentTrainer {
         try configuration.validate()
         let holdoutCount = Int((Double(exchanges.count) * configuration.holdoutFraction).rounded())
         guard holdoutCount >= 1, holdoutCount < exchanges.count else { throw .notEnoughExchanges(exchanges.count) }
+        let split = exchanges.count - holdoutCount
+        return try train(
+            training: Array(exchanges[..<split]), holdout: Array(exchanges[split...]), configuration: configuration,
+            shouldStop: shouldStop)
+    }
+
+    /// Trains a student: the classes and the network come from `training`, and `holdout` serves early stopping,
+    /// calibration and τ (`configuration.holdoutFraction` plays no part).
+    ///
+    /// Synchronous, on the calling thread only (run it on a thread of its own); `shouldStop` is asked before every
+    /// epoch and makes it throw `.cancelled`. Deterministic: the same exchanges, in the same order, and
+    /// configuration give the same model, bit for bit.
+    public static func train(
+        training: [TeacherExchange], holdout: [TeacherExchange], configuration: TrainingConfiguration = .init(),
+        shouldStop: () -> Bool = { false }
+    ) throws(StudentTrainingError) -> TrainingResult {
+        try configuration.validate()
+        let exchanges = training + holdout
+        guard !training.isEmpty, !holdout.isEmpty else { throw .notEnoughExchanges(exchanges.count) }
         let dimension = exchanges[0].embedding.count
         for (index, exchange) in exchanges.enumerated() {
             guard exchange.embedding.count == dimension, dimension > 0 else {
@@ -124,8 +138,6 @@ public enum StudentTrainer {
                 throw .invalidEmbedding(index: index, reason: "not finite")
             }
         }
-        let holdout = exchanges.count - holdoutCount..<exchanges.count
-        let training = exchanges[..<holdout.lowerBound]
         let classes = AnswerClasses(answers: training.map(\.answer), minSupport: configuration.minSupport)
         guard classes.count > 0 else { throw .noClasses(minSupport: configuration.minSupport) }
 
@@ -134,15 +146,15 @@ public enum StudentTrainer {
                 answer: $0.answer, alternatives: $0.alternatives,
                 minimumMatchedShare: configuration.minimumMatchedShare)
         }
-        let holdoutLabels = exchanges[holdout].map { classes.index(of: $0.answer) ?? classes.restIndex }
+        let holdoutLabels = holdout.map { classes.index(of: $0.answer) ?? classes.restIndex }
         let trainer = NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration)
         let outcome = try trainer.fit(
             inputs: training.flatMap(\.embedding), targets: targets,
-            holdoutInputs: exchanges[holdout].flatMap(\.embedding), holdoutLabels: holdoutLabels,
+            holdoutInputs: holdout.flatMap(\.embedding), holdoutLabels: holdoutLabels,
             shouldStop: shouldStop)
 
         func calibrated<Network: StudentNetwork>(_ network: Network) -> Student<Network> {
-            let logits = exchanges[holdout].map { network.logits($0.embedding) }
+            let logits = holdout.map { network.logits($0.embedding) }
             let temperature = Calibration.fitTemperature(logits: logits, labels: holdoutLabels)
             func predictions(_ temperature: Float) -> (confidences: [Float], correct: [Bool]) {
                 let predictions = logits.map {
@@ -172,7 +184,6 @@ public enum StudentTrainer {
             return Student(classes: classes, network: network, temperature: temperature, threshold: threshold, report: report)
         }
         return TrainingResult(
-            model: calibrated(QuantizedNetwork(outcome.network)), floatModel: calibrated(outcome.network),
-            holdout: holdout)
+            model: calibrated(QuantizedNetwork(outcome.network)), floatModel: calibrated(outcome.network))
     }
 }

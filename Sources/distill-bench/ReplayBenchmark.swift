@@ -20,14 +20,13 @@ struct ReplayBenchmark: AsyncParsableCommand {
             configuration, sends a deterministic stream — every unique query once in a seeded order, with \
             repeats of earlier ones (Zipf-like popularity) making up --repeat-rate of it — and reads each \
             response's x-distill-source, similarity, confidence and answer. The daemon re-distills its \
-            student on its own schedule; the benchmark never trains. Only distill.interval_seconds is \
-            shortened (--distill-interval), through the environment, so that the run does not wait on the \
-            wall clock between checks; every other DISTILL_ variable of the caller's environment is \
-            dropped, so the daemon runs on its built-in defaults. Requests go in rounds of --concurrency; \
-            when the daemon's next training is due (it has logged distill.min_rows, then distill.min_new_rows \
-            more teacher answers), the replay holds the stream until the daemon has checked, trained and \
-            decided on its own schedule, so that the run depends far less on the machine's speed \
-            (--free-running does neither).
+            student on its own schedule; the benchmark never trains. Every DISTILL_ variable of the \
+            caller's environment is dropped, so the daemon runs on its built-in defaults (--daemon-env \
+            sets some). Requests go in rounds of at most --concurrency, and no larger than the teacher \
+            answers still missing to the daemon's next training (it trains once it has logged \
+            distill.min_rows, then distill.min_new_rows more); when one is due, the replay holds the \
+            stream until the daemon has trained and decided, so that the run does not depend on the \
+            machine's speed (--free-running does neither).
 
             Agreement is the share of answers equal to the teacher file's answer to the query (up to case \
             and spacing); accuracy is against the file's gold label. Writes <report>/replay-….json (every \
@@ -56,14 +55,15 @@ struct ReplayBenchmark: AsyncParsableCommand {
     @Option(help: "Send over TCP (http) or distilld's Unix socket (unix).") var transport = Transport.http
     @Option(help: "Use only this many of the file's unique queries (a seeded sample); default all.") var queries: Int?
     @Option(help: "Exponent s of the repeats' popularity: the query of rank r is drawn ∝ 1/r^s.") var zipfExponent = 1.0
+    // 500 ms: a round's last requests reach the cache lookup only once the daemon has embedded those before
+    // them (64 texts take 100–300 ms on 2 shared cores); the first teacher answers must not be cached by then, or
+    // which requests hit the cache differs from run to run (at 200 ms it did, for 1% of the requests).
     @Option(name: .customLong("teacher-latency-ms"), help: "teacher-sim's fixed latency per request.")
-    var teacherLatency = 200.0
+    var teacherLatency = 500.0
     @Option(name: .customLong("teacher-jitter-ms"), help: "teacher-sim's extra latency, uniform in [0, N].")
     var teacherJitter = 200.0
     @Option(name: .customLong("price-per-1k"), help: "The teacher's price per 1,000 tokens (prompt and completion).")
     var pricePer1k = 0.01
-    @Option(help: "distill.interval_seconds for the daemon: how often it checks for new teacher rows.")
-    var distillInterval = 2.0
     @Option(name: .customLong("daemon-env"), help: "Extra KEY=VALUE for distilld's environment (repeatable), e.g. DISTILL_STUDENT_TARGET_AGREEMENT=0.97.")
     var daemonEnvironment: [String] = []
     @Option(help: "The embedding model directory.") var model = "models/all-MiniLM-L6-v2"
@@ -84,8 +84,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1.") }
         guard window >= 1 else { throw ValidationError("--window must be at least 1.") }
         guard queries.map({ $0 >= 1 }) ?? true else { throw ValidationError("--queries must be at least 1.") }
-        guard zipfExponent >= 0, teacherLatency >= 0, teacherJitter >= 0, pricePer1k >= 0, distillInterval > 0 else {
-            throw ValidationError("--zipf-exponent, latencies and --price-per-1k must be ≥ 0, --distill-interval > 0.")
+        guard zipfExponent >= 0, teacherLatency >= 0, teacherJitter >= 0, pricePer1k >= 0 else {
+            throw ValidationError("--zipf-exponent, latencies and --price-per-1k must be ≥ 0.")
         }
         for entry in daemonEnvironment where !entry.contains("=") {
             throw ValidationError("--daemon-env takes KEY=VALUE; got '\(entry)'.")
@@ -178,7 +178,6 @@ struct ReplayBenchmark: AsyncParsableCommand {
         return try await simulator.whileRunning {
             let simulatorURL = try await simulator.address("http://")
             environment["DISTILL_EMBEDDING_MODEL_DIR"] = Self.absolute(model)
-            environment["DISTILL_DISTILL_INTERVAL_SECONDS"] = String(distillInterval)
             for entry in daemonEnvironment {
                 let parts = entry.split(separator: "=", maxSplits: 1)
                 environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
@@ -222,6 +221,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         defer { ticker.cancel() }
         let start = ContinuousClock.now
         do {
+            try await sender.openConnections(concurrency)
             if pacing == nil {
                 // Free running: `concurrency` workers, each sending the next request as soon as it is done.
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -237,13 +237,15 @@ struct ReplayBenchmark: AsyncParsableCommand {
                     try await group.waitForAll()
                 }
             } else {
-                // Rounds of `concurrency` requests sent together: which requests are in flight at once,
-                // and so which teacher answers a training sees, depends on the stream alone.
+                // Rounds of requests sent together: which requests are in flight at once, and so which
+                // teacher answers a training sees, depends on the stream alone.
                 var teacherAnswers = 0
-                for round in stride(from: 0, to: stream.order.count, by: concurrency) {
-                    await pacing?.betweenRounds(teacherAnswers: teacherAnswers)
+                var round = 0
+                while round < stream.order.count {
+                    await pacing!.betweenRounds(teacherAnswers: teacherAnswers)
+                    let end = min(round + pacing!.roundSize(teacherAnswers: teacherAnswers, concurrency: concurrency), stream.order.count)
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        for position in round..<min(round + concurrency, stream.order.count) {
+                        for position in round..<end {
                             group.addTask {
                                 let outcome = try await sender.send(query: stream.order[position])
                                 state.record(outcome, at: position)
@@ -252,7 +254,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
                         }
                         try await group.waitForAll()
                     }
-                    teacherAnswers += state.outcomes(round..<min(round + concurrency, stream.order.count)).count { $0.source == .teacher }
+                    teacherAnswers += state.outcomes(round..<end).count { $0.source == .teacher }
+                    round = end
                 }
             }
         } catch {
@@ -345,7 +348,6 @@ struct ReplayBenchmark: AsyncParsableCommand {
             "transport": transport.rawValue,
             "window": String(window),
             "teacher_latency_ms": "\(teacherLatency) + uniform [0, \(teacherJitter)]",
-            "distill_interval_seconds": String(distillInterval),
             "daemon_environment": daemonEnvironment.joined(separator: " "),
             "seconds": String(format: "%.1f", seconds),
             "pacing": heldSeconds.map { String(format: "held while the daemon retrained: %.1f s in all", $0) } ?? "free running",
@@ -484,6 +486,19 @@ struct RequestSender: Sendable {
     let queries: [ReplayQuery]
     let daemon: ReplayProcess
     let runStart: Date
+
+    /// Opens `count` connections (GET /healthz on each) before the stream. Opened by the first round
+    /// itself, its requests reached the daemon over a few hundred milliseconds, the last ones after
+    /// the first teacher answers were cached: which of them were cache hits differed from run to run.
+    func openConnections(_ count: Int) async throws {
+        let health = HTTPClientRequest(url: url.replacingOccurrences(of: "/v1/chat/completions", with: "/healthz"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<count {
+                group.addTask { _ = try await client.execute(health, timeout: .seconds(30)).body.collect(upTo: 1 << 16) }
+            }
+            try await group.waitForAll()
+        }
+    }
 
     func send(query: Int) async throws -> ReplayOutcome {
         var messages: [[String: String]] = []

@@ -51,6 +51,8 @@ import Testing
         (["DISTILL_TEACHER_BASE_URL": "ftp://x"], "teacher.base_url", "DISTILL_TEACHER_BASE_URL"),
         (["DISTILL_TEACHER_READ_TIMEOUT_SECONDS": "-1"], "teacher.read_timeout_seconds", "DISTILL_TEACHER_READ_TIMEOUT_SECONDS"),
         (["DISTILL_LOG_LEVEL": "loud"], "log.level", "DISTILL_LOG_LEVEL"),
+        // τ needs 50 accepted answers from a holdout of at most half.
+        (["DISTILL_DISTILL_MIN_ROWS": "99"], "distill.min_rows", "DISTILL_DISTILL_MIN_ROWS"),
         (["DISTILL_SERVER_HTTP": "off", "DISTILL_SERVER_SOCKET": "off"], "server.http", "DISTILL_SERVER_HTTP"),
         (["DISTILL_SERVER_SOCKET": String(repeating: "s", count: 120)], "server.socket", "DISTILL_SERVER_SOCKET"),
     ])

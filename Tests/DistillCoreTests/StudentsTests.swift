@@ -57,15 +57,25 @@ import Testing
 
     @Test func theAuditShareOfConfidentAnswersHolds() async throws {
         _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        var generator = SplitMix64(seed: 7)
         for share in [0.02, 0.1] {
             let students = try await students(auditShare: share)
             var audits = 0
             for i in 0..<10_000 {
-                let decision = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: i % 3)))
+                // Distinct requests near the clusters: confident, with signs of their own in 8 + 376 dimensions.
+                let vector = Self.vector(cluster: i % 3).map { $0 + Float.random(in: -0.05...0.05, using: &generator) }
+                    + (0..<376).map { _ in Float.random(in: -0.01...0.01, using: &generator) }
+                let decision = try #require(students.decide(scope: Self.scope, vector: Array(vector.prefix(8))))
                 #expect(decision.prediction.isConfident)
-                if case .audit = decision.action { audits += 1 }
+                // Picked by content: the embedding's signs, not the order requests come in.
+                let audited = Students.auditKey(Array(vector.prefix(8))) < share
+                if case .audit = decision.action { #expect(audited) } else { #expect(!audited) }
+                if Students.auditKey(vector) < share { audits += 1 }
+                #expect(Students.auditKey(vector) == Students.auditKey(vector.map { $0 * 1.001 }))
             }
-            #expect(audits == Int(10_000 * share), "share \(share)")
+            // Binomial: within four standard deviations of the share.
+            let expected = 10_000 * share, deviation = (expected * (1 - share)).squareRoot()
+            #expect(abs(Double(audits) - expected) <= 4 * deviation, "share \(share): \(audits)")
         }
     }
 

@@ -65,16 +65,19 @@ struct StudentEndToEndTests {
     }
 
     @Test func anEmptyDaemonAnswersFromItsStudentAfterItsFirstScheduledDistillation() async throws {
+        // The backstop timer never fires within the test: the commits alone must start the run.
         let world = try await EndToEnd.World.start(environment: [
-            "DISTILL_DISTILL_INTERVAL_SECONDS": "1", "DISTILL_DISTILL_MIN_ROWS": "1500", "DISTILL_DISTILL_MIN_NEW_ROWS": "1000000",
+            "DISTILL_DISTILL_INTERVAL_SECONDS": "3600", "DISTILL_DISTILL_MIN_ROWS": "1500", "DISTILL_DISTILL_MIN_NEW_ROWS": "1000000",
         ])
         do {
             let taught = try await Self.send(world, Self.traffic[..<2000])
             #expect(!taught.prefix(1000).contains { $0.headers["x-distill-source"] == "student" }, "no student before the first distillation")
 
-            // Nobody asks for a run: the schedule finds 1,500 teacher answers and trains.
+            // Nobody asks for a run: the 1,500th teacher answer's commit starts it, on about those 1,500
+            // (requests go on meanwhile, eight at a time, while it reads the log).
             let run = try await Self.awaitRun(world) { $0.isFinished }
             #expect(run.trigger == "scheduled" && run.outcome == "promoted", "\(run)")
+            #expect((1500..<1600).contains(run.rows ?? 0), "\(run)")
             let status = try await Self.admin(world, "/admin/student", as: StudentStatus.self)
             let threshold = try #require(status.scopes.first?.threshold)
 

@@ -29,6 +29,18 @@ import Testing
         try store.close()
     }
 
+    @Test func everyCommitToTheTeacherLogIsAnnounced() async throws {
+        let store = try Store(path: path)
+        var commits = store.teacherLogCommits().makeAsyncIterator()
+        for n in 1...3 {
+            try await store.appendTeacherExchange(record(n))
+            // Announced by the time the append returns: the distiller, woken, counts the row that made a run due.
+            let announced: Void? = await commits.next()
+            #expect(announced != nil)
+        }
+        try store.close()
+    }
+
     @Test func rowsSurviveReopening() async throws {
         do {
             let store = try Store(path: path)

@@ -1,0 +1,31 @@
+/// Which of a scope's teacher answers a training holds out, and the order it sees them in: both decided by a
+/// hash of each prompt, not by its row id.
+///
+/// Ids follow commit order, and among concurrent requests commit order follows timing, so "the newest 20% by
+/// id" differed between two runs of the same traffic. A prompt's hash does not: the same answers give the same
+/// split and the same training, whatever order they were committed in.
+///
+/// The held-out share is `max(share, minimumRows / rows)`, at most half. It only shrinks as the log grows, so the
+/// fold of a later training lies inside every earlier one's: a prompt held out once is never trained on, and the
+/// active student has never seen the holdout a candidate is compared with it on.
+struct HoldoutFold: Sendable {
+    /// `distill.holdout_share`.
+    var share: Double
+    /// τ must reach the target agreement with 50 accepted answers, by a Wilson bound that alone needs 52
+    /// flawless ones at 95%: a first training on 500 answers held out 100 and could hardly ever promote.
+    static let minimumRows = 250
+
+    /// The share of `rows` answers held out.
+    func heldOutShare(rows: Int) -> Double {
+        min(0.5, max(share, Double(Self.minimumRows) / Double(max(rows, 1))))
+    }
+
+    /// `items` split into training and holdout, each ordered by prompt hash (then answer, for a prompt logged
+    /// twice).
+    func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
+        let bound = heldOutShare(rows: items.count)
+        let keyed = items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
+            .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
+        return (keyed.filter { $0.key >= bound }.map(\.item), keyed.filter { $0.key < bound }.map(\.item))
+    }
+}
