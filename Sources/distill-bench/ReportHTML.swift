@@ -193,7 +193,9 @@ extension ReplayReport {
         let total = windows.last?.end ?? 0
         let axisY = Self.top + plotHeight
         for fraction in [0.0, 0.25, 0.5, 0.75, 1.0] {
-            grid += "<text x=\"\(f(Self.left + fraction * plotWidth))\" y=\"\(f(axisY + 14))\" text-anchor=\"middle\">"
+            // The last label ends at the axis's end: centred there, it ran past the chart's edge.
+            let anchor = fraction == 1 ? "end" : "middle"
+            grid += "<text x=\"\(f(Self.left + fraction * plotWidth))\" y=\"\(f(axisY + 14))\" text-anchor=\"\(anchor)\">"
             grid += "\(Int((fraction * Double(total)).rounded()))</text>\n"
         }
         grid += "<text x=\"\(f(Self.width - Self.right))\" y=\"\(f(axisY + 28))\" text-anchor=\"end\">requests</text>\n"
