@@ -61,16 +61,17 @@ public final class Students: Sendable {
         self.logger = logger
     }
 
-    /// Loads every scope's active version from the store.
+    /// Loads every scope's current version from the store: the active one, or a suspended one,
+    /// which stays suspended.
     static func open(
         store: Store, configuration: DistillConfig.Student, embeddingModel: String, metrics: DistillMetrics, logger: Logger
     ) async throws -> Students {
         let students = Students(
             store: store, configuration: configuration, embeddingModel: embeddingModel, metrics: metrics, logger: logger)
-        for record in try await store.activeStudentVersions() {
+        for record in try await store.currentStudentVersions() {
             guard let id = record.id else { continue }
             do {
-                try students.install(record, id: id)
+                try students.install(record, id: id, suspended: record.status == .suspended)
             } catch {
                 logger.error(
                     "a stored student cannot serve; its scope is answered by the teacher until a new version passes",
@@ -153,9 +154,12 @@ public final class Students: Sendable {
         }
     }
 
-    /// Puts a stored version in service for its scope, replacing whatever served it.
-    func install(_ record: StudentVersionRecord, id: Int64) throws(StudentInstallError) {
-        serve(try prepare(record, id: id), scope: record.scope)
+    /// Puts a stored version in service for its scope, replacing whatever served it; `suspended`:
+    /// in its place, but the teacher answers.
+    func install(_ record: StudentVersionRecord, id: Int64, suspended: Bool = false) throws(StudentInstallError) {
+        var version = try prepare(record, id: id)
+        version.suspended = suspended
+        serve(version, scope: record.scope)
     }
 
     /// A stored version, ready to serve: trained on this embedding model's vectors, and decodable.

@@ -94,11 +94,20 @@ extension Store {
         try await pool.read { db in try StudentVersionRecord.fetchOne(db, key: id) }
     }
 
-    /// The active version of every scope that has one.
-    public func activeStudentVersions() async throws -> [StudentVersionRecord] {
-        try await pool.read { db in
-            try StudentVersionRecord.filter(Column("status") == StudentVersionRecord.Status.active.rawValue).fetchAll(db)
+    /// Each scope's current version: its active one, else its newest suspended one (the teacher
+    /// answers that scope, but the version is still the one it serves again after a rollback or
+    /// a promotion, and the one `cachectl student status` shows).
+    public func currentStudentVersions() async throws -> [StudentVersionRecord] {
+        let versions = try await pool.read { db in
+            try StudentVersionRecord
+                .filter([StudentVersionRecord.Status.active.rawValue, StudentVersionRecord.Status.suspended.rawValue].contains(Column("status")))
+                .order(Column("id").desc)
+                .fetchAll(db)
         }
+        let byScope = Dictionary(grouping: versions, by: \.scope).mapValues { scoped in
+            scoped.first { $0.status == .active } ?? scoped[0]
+        }
+        return byScope.values.sorted { ($0.id ?? 0) < ($1.id ?? 0) }
     }
 
     /// Versions, newest first; all scopes unless one is given; without their serialized models

@@ -113,7 +113,16 @@ import Testing
         #expect(audits > 10, "one bad audit is noise, not a reason to suspend")
         #expect(students.status().scopes.first?.serving == false)
         #expect(try await store.studentVersion(id: version)?.status == .suspended)
-        #expect(try await self.students().decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil, "suspended after a restart too")
+        let restarted = try await self.students()
+        #expect(restarted.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil, "suspended after a restart too")
+        #expect(restarted.status().scopes.map { [$0.version, $0.serving ? 1 : 0] } == [[version, 0]], "and still listed, as not serving")
+        // Promoted by hand, it serves again.
+        _ = try await restarted.promote(version: version)
+        #expect(restarted.status().scopes.map { [$0.version, $0.serving ? 1 : 0] } == [[version, 1]])
+        #expect(restarted.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) != nil)
+        // A newer active version serves in its place.
+        let next = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        #expect(try await self.students().status().scopes.map { [$0.version, $0.serving ? 1 : 0] } == [[next, 1]])
     }
 
     @Test func rollbackServesThePreviousVersionAgainAndPromoteAnyVersion() async throws {
@@ -130,7 +139,7 @@ import Testing
 
         _ = try await students.promote(version: second)
         #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
-        #expect(try await store.activeStudentVersions().map(\.id) == [second])
+        #expect(try await store.currentStudentVersions().map(\.id) == [second])
     }
 
     @Test func aVersionOfAnotherEmbeddingModelNeverServes() async throws {

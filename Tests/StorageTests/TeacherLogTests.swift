@@ -103,7 +103,7 @@ import Testing
         try await store.activateStudentVersion(id: v1)
         try await store.activateStudentVersion(id: other)
         try await store.activateStudentVersion(id: v2)
-        #expect(Set(try await store.activeStudentVersions().compactMap(\.id)) == [v2, other])
+        #expect(Set(try await store.currentStudentVersions().compactMap(\.id)) == [v2, other])
         #expect(try await store.studentVersion(id: v1)?.status == .retired)
         #expect(try await store.studentVersions(scope: "s").map(\.id) == [v2, v1])
         await #expect(throws: StoreError.self) { try await store.activateStudentVersion(id: 999) }
@@ -119,7 +119,7 @@ import Testing
         _ = try await store.addStudentVersion(version("t", .active, through: 5))
         #expect(try await store.studentVersion(id: v1)?.status == .retired)
         #expect(try await store.studentVersion(id: rejected)?.status == .rejected)
-        #expect(try await store.activeStudentVersions().filter { $0.scope == "s" }.map(\.id) == [v2])
+        #expect(try await store.currentStudentVersions().filter { $0.scope == "s" }.map(\.id) == [v2])
         let listed = try await store.studentVersions(scope: "s")
         #expect(listed.map(\.id) == [v2, rejected, v1] && listed.allSatisfy { $0.model.isEmpty && $0.trainedThrough > 0 })
     }
