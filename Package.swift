@@ -48,6 +48,8 @@ let package = Package(
         // Libraries
         .target(name: "DistillAPI"),
         .target(name: "SeededRandom"),
+        // Starting and watching distilld, teacher-sim and cachectl: the end-to-end tests and the replay.
+        .target(name: "ChildProcess"),
         .target(name: "VectorIndex", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
         .target(
             name: "Embedding",
@@ -132,7 +134,7 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator", "SeededRandom",
+                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator", "SeededRandom", "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
@@ -196,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "DistillAPI",
+                "DistillAPI", "ChildProcess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

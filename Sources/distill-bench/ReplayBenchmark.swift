@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import ChildProcess
 import DistillAPI
 import Foundation
 import NIOCore
@@ -168,14 +169,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
     ) async throws -> RunResult {
         // The caller's DISTILL_ variables are dropped: the daemon runs on its defaults.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DISTILL_") }
-        let simulator = try ReplayProcess(
+        let simulator = try ReplayProcesses.start(
             executable: binaries.appendingPathComponent("teacher-sim"),
             arguments: [
                 "--port", "0", softJSONL == nil ? "--gpt4-csv" : "--soft-jsonl", Self.absolute(teacherFile),
                 "--latency-ms", String(teacherLatency), "--jitter-ms", String(teacherJitter), "--seed", String(seed),
             ],
             environment: environment, directory: directory)
-        return try await simulator.whileRunning {
+        return try await ReplayProcesses.whileRunning(simulator) {
             let simulatorURL = try await simulator.address("http://")
             environment["DISTILL_EMBEDDING_MODEL_DIR"] = Self.absolute(model)
             for entry in daemonEnvironment {
@@ -183,14 +184,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             let socket = directory.appendingPathComponent("distilld.sock").path
-            let daemon = try ReplayProcess(
+            let daemon = try ReplayProcesses.start(
                 executable: binaries.appendingPathComponent("distilld"),
                 arguments: [
                     "--http", "127.0.0.1:0", "--socket", socket, "--data-dir", directory.appendingPathComponent("data").path,
                     "--teacher-url", "\(simulatorURL)/v1",
                 ],
                 environment: environment, directory: directory)
-            return try await daemon.whileRunning {
+            return try await ReplayProcesses.whileRunning(daemon) {
                 let http = try await daemon.address("http://")
                 _ = try await daemon.address("unix:")
                 let url = switch transport {
@@ -205,7 +206,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
     /// Sends the stream with `concurrency` requests in flight, drawing the progress bar; then asks
     /// the daemon's admin API what its distiller did meanwhile.
     func send(
-        stream: ReplayStream, workload: [ReplayQuery], url: String, socket: String, daemon: ReplayProcess
+        stream: ReplayStream, workload: [ReplayQuery], url: String, socket: String, daemon: ChildProcess
     ) async throws -> RunResult {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
@@ -321,7 +322,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         signal(SIGINT, SIG_IGN)
         source.setEventHandler {
-            ReplayProcess.killAll()
+            ReplayProcesses.killAll()
             FileHandle.standardError.write(Data("\ninterrupted\n".utf8))
             Foundation.exit(130)
         }
@@ -484,7 +485,7 @@ struct RequestSender: Sendable {
     let modelName: String
     let systemPrompt: String?
     let queries: [ReplayQuery]
-    let daemon: ReplayProcess
+    let daemon: ChildProcess
     let runStart: Date
 
     /// Opens `count` connections (GET /healthz on each) before the stream. Opened by the first round
@@ -522,7 +523,7 @@ struct RequestSender: Sendable {
         } catch {
             // A daemon that died ends the run; anything else is this request's failure.
             guard daemon.isRunning else {
-                throw ReplayError("distilld exited during the replay; the end of its log (\(daemon.logPath)):\n\(daemon.logTail())")
+                throw ReplayError("distilld exited during the replay; the end of its log (\(daemon.stderrPath)):\n\(daemon.stderrTail())")
             }
             outcome.error = "\(error)"
             return outcome

@@ -1,3 +1,4 @@
+import ChildProcess
 import AsyncHTTPClient
 import DistillAPI
 import Foundation
@@ -7,8 +8,8 @@ import NIOHTTP1
 
 /// What the end-to-end suites share: data, a world of processes, and an HTTP client.
 enum EndToEnd {
-    static let softLabels = RunningProcess.packageRoot.appendingPathComponent("../shared/data/banking77/teacher_soft.jsonl").standardized.path
-    static let modelDirectory = RunningProcess.packageRoot.appendingPathComponent("models/all-MiniLM-L6-v2").path
+    static let softLabels = ChildProcess.packageRoot.appendingPathComponent("../shared/data/banking77/teacher_soft.jsonl").standardized.path
+    static let modelDirectory = ChildProcess.packageRoot.appendingPathComponent("models/all-MiniLM-L6-v2").path
 
     /// Banking77 queries and the soft-label teacher's answers to them, read from the data file.
     static let samples: [(query: String, answer: String)] = {
@@ -24,16 +25,16 @@ enum EndToEnd {
     /// A test's world: a temp directory, teacher-sim, and distilld started on it.
     struct World {
         let directory: URL
-        let simulator: RunningProcess
+        let simulator: ChildProcess
         let simulatorURL: String
-        var daemon: RunningProcess
+        var daemon: ChildProcess
         var http: String
         var socket: String { directory.appendingPathComponent("distilld.sock").path }
 
         static func start(simulatorFlags: [String] = [], environment: [String: String] = [:]) async throws -> World {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-e2e-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let simulator = try RunningProcess("teacher-sim", ["--port", "0", "--soft-jsonl", softLabels] + simulatorFlags, in: directory)
+            let simulator = try ChildProcess("teacher-sim", ["--port", "0", "--soft-jsonl", softLabels] + simulatorFlags, in: directory)
             let simulatorURL = try await simulator.address("http://")
             var world = World(directory: directory, simulator: simulator, simulatorURL: simulatorURL, daemon: simulator, http: "")
             do {
@@ -46,7 +47,7 @@ enum EndToEnd {
         }
 
         mutating func startDaemon(environment: [String: String] = [:]) async throws {
-            daemon = try RunningProcess(
+            daemon = try ChildProcess(
                 "distilld",
                 ["--http", "127.0.0.1:0", "--socket", socket, "--data-dir", directory.appendingPathComponent("data").path,
                  "--teacher-url", "\(simulatorURL)/v1"],
