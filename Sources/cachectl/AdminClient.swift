@@ -12,13 +12,6 @@ struct AdminClient {
         /// distilld's TCP listener (`http://host:port`), which serves the admin API only to
         /// requests with `admin.token`.
         case http(baseURL: String, token: String?)
-
-        var description: String {
-            switch self {
-            case .socket(let path): path
-            case .http(let baseURL, _): baseURL
-            }
-        }
     }
 
     let endpoint: Endpoint
