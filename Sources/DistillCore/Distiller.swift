@@ -7,18 +7,6 @@ import Storage
 import Student
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-#if canImport(Glibc)
-/// glibc's `malloc_trim`, which the Glibc module does not import (it is declared in malloc.h).
-private let mallocTrim: (@convention(c) (Int) -> Int32)? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
-    .map { unsafeBitCast($0, to: (@convention(c) (Int) -> Int32).self) }
-#else
-private let mallocTrim: (@convention(c) (Int) -> Int32)? = nil
-#endif
-
 /// Re-distillation, unattended: a service of the daemon's group that, as soon as a scope's teacher log
 /// has `distill.min_rows` answers (then `min_new_rows` new ones), trains a candidate student on them,
 /// evaluates it against the active version on a holdout neither trained on (`HoldoutFold`), and
@@ -206,7 +194,7 @@ public final class Distiller: Service, Sendable {
         // The run's rows, vectors and training buffers were freed in whichever malloc arenas its
         // threads used, and glibc keeps freed arena memory: without a trim, runs under load raised
         // the RSS by ~7 MiB each (scripts/soak). Give it back to the system.
-        _ = mallocTrim?(0)
+        Allocator.trim()
         state.withLock { state in
             if let index = state.runs.firstIndex(where: { $0.id == run.id }) {
                 state.runs[index].phase = "finished"

@@ -36,6 +36,9 @@ struct Distilld: AsyncParsableCommand {
         // Everything the daemon creates (store, socket, lock) is its owner's alone.
         umask(0o077)
         let environment = ProcessInfo.processInfo.environment
+        // Two malloc arenas keep RSS from creeping (Allocator.limitArenas); MALLOC_ARENA_MAX in the
+        // environment still decides.
+        if environment["MALLOC_ARENA_MAX"] == nil { Allocator.limitArenas(to: 2) }
         var overrides: [String: String] = [:]
         overrides["server.http"] = http
         overrides["server.socket"] = socket
