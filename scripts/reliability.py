@@ -112,6 +112,16 @@ class Process:
             return ""
 
 
+def json_exchange(connection, method, path, body=None):
+    """One request with a JSON body (if any) on a fresh connection, then closed: (status, decoded JSON)."""
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body), headers={"content-type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
 class TeacherSim:
     def __init__(self, bins, work, flags=()):
         self.process = Process("teacher-sim", [os.path.join(bins, "teacher-sim"), "--port", "0", "--soft-jsonl", SOFT_LABELS, *flags], work)
@@ -119,13 +129,7 @@ class TeacherSim:
         self.host, self.port = self.url[len("http://"):].split(":")
 
     def request(self, method, path, body=None):
-        connection = http.client.HTTPConnection(self.host, int(self.port), timeout=10)
-        try:
-            connection.request(method, path, body=None if body is None else json.dumps(body), headers={"content-type": "application/json"})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
+        return json_exchange(http.client.HTTPConnection(self.host, int(self.port), timeout=10), method, path, body)
 
     def set_faults(self, **faults):
         """PUT /sim/faults: rates not named are 0."""
@@ -161,13 +165,7 @@ class Daemon:
 
     def admin(self, method, path, body=None, timeout=60):
         """The admin API over the Unix socket: (status, decoded JSON)."""
-        connection = UnixHTTPConnection(self.socket, timeout)
-        try:
-            connection.request(method, path, body=None if body is None else json.dumps(body), headers={"content-type": "application/json"})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
+        return json_exchange(UnixHTTPConnection(self.socket, timeout), method, path, body)
 
     def cachectl(self, *args, timeout=120):
         result = subprocess.run([os.path.join(self.bins, "cachectl"), "--socket", self.socket, *args],
