@@ -47,6 +47,10 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     public var holdout: HoldoutCounts
     /// The same network in float, before quantization.
     public var floatHoldout: HoldoutCounts
+    /// Coverage and accepted agreement on the holdout weighted back to the traffic (`HoldoutWeights`): what the
+    /// version is expected to answer, and how well. Nil for versions stored before the weighting.
+    public var trafficCoverage: Double?
+    public var trafficAgreement: Double?
     /// The version it was compared with on the same holdout, if there was one.
     public var incumbent: Incumbent?
     /// The promotion gate's decision and why.
@@ -65,12 +69,14 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     public init(
         embeddingModel: String, classes: Int, threshold: Double?, temperature: Double, trainingRows: Int,
         softTargetRows: Int, epochs: Int, bestEpoch: Int, calibrationErrorBefore: Double, calibrationErrorAfter: Double,
-        holdout: HoldoutCounts, floatHoldout: HoldoutCounts, incumbent: Incumbent?, decision: String
+        holdout: HoldoutCounts, floatHoldout: HoldoutCounts, trafficCoverage: Double?, trafficAgreement: Double?,
+        incumbent: Incumbent?, decision: String
     ) {
         (self.embeddingModel, self.classes, self.threshold, self.temperature) = (embeddingModel, classes, threshold, temperature)
         (self.trainingRows, self.softTargetRows, self.epochs, self.bestEpoch) = (trainingRows, softTargetRows, epochs, bestEpoch)
         (self.calibrationErrorBefore, self.calibrationErrorAfter) = (calibrationErrorBefore, calibrationErrorAfter)
         (self.holdout, self.floatHoldout, self.incumbent, self.decision) = (holdout, floatHoldout, incumbent, decision)
+        (self.trafficCoverage, self.trafficAgreement) = (trafficCoverage, trafficAgreement)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -82,6 +88,8 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
         case calibrationErrorBefore = "calibration_error_before"
         case calibrationErrorAfter = "calibration_error_after"
         case floatHoldout = "float_holdout"
+        case trafficCoverage = "traffic_coverage"
+        case trafficAgreement = "traffic_agreement"
     }
 }
 
@@ -128,7 +136,7 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         /// False once live agreement fell below the target: the teacher answers until a new version passes.
         public var serving: Bool
         public var threshold: Double?
-        /// Coverage and accepted agreement at τ on the version's holdout.
+        /// Coverage and accepted agreement at τ on the version's holdout, weighted back to the traffic.
         public var coverage: Double
         public var holdoutAgreement: Double
         /// Confident answers given since the version started serving (audits excluded).

@@ -148,15 +148,22 @@ public final class Distiller: Service, Sendable {
         let failedAt = state.withLock { $0.failedAt }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
             let needed = failedAt[scope].map { $0 + configuration.minNewRows }
-                ?? (log.trained ? configuration.minNewRows : configuration.minRows)
+                ?? (log.trained ? newRowsNeeded(scope: scope) : configuration.minRows)
             if log.count >= needed { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
         }
+    }
+
+    /// New teacher answers that make a trained scope due again: `distill.min_new_rows`, or half as many while no
+    /// student serves it, when every teacher answer is one a student might have saved.
+    private func newRowsNeeded(scope: String) -> Int {
+        students.active(scope: scope) == nil ? max(1, configuration.minNewRows / 2) : configuration.minNewRows
     }
 
     private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {
         state.withLock { state in
             if let queued = state.runs.last(where: { $0.scope == scope && $0.phase == "queued" }) { return queued }
-            let run = DistillRunInfo(id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(), maxEpochs: training.maxEpochs)
+            let run = DistillRunInfo(id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(),
+                maxEpochs: training.maxEpochs * (1 + training.calibrationFolds))
             state.nextID += 1
             state.runs.append(run)
             if let untrained, trigger == "scheduled" { state.pendingUntrained[run.id] = untrained }
@@ -231,19 +238,25 @@ public final class Distiller: Service, Sendable {
             $0.rows = rows.count
             $0.phase = "training"
         }
+        let active = students.active(scope: run.scope)
         let split = fold.split(rows, prompt: \.record.prompt, answer: \.record.answer)
-        let holdout = split.holdout.map(Self.exchange)
+        var training = split.training.map(Self.exchange), holdout = split.holdout.map(Self.exchange)
+        if let active, let weights = HoldoutWeights.poststratified(
+            activeAccepts: (holdout + training).map { active.model.predict($0.embedding).isConfident },
+            activeCoverage: active.traffic.coverage)
+        {
+            for index in holdout.indices { holdout[index].weight = weights[index] }
+            for index in training.indices { training[index].weight = weights[holdout.count + index] }
+        }
         let trainingStarted = ContinuousClock.now
-        let result = try await train(split.training.map(Self.exchange), holdout: holdout, run: run)
+        let result = try await train(training, holdout: holdout, run: run)
         let trainingSeconds = (ContinuousClock.now - trainingStarted) / .seconds(1)
         update(run.id) { $0.phase = "evaluating" }
 
-        let active = students.active(scope: run.scope)
-        let incumbent = active.map { ($0.version, $0.model.evaluate(holdout)) }
-        let acceptedByBoth = active.map { active in
-            holdout.count { result.model.predict($0.embedding).isConfident && active.model.predict($0.embedding).isConfident }
-        }
-        let decision = gate.decide(candidate: result.model.report.holdout, active: incumbent?.1, acceptedByBoth: acceptedByBoth ?? 0)
+        let outcomes = result.model.outcomes(holdout)
+        let activeOutcomes = active?.model.outcomes(holdout)
+        let decision = gate.decide(candidate: outcomes, active: activeOutcomes)
+        let estimate = TrafficEstimate(outcomes)
         let report = result.model.report
         let versionMetrics = StudentVersionMetrics(
             embeddingModel: students.embeddingModel, classes: result.model.classes.count,
@@ -251,8 +264,10 @@ public final class Distiller: Service, Sendable {
             trainingRows: report.trainingCount, softTargetRows: report.softTargetCount, epochs: report.epochs,
             bestEpoch: report.bestEpoch, calibrationErrorBefore: report.calibrationErrorBefore,
             calibrationErrorAfter: report.calibrationErrorAfter, holdout: HoldoutCounts(report.holdout),
-            floatHoldout: HoldoutCounts(result.floatModel.report.holdout),
-            incumbent: incumbent.map { .init(version: $0.0, holdout: HoldoutCounts($0.1)) }, decision: decision.description)
+            floatHoldout: HoldoutCounts(result.floatModel.report.holdout), trafficCoverage: estimate.coverage,
+            trafficAgreement: estimate.acceptedAgreement.share,
+            incumbent: active.map { .init(version: $0.version, holdout: HoldoutCounts(HoldoutMetrics(activeOutcomes!))) },
+            decision: decision.description)
         let record = StudentVersionRecord(
             scope: run.scope, createdAt: Date(), status: decision.promotes ? .active : .rejected,
             model: result.model.encoded(), metrics: String(decoding: JSONValue.encode(versionMetrics), as: UTF8.self),

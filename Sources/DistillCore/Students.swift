@@ -34,6 +34,8 @@ public final class Students: Sendable {
     struct Serving {
         var version: Int64
         var model: StudentModel
+        /// The share of the traffic it is expected to answer, and its agreement there (`StudentVersionMetrics`).
+        var traffic: (coverage: Double, agreement: Double)
         var answered: Int64 = 0
         /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`.
         var audits: [Bool] = []
@@ -81,10 +83,10 @@ public final class Students: Sendable {
         return students
     }
 
-    /// The scope's serving version and its model, if it has one that is not suspended.
-    func active(scope: String) -> (version: Int64, model: StudentModel)? {
+    /// The scope's serving version, if it has one that is not suspended.
+    func active(scope: String) -> Serving? {
         serving.withLock { state in
-            state[scope].flatMap { $0.suspended ? nil : ($0.version, $0.model) }
+            state[scope].flatMap { $0.suspended ? nil : $0 }
         }
     }
 
@@ -170,11 +172,17 @@ public final class Students: Sendable {
         guard metrics.embeddingModel == embeddingModel else {
             throw .otherEmbeddingModel(metrics.embeddingModel)
         }
+        let model: StudentModel
         do {
-            return Serving(version: id, model: try StudentModel(encoded: record.model))
+            model = try StudentModel(encoded: record.model)
         } catch {
             throw .undecodable(error)
         }
+        // Versions stored before the weighting have only their holdout's figures.
+        let holdout = model.report.holdout
+        return Serving(
+            version: id, model: model,
+            traffic: (metrics.trafficCoverage ?? holdout.coverage, metrics.trafficAgreement ?? holdout.acceptedAgreement))
     }
 
     private func serve(_ version: Serving, scope: String) {
@@ -260,12 +268,11 @@ public final class Students: Sendable {
     public func status() -> StudentStatus {
         let scopes = serving.withLock { state in
             state.map { scope, current in
-                let holdout = current.model.report.holdout
                 let agreeing = current.audits.count { $0 }
                 return StudentStatus.Scope(
                     scope: scope, version: current.version, serving: !current.suspended,
-                    threshold: current.model.threshold.map(Double.init), coverage: holdout.coverage,
-                    holdoutAgreement: holdout.acceptedAgreement, answered: current.answered, audits: current.audits.count,
+                    threshold: current.model.threshold.map(Double.init), coverage: current.traffic.coverage,
+                    holdoutAgreement: current.traffic.agreement, answered: current.answered, audits: current.audits.count,
                     liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count))
             }
         }

@@ -5,11 +5,12 @@ public enum Calibration {
     /// The temperature that minimizes the mean negative log-likelihood of `labels` under softmax(logits / T)
     /// (Guo et al. 2017). The likelihood is concave in β = 1/T, so its derivative, mean(E_p[z] − z_label), is
     /// increasing in β and bisection on log β finds the optimum; T stays within 0.05…20.
-    public static func fitTemperature(logits: [[Float]], labels: [Int]) -> Float {
-        precondition(logits.count == labels.count && !labels.isEmpty)
+    /// `weights`: how many requests of the traffic each example stands for (nil: one each).
+    public static func fitTemperature(logits: [[Float]], labels: [Int], weights: [Double]? = nil) -> Float {
+        precondition(logits.count == labels.count && !labels.isEmpty && (weights?.count ?? labels.count) == labels.count)
         func slope(_ beta: Double) -> Double {
             var total = 0.0
-            for (z, label) in zip(logits, labels) {
+            for (index, (z, label)) in zip(logits, labels).enumerated() {
                 let largest = Double(z.max()!)
                 var weight = 0.0, weighted = 0.0
                 for value in z {
@@ -17,7 +18,7 @@ public enum Calibration {
                     weight += e
                     weighted += e * Double(value)
                 }
-                total += weighted / weight - Double(z[label])
+                total += (weights?[index] ?? 1) * (weighted / weight - Double(z[label]))
             }
             return total
         }
@@ -52,29 +53,29 @@ public enum Calibration {
     /// τ: the smallest confidence threshold whose accepted examples (confidence ≥ τ) number at least
     /// `minimumAccepted` and agree at least `targetAgreement` of the time, by the lower bound of the Wilson score
     /// interval with `z` (0: by the observed share). Nil when no threshold qualifies: the student never answers.
+    /// With `weights` (how many requests of the traffic each example stands for), agreement is the weighted share
+    /// and the count the effective one (`WeightedShare`).
     ///
     /// The smallest such threshold is a selection among many thresholds on one sample, so the observed agreement
     /// at it is biased upwards; the minimum and the lower bound keep that bias from taking τ below what fresh
     /// traffic supports (docs/benchmarks.md measures both).
     public static func acceptanceThreshold(
-        confidences: [Float], correct: [Bool], targetAgreement: Double, minimumAccepted: Int, z: Double
+        confidences: [Float], correct: [Bool], weights: [Double]? = nil, targetAgreement: Double, minimumAccepted: Int,
+        z: Double
     ) -> Float? {
-        precondition(confidences.count == correct.count)
+        precondition(confidences.count == correct.count && (weights?.count ?? correct.count) == correct.count)
         let order = confidences.indices.sorted { confidences[$0] > confidences[$1] }
         var threshold: Float?
-        var accepted = 0, agreeing = 0
+        var accepted = WeightedShare()
         var next = 0
         while next < order.count {
             // All examples of equal confidence are accepted together.
             let value = confidences[order[next]]
             while next < order.count && confidences[order[next]] == value {
-                accepted += 1
-                agreeing += correct[order[next]] ? 1 : 0
+                accepted.add(correct[order[next]], weight: weights?[order[next]] ?? 1)
                 next += 1
             }
-            if accepted >= minimumAccepted
-                && wilsonLowerBound(successes: agreeing, trials: accepted, z: z) >= targetAgreement
-            {
+            if accepted.effectiveCount >= Double(minimumAccepted) && accepted.lowerBound(z: z) >= targetAgreement {
                 threshold = value
             }
         }
@@ -83,8 +84,13 @@ public enum Calibration {
 
     /// The lower end of the Wilson score interval of a proportion (Wilson 1927); the observed share when z is 0.
     public static func wilsonLowerBound(successes: Int, trials: Int, z: Double) -> Double {
-        guard trials > 0 else { return 0 }
-        let n = Double(trials), p = Double(successes) / n, z2 = z * z
+        wilsonLowerBound(share: trials > 0 ? Double(successes) / Double(trials) : 0, trials: Double(trials), z: z)
+    }
+
+    /// The same, of an observed `share` of `trials` (an effective count may be fractional).
+    public static func wilsonLowerBound(share p: Double, trials n: Double, z: Double) -> Double {
+        guard n > 0 else { return 0 }
+        let z2 = z * z
         return (p + z2 / (2 * n) - z * (p * (1 - p) / n + z2 / (4 * n * n)).squareRoot()) / (1 + z2 / n)
     }
 
@@ -97,5 +103,31 @@ public enum Calibration {
         var total: Float = 0
         for value in logits { total += exp((value - largest) / temperature) }
         return (best, exp((logits[best] - largest) / temperature) / total)
+    }
+}
+
+/// A proportion over observations that each stand for `weight` requests of the traffic: its share is the weighted
+/// one, and its noise is judged by its effective count (Kish 1965), (Σw)² / Σw², which a few heavy observations
+/// shrink. With unit weights both are the plain share and count.
+public struct WeightedShare: Sendable, Hashable {
+    public private(set) var weight = 0.0
+    public private(set) var successWeight = 0.0
+    public private(set) var squaredWeight = 0.0
+
+    public init() {}
+
+    public mutating func add(_ success: Bool, weight: Double = 1) {
+        self.weight += weight
+        successWeight += success ? weight : 0
+        squaredWeight += weight * weight
+    }
+
+    /// 0 when empty.
+    public var share: Double { weight > 0 ? successWeight / weight : 0 }
+    public var effectiveCount: Double { squaredWeight > 0 ? weight * weight / squaredWeight : 0 }
+
+    /// The Wilson lower bound of the share, at its effective count.
+    public func lowerBound(z: Double) -> Double {
+        Calibration.wilsonLowerBound(share: share, trials: effectiveCount, z: z)
     }
 }

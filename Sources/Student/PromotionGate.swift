@@ -1,9 +1,11 @@
-/// Whether a candidate student replaces the active one, judged on both students' metrics on the same holdout
-/// (the candidate's: teacher traffic the active student never trained on).
+/// Whether a candidate student replaces the active one, judged on both students' outcomes on the same held-out
+/// teacher exchanges (the candidate's holdout: traffic the active student never trained on), each weighted by how
+/// many requests of the traffic it stands for (`HoldoutWeights`).
 ///
 /// Both students' τ turn agreement above the target into coverage, so coverage at τ is what a better student
 /// gains, and agreement among accepted answers is the constraint. The rule, in order:
-/// 1. The candidate must meet the target on the holdout with at least `minimumAccepted` accepted answers.
+/// 1. The candidate must meet the target with at least `minimumAccepted` accepted answers (effective count,
+///    `WeightedShare`).
 /// 2. With no active student, it is promoted.
 /// 3. An active student whose accepted agreement is below the target beyond noise (the Wilson upper bound with
 ///    `z` under it) is failing on today's traffic: a candidate that meets the target replaces it.
@@ -21,25 +23,35 @@ public struct PromotionGate: Sendable, Hashable {
 
     public init() {}
 
-    /// `acceptedByBoth`: the holdout requests both students accept (0 when not known: the widest margin).
-    public func decide(candidate: HoldoutMetrics, active: HoldoutMetrics?, acceptedByBoth: Int = 0) -> PromotionDecision {
-        guard candidate.accepted >= minimumAccepted else { return .reject(.candidateAnswersTooFew) }
-        guard candidate.acceptedAgreement >= targetAgreement else { return .reject(.candidateBelowTarget) }
+    /// `candidate` and `active`: the two students' outcomes on the same exchanges, in the same order.
+    public func decide(candidate: [HeldOutOutcome], active: [HeldOutOutcome]?) -> PromotionDecision {
+        precondition(active.map { $0.count == candidate.count } ?? true)
+        let challenger = TrafficEstimate(candidate)
+        guard challenger.acceptedAgreement.effectiveCount >= Double(minimumAccepted) else { return .reject(.candidateAnswersTooFew) }
+        guard challenger.acceptedAgreement.share >= targetAgreement else { return .reject(.candidateBelowTarget) }
         guard let active else { return .promote(.noActiveStudent) }
-        if active.accepted > 0 {
-            let failures = active.accepted - active.agreeingAccepted
-            let upperBound = 1 - Calibration.wilsonLowerBound(successes: failures, trials: active.accepted, z: z)
-            if upperBound < targetAgreement { return .promote(.activeBelowTarget) }
-            let c = candidate.acceptedAgreement, a = active.acceptedAgreement
-            let error = (c * (1 - c) / Double(candidate.accepted) + a * (1 - a) / Double(active.accepted)).squareRoot()
+        let incumbent = TrafficEstimate(active)
+        if incumbent.acceptedAgreement.weight > 0 {
+            // The most agreement the active's answers allow: one minus the least disagreement.
+            var disagreement = WeightedShare()
+            for outcome in active where outcome.accepted { disagreement.add(!outcome.agrees, weight: outcome.weight) }
+            if 1 - disagreement.lowerBound(z: z) < targetAgreement { return .promote(.activeBelowTarget) }
+            let mine = challenger.acceptedAgreement, theirs = incumbent.acceptedAgreement
+            let c = mine.share, a = theirs.share
+            let error = (c * (1 - c) / mine.effectiveCount + a * (1 - a) / theirs.effectiveCount).squareRoot()
             if c < a - z * error { return .reject(.lessAgreement) }
         }
-        // The standard error of a paired difference of proportions (as in McNemar's test): from the requests
-        // only the candidate accepts (b) and only the active does (c), √(b + c − (b − c)²/n) / n.
-        let n = Double(candidate.count)
-        let b = Double(candidate.accepted - acceptedByBoth), c = Double(active.accepted - acceptedByBoth)
-        let error = max(0, b + c - (b - c) * (b - c) / n).squareRoot() / n
-        guard candidate.coverage > active.coverage + z * error else { return .reject(.notEnoughCoverageGain) }
+        // The standard error of a paired difference of proportions (as in McNemar's test): of the weighted mean of
+        // d = (candidate accepts) − (active accepts), √(Σ w² (d − d̄)²) / Σ w, which only requests one of them accepts
+        // and the other does not move far from 0.
+        let gain = challenger.coverage - incumbent.coverage
+        var variance = 0.0
+        for (mine, theirs) in zip(candidate, active) {
+            let d = Double(mine.accepted ? 1 : 0) - Double(theirs.accepted ? 1 : 0) - gain
+            variance += mine.weight * mine.weight * d * d
+        }
+        let error = variance.squareRoot() / challenger.weight
+        guard gain > z * error else { return .reject(.notEnoughCoverageGain) }
         return .promote(.moreCoverage)
     }
 }

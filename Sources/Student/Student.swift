@@ -34,16 +34,17 @@ public struct Student<Network: StudentNetwork>: Sendable {
     /// How the student does on teacher exchanges at its τ: an answer agrees when it is the teacher's answer
     /// canonicalized, so students with different classes can be compared on the same exchanges.
     public func evaluate(_ exchanges: some Collection<TeacherExchange>) -> HoldoutMetrics {
-        var metrics = HoldoutMetrics()
-        for exchange in exchanges {
+        HoldoutMetrics(outcomes(exchanges))
+    }
+
+    /// `evaluate`, exchange by exchange.
+    public func outcomes(_ exchanges: some Collection<TeacherExchange>) -> [HeldOutOutcome] {
+        exchanges.map { exchange in
             let prediction = predict(exchange.embedding)
-            let agrees = classes.index(of: exchange.answer) == prediction.classIndex
-            metrics.count += 1
-            metrics.agreeing += agrees ? 1 : 0
-            metrics.accepted += prediction.isConfident ? 1 : 0
-            metrics.agreeingAccepted += prediction.isConfident && agrees ? 1 : 0
+            return HeldOutOutcome(
+                accepted: prediction.isConfident, agrees: classes.index(of: exchange.answer) == prediction.classIndex,
+                weight: exchange.weight)
         }
-        return metrics
     }
 }
 
@@ -60,6 +61,18 @@ public struct StudentPrediction: Sendable, Hashable {
     public var isConfident: Bool
 }
 
+/// What a student makes of one held-out teacher exchange: whether it would answer (confidence ≥ τ), and whether
+/// its answer is the teacher's; and how many requests of the traffic the exchange stands for.
+public struct HeldOutOutcome: Sendable, Hashable {
+    public var accepted: Bool
+    public var agrees: Bool
+    public var weight: Double
+
+    public init(accepted: Bool, agrees: Bool, weight: Double = 1) {
+        (self.accepted, self.agrees, self.weight) = (accepted, agrees, weight)
+    }
+}
+
 /// Agreement with the teacher on a set of exchanges, overall and among the answers accepted at τ.
 public struct HoldoutMetrics: Sendable, Hashable, Codable {
     public var count = 0
@@ -74,11 +87,38 @@ public struct HoldoutMetrics: Sendable, Hashable, Codable {
         (self.count, self.agreeing, self.accepted, self.agreeingAccepted) = (count, agreeing, accepted, agreeingAccepted)
     }
 
+    public init(_ outcomes: some Sequence<HeldOutOutcome>) {
+        for outcome in outcomes {
+            count += 1
+            agreeing += outcome.agrees ? 1 : 0
+            accepted += outcome.accepted ? 1 : 0
+            agreeingAccepted += outcome.accepted && outcome.agrees ? 1 : 0
+        }
+    }
+
     public var agreement: Double { count == 0 ? 0 : Double(agreeing) / Double(count) }
     /// The share of exchanges the student would answer.
     public var coverage: Double { count == 0 ? 0 : Double(accepted) / Double(count) }
     /// Agreement among the answers it would give (0 when it gives none).
     public var acceptedAgreement: Double { accepted == 0 ? 0 : Double(agreeingAccepted) / Double(accepted) }
+}
+
+/// A student's coverage and accepted agreement on held-out exchanges that each stand for `weight` requests of the
+/// traffic: what it would do on the traffic, as far as the holdout can tell.
+public struct TrafficEstimate: Sendable, Hashable {
+    public private(set) var weight = 0.0
+    /// Agreement among the accepted, and their weight and effective count.
+    public private(set) var acceptedAgreement = WeightedShare()
+
+    public init(_ outcomes: [HeldOutOutcome]) {
+        for outcome in outcomes {
+            weight += outcome.weight
+            if outcome.accepted { acceptedAgreement.add(outcome.agrees, weight: outcome.weight) }
+        }
+    }
+
+    /// The share of the traffic it would answer.
+    public var coverage: Double { weight > 0 ? acceptedAgreement.weight / weight : 0 }
 }
 
 /// How a student was trained and how it did on its holdout, stored with it (and `Codable`, for a JSON column).

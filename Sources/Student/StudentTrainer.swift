@@ -7,9 +7,13 @@ public struct TeacherExchange: Sendable {
     /// The first generated token's `top_logprobs`, when the teacher returned them: text and natural-log
     /// probability of each alternative.
     public var alternatives: [(text: String, logprob: Double)]
+    /// How many requests of the traffic it stands for when calibration and τ are judged (`HoldoutWeights`).
+    public var weight: Double
 
-    public init(embedding: [Float], answer: String, alternatives: [(text: String, logprob: Double)] = []) {
-        (self.embedding, self.answer, self.alternatives) = (embedding, answer, alternatives)
+    public init(
+        embedding: [Float], answer: String, alternatives: [(text: String, logprob: Double)] = [], weight: Double = 1
+    ) {
+        (self.embedding, self.answer, self.alternatives, self.weight) = (embedding, answer, alternatives, weight)
     }
 }
 
@@ -39,6 +43,10 @@ public struct TrainingConfiguration: Sendable, Hashable {
     /// The newest share of the exchanges held out for early stopping, calibration and τ, when the caller does
     /// not split them itself.
     public var holdoutFraction = 0.2
+    /// Calibration and τ are judged on the holdout and on every training exchange as scored by one of this many
+    /// networks, each trained without the exchange's fold (cross-fitting): a few hundred held-out answers bound
+    /// agreement too loosely to set τ where the traffic allows (docs/benchmarks.md, Replay). 0: the holdout only.
+    public var calibrationFolds = 4
     /// τ must make accepted holdout answers agree with the teacher at least this often…
     public var targetAgreement = 0.95
     /// …with at least this many accepted…
@@ -65,6 +73,7 @@ public struct TrainingConfiguration: Sendable, Hashable {
         try require(dropout >= 0 && dropout < 1, "dropout must be within 0..<1")
         try require(batchSize >= 1 && maxEpochs >= 1 && patience >= 1, "batch size, epochs and patience must be positive")
         try require(holdoutFraction > 0 && holdoutFraction < 1, "the holdout fraction must be within 0…1, exclusive")
+        try require(calibrationFolds == 0 || calibrationFolds >= 2, "cross-fitting needs at least 2 folds, or 0")
         try require((0...1).contains(targetAgreement), "the target agreement must be within 0…1")
         try require(minimumAccepted >= 1, "minimumAccepted must be at least 1")
         try require(thresholdConfidenceZ >= 0 && thresholdConfidenceZ.isFinite, "z must not be negative")
@@ -117,7 +126,9 @@ public enum StudentTrainer {
     }
 
     /// Trains a student: the classes and the network come from `training`, and `holdout` serves early stopping,
-    /// calibration and τ (`configuration.holdoutFraction` plays no part).
+    /// calibration and τ (`configuration.holdoutFraction` plays no part); with `calibrationFolds`, so do the
+    /// training exchanges, each scored by a network that did not train on it. Calibration and τ weigh each
+    /// exchange by its `weight`.
     ///
     /// Synchronous, on the calling thread only (run it on a thread of its own); `shouldStop` is asked before every
     /// epoch and makes it throw `.cancelled`. Deterministic: the same exchanges, in the same order, and
@@ -137,6 +148,9 @@ public enum StudentTrainer {
             guard exchange.embedding.allSatisfy(\.isFinite) else {
                 throw .invalidEmbedding(index: index, reason: "not finite")
             }
+            guard exchange.weight > 0 && exchange.weight.isFinite else {
+                throw .invalidEmbedding(index: index, reason: "its weight is not positive")
+            }
         }
         let classes = AnswerClasses(answers: training.map(\.answer), minSupport: configuration.minSupport)
         guard classes.count > 0 else { throw .noClasses(minSupport: configuration.minSupport) }
@@ -147,27 +161,42 @@ public enum StudentTrainer {
                 minimumMatchedShare: configuration.minimumMatchedShare)
         }
         let holdoutLabels = holdout.map { classes.index(of: $0.answer) ?? classes.restIndex }
-        let trainer = NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration)
-        let outcome = try trainer.fit(
-            inputs: training.flatMap(\.embedding), targets: targets,
-            holdoutInputs: holdout.flatMap(\.embedding), holdoutLabels: holdoutLabels,
-            shouldStop: shouldStop)
+        let holdoutInputs = holdout.flatMap(\.embedding)
+        func fit(_ members: [Int]) throws(StudentTrainingError) -> NetworkTrainer.Outcome {
+            try NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration).fit(
+                inputs: members.flatMap { training[$0].embedding }, targets: members.map { targets[$0] },
+                holdoutInputs: holdoutInputs, holdoutLabels: holdoutLabels, shouldStop: shouldStop)
+        }
+        let outcome = try fit(Array(training.indices))
+        // Cross-fitting: training exchange i is scored by the network of fold i mod k, which never saw it.
+        let folds = training.count >= 2 * configuration.calibrationFolds ? configuration.calibrationFolds : 0
+        let foldNetworks = try (0..<folds).map { fold throws(StudentTrainingError) in
+            try fit(training.indices.filter { $0 % folds != fold }).network
+        }
+        let trainingLabels = training.map { classes.index(of: $0.answer) ?? classes.restIndex }
 
-        func calibrated<Network: StudentNetwork>(_ network: Network) -> Student<Network> {
-            let logits = holdout.map { network.logits($0.embedding) }
-            let temperature = Calibration.fitTemperature(logits: logits, labels: holdoutLabels)
+        /// The network, calibrated and thresholded on the holdout and the cross-fitted training exchanges.
+        func calibrated<Network: StudentNetwork>(_ network: Network, folds: [Network]) -> Student<Network> {
+            var logits = holdout.map { network.logits($0.embedding) }, labels = holdoutLabels, weights = holdout.map(\.weight)
+            for index in training.indices where !folds.isEmpty {
+                logits.append(folds[index % folds.count].logits(training[index].embedding))
+                labels.append(trainingLabels[index])
+                weights.append(training[index].weight)
+            }
+            let temperature = Calibration.fitTemperature(logits: logits, labels: labels, weights: weights)
             func predictions(_ temperature: Float) -> (confidences: [Float], correct: [Bool]) {
                 let predictions = logits.map {
                     Calibration.confidence(logits: $0, temperature: temperature, classCount: classes.count)
                 }
-                return (predictions.map(\.probability), zip(predictions, holdoutLabels).map { $0.classIndex == $1 })
+                return (predictions.map(\.probability), zip(predictions, labels).map { $0.classIndex == $1 })
             }
             let before = predictions(1), after = predictions(temperature)
             let threshold = Calibration.acceptanceThreshold(
-                confidences: after.confidences, correct: after.correct, targetAgreement: configuration.targetAgreement,
+                confidences: after.confidences, correct: after.correct, weights: weights,
+                targetAgreement: configuration.targetAgreement,
                 minimumAccepted: configuration.minimumAccepted, z: configuration.thresholdConfidenceZ)
-            var metrics = HoldoutMetrics(count: holdoutLabels.count)
-            for (confidence, correct) in zip(after.confidences, after.correct) {
+            var metrics = HoldoutMetrics(count: holdout.count)
+            for (confidence, correct) in zip(after.confidences, after.correct).prefix(holdout.count) {
                 let accepted = threshold.map { confidence >= $0 } ?? false
                 metrics.agreeing += correct ? 1 : 0
                 metrics.accepted += accepted ? 1 : 0
@@ -184,6 +213,7 @@ public enum StudentTrainer {
             return Student(classes: classes, network: network, temperature: temperature, threshold: threshold, report: report)
         }
         return TrainingResult(
-            model: calibrated(QuantizedNetwork(outcome.network)), floatModel: calibrated(outcome.network))
+            model: calibrated(QuantizedNetwork(outcome.network), folds: foldNetworks.map(QuantizedNetwork.init)),
+            floatModel: calibrated(outcome.network, folds: foldNetworks))
     }
 }

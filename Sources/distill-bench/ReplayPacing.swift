@@ -55,7 +55,8 @@ struct ReplayPacing {
             }
             if new.isEmpty, ContinuousClock.now - started > Self.startTimeout { break }
         }
-        nextTraining = teacherAnswers + minNewRows
+        let serving = await status()?.runs.contains { $0.outcome == "promoted" } ?? true
+        nextTraining = teacherAnswers + (serving ? minNewRows : max(1, minNewRows / 2))
         held += ContinuousClock.now - started
     }
 }

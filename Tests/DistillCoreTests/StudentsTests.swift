@@ -41,7 +41,7 @@ import Testing
             embeddingModel: embeddingModel, classes: model.classes.count, threshold: model.threshold.map(Double.init),
             temperature: Double(model.temperature), trainingRows: model.report.trainingCount, softTargetRows: 0, epochs: 1,
             bestEpoch: 1, calibrationErrorBefore: 0, calibrationErrorAfter: 0, holdout: holdout, floatHoldout: holdout,
-            incumbent: nil, decision: "test")
+            trafficCoverage: nil, trafficAgreement: nil, incumbent: nil, decision: "test")
         return try await store.addStudentVersion(
             StudentVersionRecord(
                 scope: Self.scope, createdAt: Date(), status: status, model: model.encoded(),

@@ -155,10 +155,10 @@ enum Banking77Students {
         let gate = PromotionGate()
         print("active student of 3,000 answers: \(good.model.evaluate(holdout))")
         for worse in [few, corrupted] {
-            let decision = gate.decide(candidate: worse.model.evaluate(holdout), active: good.model.evaluate(holdout))
+            let decision = gate.decide(candidate: worse.model.outcomes(holdout), active: good.model.outcomes(holdout))
             print("worse candidate, \(worse.model.evaluate(holdout)): \(decision)")
             #expect(!decision.promotes)
-            let reverse = gate.decide(candidate: good.model.evaluate(holdout), active: worse.model.evaluate(holdout))
+            let reverse = gate.decide(candidate: good.model.outcomes(holdout), active: worse.model.outcomes(holdout))
             print("better candidate: \(reverse)")
             #expect(reverse.promotes)
         }

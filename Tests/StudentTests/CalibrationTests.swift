@@ -61,6 +61,45 @@ import Testing
         #expect(Calibration.acceptanceThreshold(confidences: [], correct: [], targetAgreement: 0.9, minimumAccepted: 1, z: 0) == nil)
     }
 
+    @Test func weightsMoveTau() {
+        // For 85%, only 0.9 qualifies unweighted (0.8: 2 of 3, 0.7: 3 of 4); with the wrong 0.8 standing for a
+        // third of a request, 0.7 accepts 3 of 3⅓ (90%).
+        let weights = [1, 1, 1, 1, 1.0 / 3, 1]
+        #expect(
+            Calibration.acceptanceThreshold(
+                confidences: confidences, correct: correct, targetAgreement: 0.85, minimumAccepted: 1, z: 0) == 0.9)
+        #expect(
+            Calibration.acceptanceThreshold(
+                confidences: confidences, correct: correct, weights: weights, targetAgreement: 0.85, minimumAccepted: 1,
+                z: 0) == 0.7)
+        // The same weights at one each change nothing.
+        #expect(
+            Calibration.acceptanceThreshold(
+                confidences: confidences, correct: correct, weights: [Double](repeating: 1, count: 6),
+                targetAgreement: 0.75, minimumAccepted: 2, z: 0) == 0.7)
+    }
+
+    @Test func aWeightedShareCountsWhatItsWeightsAreWorth() {
+        var plain = WeightedShare()
+        for index in 0..<100 { plain.add(index < 95) }
+        #expect(plain.share == 0.95 && plain.effectiveCount == 100)
+        #expect(plain.lowerBound(z: 1.96) == Calibration.wilsonLowerBound(successes: 95, trials: 100, z: 1.96))
+        // Half the weight on one observation: the effective count falls to under 4, and the bound with it.
+        var lopsided = WeightedShare()
+        for index in 0..<100 { lopsided.add(index < 95, weight: index == 0 ? 99 : 1) }
+        #expect(lopsided.effectiveCount < 4)
+        #expect(lopsided.lowerBound(z: 1.96) < plain.lowerBound(z: 1.96))
+        #expect(WeightedShare().share == 0 && WeightedShare().effectiveCount == 0)
+    }
+
+    @Test func aTemperatureWeightCountsAsThatManyCopies() {
+        let logits: [[Float]] = [[2, 0], [2, 0], [0, 1]], labels = [0, 1, 1]
+        let weighted = Calibration.fitTemperature(logits: logits, labels: labels, weights: [3, 1, 1])
+        let copied = Calibration.fitTemperature(logits: [[2, 0], [2, 0]] + logits, labels: [0, 0] + labels)
+        #expect(abs(weighted - copied) < 1e-4)
+        #expect(abs(weighted - Calibration.fitTemperature(logits: logits, labels: labels)) > 0.05)
+    }
+
     @Test func wilsonLowerBound() {
         #expect(abs(Calibration.wilsonLowerBound(successes: 95, trials: 100, z: 1.96) - 0.8883) < 1e-4)
         #expect(Calibration.wilsonLowerBound(successes: 3, trials: 4, z: 0) == 0.75)

@@ -4,19 +4,30 @@ import Student
 
 @Suite struct PromotionGateTests {
     let gate = PromotionGate()
+
+    /// `count` held-out requests, of which the student accepts those at `accepted` and gets all but the first
+    /// `wrong` of them right.
+    static func outcomes(_ count: Int, accepting accepted: Range<Int>, wrong: Int = 0, weight: Double = 1) -> [HeldOutOutcome] {
+        (0..<count).map { index in
+            HeldOutOutcome(
+                accepted: accepted.contains(index), agrees: !accepted.contains(index) || index - accepted.lowerBound >= wrong,
+                weight: weight)
+        }
+    }
+
     /// 600 holdout requests; accepts 400 of them, 384 rightly (96%).
-    let active = HoldoutMetrics(count: 600, agreeing: 560, accepted: 400, agreeingAccepted: 384)
+    let active = Self.outcomes(600, accepting: 0..<400, wrong: 16)
 
     @Test func theFirstStudentNeedsOnlyToMeetTheTarget() {
         #expect(gate.decide(candidate: active, active: nil) == .promote(.noActiveStudent))
-        let few = HoldoutMetrics(count: 600, agreeing: 500, accepted: 49, agreeingAccepted: 49)
+        let few = Self.outcomes(600, accepting: 0..<49)
         #expect(gate.decide(candidate: few, active: nil) == .reject(.candidateAnswersTooFew))
-        let wrong = HoldoutMetrics(count: 600, agreeing: 500, accepted: 400, agreeingAccepted: 379)
+        let wrong = Self.outcomes(600, accepting: 0..<400, wrong: 21)
         #expect(gate.decide(candidate: wrong, active: nil) == .reject(.candidateBelowTarget))
     }
 
     @Test func moreCoverageAtTheSameAgreementIsPromoted() {
-        let candidate = HoldoutMetrics(count: 600, agreeing: 565, accepted: 450, agreeingAccepted: 432)
+        let candidate = Self.outcomes(600, accepting: 0..<450, wrong: 18)
         #expect(gate.decide(candidate: candidate, active: active) == .promote(.moreCoverage))
         #expect(gate.decide(candidate: candidate, active: active).promotes)
         // The reverse is not.
@@ -24,52 +35,67 @@ import Student
     }
 
     @Test func aSmallGainIsChurn() {
-        let candidate = HoldoutMetrics(count: 600, agreeing: 560, accepted: 405, agreeingAccepted: 389)
+        // Five requests more, but 105 others for 100 of the active's.
+        let candidate = Self.outcomes(600, accepting: 100..<505, wrong: 16)
         #expect(gate.decide(candidate: candidate, active: active) == .reject(.notEnoughCoverageGain))
         #expect(gate.decide(candidate: active, active: active) == .reject(.notEnoughCoverageGain))
     }
 
     @Test func theCoverageMarginShrinksAsTheHoldoutGrows() {
-        // 50% against 54% (not known on which requests): within the noise of 300 requests (a margin of 9.7 points),
-        // not of 3,000 (3.1).
-        func metrics(_ count: Int, coverage: Double) -> HoldoutMetrics {
-            let accepted = Int(Double(count) * coverage)
-            return HoldoutMetrics(count: count, agreeing: accepted, accepted: accepted, agreeingAccepted: accepted * 49 / 50)
+        // 54% against 50%, overlapping on a quarter of the requests: within the noise of 300 requests (a margin of
+        // 7 points), not of 3,000 (2.2).
+        func decide(_ count: Int) -> PromotionDecision {
+            let active = Self.outcomes(count, accepting: 0..<count / 2, wrong: count / 100)
+            let candidate = Self.outcomes(count, accepting: count / 4..<count / 4 + count * 54 / 100, wrong: count / 100)
+            return gate.decide(candidate: candidate, active: active)
         }
-        #expect(gate.decide(candidate: metrics(300, coverage: 0.54), active: metrics(300, coverage: 0.5)) == .reject(.notEnoughCoverageGain))
-        #expect(gate.decide(candidate: metrics(3000, coverage: 0.54), active: metrics(3000, coverage: 0.5)) == .promote(.moreCoverage))
+        #expect(decide(300) == .reject(.notEnoughCoverageGain))
+        #expect(decide(3000) == .promote(.moreCoverage))
         // With no noise at all (both accept everything or nothing), any gain counts and none does not.
-        #expect(gate.decide(candidate: metrics(300, coverage: 1), active: metrics(300, coverage: 0)) == .promote(.moreCoverage))
-        #expect(gate.decide(candidate: metrics(300, coverage: 1), active: metrics(300, coverage: 1)) == .reject(.notEnoughCoverageGain))
+        let all = Self.outcomes(300, accepting: 0..<300, wrong: 6), none = Self.outcomes(300, accepting: 0..<0)
+        #expect(gate.decide(candidate: all, active: none) == .promote(.moreCoverage))
+        #expect(gate.decide(candidate: all, active: all) == .reject(.notEnoughCoverageGain))
     }
 
     @Test func aGainOnTheSameRequestsIsLessNoisy() {
-        // 54% against 50% of 300: noise when the two may accept different requests, not when the candidate
-        // accepts every request the active does and 12 more.
-        let active = HoldoutMetrics(count: 300, agreeing: 280, accepted: 150, agreeingAccepted: 147)
-        let candidate = HoldoutMetrics(count: 300, agreeing: 280, accepted: 162, agreeingAccepted: 159)
-        #expect(gate.decide(candidate: candidate, active: active) == .reject(.notEnoughCoverageGain))
-        #expect(gate.decide(candidate: candidate, active: active, acceptedByBoth: 150) == .promote(.moreCoverage))
-        // Swapping 60 requests for 72 others is not.
-        #expect(gate.decide(candidate: candidate, active: active, acceptedByBoth: 90) == .reject(.notEnoughCoverageGain))
+        // 54% against 50% of 300: a gain when the candidate accepts every request the active does and 12 more, not
+        // when it swaps 60 of them for 72 others.
+        let active = Self.outcomes(300, accepting: 0..<150, wrong: 3)
+        #expect(gate.decide(candidate: Self.outcomes(300, accepting: 0..<162, wrong: 3), active: active) == .promote(.moreCoverage))
+        #expect(
+            gate.decide(candidate: Self.outcomes(300, accepting: 60..<222, wrong: 3), active: active)
+                == .reject(.notEnoughCoverageGain))
     }
 
     @Test func lessAgreementBeyondNoiseIsRejectedWhateverTheCoverage() {
-        let flawless = HoldoutMetrics(count: 600, agreeing: 590, accepted: 400, agreeingAccepted: 400)
-        let candidate = HoldoutMetrics(count: 600, agreeing: 560, accepted: 500, agreeingAccepted: 477)
+        let flawless = Self.outcomes(600, accepting: 0..<400)
+        let candidate = Self.outcomes(600, accepting: 0..<500, wrong: 23)
         #expect(gate.decide(candidate: candidate, active: flawless) == .reject(.lessAgreement))
         // Within noise it is not.
-        let close = HoldoutMetrics(count: 600, agreeing: 560, accepted: 400, agreeingAccepted: 388)
+        let close = Self.outcomes(600, accepting: 0..<400, wrong: 12)
         #expect(gate.decide(candidate: candidate, active: close) == .promote(.moreCoverage))
     }
 
     @Test func anActiveStudentBelowTheTargetIsReplacedByOneThatMeetsIt() {
-        let failing = HoldoutMetrics(count: 600, agreeing: 500, accepted: 400, agreeingAccepted: 340)
-        let modest = HoldoutMetrics(count: 600, agreeing: 500, accepted: 100, agreeingAccepted: 97)
+        let failing = Self.outcomes(600, accepting: 0..<400, wrong: 60)
+        let modest = Self.outcomes(600, accepting: 0..<100, wrong: 3)
         #expect(gate.decide(candidate: modest, active: failing) == .promote(.activeBelowTarget))
         // An active student that answers nothing is beaten by any coverage that meets the target.
-        let silent = HoldoutMetrics(count: 600, agreeing: 500, accepted: 0, agreeingAccepted: 0)
+        let silent = Self.outcomes(600, accepting: 0..<0)
         #expect(gate.decide(candidate: modest, active: silent) == .promote(.moreCoverage))
+    }
+
+    @Test func weightsDecideAgreementAndTheEffectiveCount() {
+        // 100 accepted, 8 of them wrong: 92% unweighted. The 60 right ones stand for 2 requests each and the 40
+        // others for half a request: 97% of the traffic, with an effective count of 78.
+        let heavy = Self.outcomes(60, accepting: 0..<60, weight: 2), light = Self.outcomes(40, accepting: 0..<40, wrong: 8, weight: 0.5)
+        let unweighted = (heavy + light).map { HeldOutOutcome(accepted: $0.accepted, agrees: $0.agrees) }
+        #expect(gate.decide(candidate: unweighted, active: nil) == .reject(.candidateBelowTarget))
+        #expect(gate.decide(candidate: heavy + light, active: nil) == .promote(.noActiveStudent))
+        // 60 flawless answers, 10 of which stand for 10 requests each: an effective count of 21, too few.
+        let lopsided = Self.outcomes(10, accepting: 0..<10, weight: 10) + Self.outcomes(50, accepting: 0..<50)
+        #expect(TrafficEstimate(lopsided).acceptedAgreement.effectiveCount < 50)
+        #expect(gate.decide(candidate: lopsided, active: nil) == .reject(.candidateAnswersTooFew))
     }
 
     @Test func decisionsExplainThemselves() {

@@ -91,7 +91,25 @@ enum SyntheticTraffic {
             asked += 1
             return false
         }
-        #expect(asked == 4)
+        // Before every epoch of the student's network and of each cross-fitting fold's.
+        #expect(asked == 4 * (1 + configuration.calibrationFolds))
+    }
+
+    @Test func crossFittingCalibratesOnTheTrainingExchangesToo() throws {
+        // 15 held-out exchanges cannot show the 20 accepted answers τ needs; cross-fitted, the 400 training ones
+        // can, and τ holds on traffic neither saw.
+        let exchanges = SyntheticTraffic.exchanges(count: 415, seed: 5)
+        let training = Array(exchanges.prefix(400)), holdout = Array(exchanges.suffix(15))
+        var configuration = SyntheticTraffic.configuration
+        configuration.calibrationFolds = 0
+        #expect(try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration).model.threshold == nil)
+        configuration.calibrationFolds = 4
+        let model = try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration).model
+        #expect(model.threshold != nil)
+        #expect(model.report.holdout.count == 15)
+        let unseen = SyntheticTraffic.exchanges(count: 2415, seed: 5)[415...]
+        #expect(model.evaluate(unseen).acceptedAgreement >= 0.95)
+        #expect(model.evaluate(unseen).coverage > 0.5)
     }
 
     @Test func refusesWhatItCannotTrainOn() {
