@@ -8,12 +8,12 @@ import Testing
 /// Banking77 with the soft-label teacher (`teacher_soft.jsonl`), in a seeded order: 3,000 teacher answers to
 /// learn from, oldest first, then 1,000 queries the student never sees. Embedded once per test process with the
 /// real MiniLM encoder.
-struct Banking77 {
+struct Banking77: Sendable {
     let training: [TeacherExchange]
     let unseen: [TeacherExchange]
     let unseenGold: [String]
 
-    static let shared = Result { try Banking77() }
+    static let shared = Task { await onOwnThread { Result { try Banking77() } } }
 
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -62,25 +62,49 @@ struct Banking77 {
     var hardTraining: [TeacherExchange] { training.map { TeacherExchange(embedding: $0.embedding, answer: $0.answer) } }
 }
 
-/// Students trained once per test process and shared by the tests.
+/// Work too heavy for the cooperative pool, which every async test of the process shares (two threads on a
+/// two-core machine: a minute of embedding and training on them made other suites' HTTP deadlines pass). It runs
+/// on a thread of its own, and the caller awaits it.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: work()) }.start()
+    }
+}
+
+/// Students trained once per test process and shared by the tests, each on a thread of its own.
 enum Banking77Students {
-    static let soft = Result { try StudentTrainer.train(Banking77.shared.get().training) }
-    static let hard = Result { try StudentTrainer.train(Banking77.shared.get().hardTraining) }
+    static let soft = train { $0.training }
+    static let hard = train { $0.hardTraining }
     /// Trained on the 300 oldest answers only, with the same 600 newest as its holdout.
-    static let few = Result {
-        let training = try Banking77.shared.get().training
-        return try StudentTrainer.train(training: Array(training.prefix(300)), holdout: Array(training.suffix(600)))
+    static let few = Task {
+        let data = await Banking77.shared.value
+        return await onOwnThread {
+            Result {
+                let training = try data.get().training
+                return try StudentTrainer.train(training: Array(training.prefix(300)), holdout: Array(training.suffix(600)))
+            }
+        }
     }
     /// Trained on answers of which two in five were replaced by another class's, with the true 600 newest as
     /// its holdout.
-    static let corrupted = Result {
-        var training = try Banking77.shared.get().hardTraining
+    static let corrupted = train { data in
+        var training = data.hardTraining
         let answers = Array(Set(training.map(\.answer))).sorted()
         var generator = SplitMix64(seed: 2)
         for index in 0..<2400 where generator.nextUnit() < 0.4 {
             training[index].answer = answers[Int(generator.next() % UInt64(answers.count))]
         }
-        return try StudentTrainer.train(training)
+        return training
+    }
+
+    /// A student of the default configuration on the exchanges `select` makes of the data.
+    private static func train(
+        _ select: @escaping @Sendable (Banking77) throws -> [TeacherExchange]
+    ) -> Task<Result<TrainingResult, any Error>, Never> {
+        Task {
+            let data = await Banking77.shared.value
+            return await onOwnThread { Result { try StudentTrainer.train(select(data.get())) } }
+        }
     }
 }
 
@@ -107,9 +131,9 @@ enum Banking77Students {
         }
     }
 
-    @Test func aSoftLabelStudentAgreesWithTheTeacherOnUnseenQueries() throws {
-        let data = try Banking77.shared.get()
-        let result = try Banking77Students.soft.get()
+    @Test func aSoftLabelStudentAgreesWithTheTeacherOnUnseenQueries() async throws {
+        let data = try await Banking77.shared.value.get()
+        let result = try await Banking77Students.soft.value.get()
         let int8 = Numbers(result.model, on: data), float = Numbers(result.floatModel, on: data)
         let report = result.model.report
         print("Banking77, soft labels, 3,000 answers, 1,000 unseen queries")
@@ -132,23 +156,23 @@ enum Banking77Students {
         #expect(report.calibrationErrorAfter <= report.calibrationErrorBefore)
     }
 
-    @Test func softLabelsAgainstHardLabelsOnTheSameSplit() throws {
-        let data = try Banking77.shared.get()
-        let soft = Numbers(try Banking77Students.soft.get().model, on: data)
-        let hard = Numbers(try Banking77Students.hard.get().model, on: data)
+    @Test func softLabelsAgainstHardLabelsOnTheSameSplit() async throws {
+        let data = try await Banking77.shared.value.get()
+        let soft = Numbers(try await Banking77Students.soft.value.get().model, on: data)
+        let hard = Numbers(try await Banking77Students.hard.value.get().model, on: data)
         print("Banking77, int8, the same 3,000 answers and 1,000 unseen queries")
         print("  soft labels: \(soft)")
         print("  hard labels: \(hard)")
-        #expect(try Banking77Students.hard.get().model.report.softTargetCount == 0)
+        #expect(try await Banking77Students.hard.value.get().model.report.softTargetCount == 0)
         #expect(hard.agreement >= 0.85)
         #expect(soft.agreement > hard.agreement)
     }
 
-    @Test func theGateRejectsWorseCandidatesAndPromotesABetterOne() throws {
-        let data = try Banking77.shared.get()
+    @Test func theGateRejectsWorseCandidatesAndPromotesABetterOne() async throws {
+        let data = try await Banking77.shared.value.get()
         let holdout = data.training[2400...]
-        let good = try Banking77Students.soft.get(), few = try Banking77Students.few.get()
-        let corrupted = try Banking77Students.corrupted.get()
+        let good = try await Banking77Students.soft.value.get(), few = try await Banking77Students.few.value.get()
+        let corrupted = try await Banking77Students.corrupted.value.get()
         // A candidate's own report is its evaluation on the holdout it was trained against.
         #expect(few.model.evaluate(holdout) == few.model.report.holdout)
         #expect(good.model.evaluate(holdout) == good.model.report.holdout)
