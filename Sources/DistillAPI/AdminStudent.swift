@@ -40,7 +40,7 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     public var softTargetRows: Int
     public var epochs: Int
     public var bestEpoch: Int
-    /// Expected calibration error on the holdout, before and after temperature scaling.
+    /// Expected calibration error on the answers calibrated on, before and after temperature scaling.
     public var calibrationErrorBefore: Double
     public var calibrationErrorAfter: Double
     /// The served (int8) network on the holdout, the newest teacher answers.

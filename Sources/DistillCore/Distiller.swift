@@ -8,7 +8,8 @@ import Student
 import Synchronization
 
 /// Re-distillation, unattended: a service of the daemon's group that, as soon as a scope's teacher log
-/// has `distill.min_rows` answers (then `min_new_rows` new ones), trains a candidate student on them,
+/// has `distill.min_rows` answers (then `min_new_rows` new ones, half as many while no student serves
+/// it), trains a candidate student on them, weighted back to the traffic (`HoldoutWeights`),
 /// evaluates it against the active version on a holdout neither trained on (`HoldoutFold`), and
 /// promotes it only if the gate says it is better.
 ///
@@ -162,7 +163,9 @@ public final class Distiller: Service, Sendable {
     private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {
         state.withLock { state in
             if let queued = state.runs.last(where: { $0.scope == scope && $0.phase == "queued" }) { return queued }
-            let run = DistillRunInfo(id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(),
+            // The student's network and each cross-fitting fold's count their epochs.
+            let run = DistillRunInfo(
+                id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(),
                 maxEpochs: training.maxEpochs * (1 + training.calibrationFolds))
             state.nextID += 1
             state.runs.append(run)
@@ -254,8 +257,8 @@ public final class Distiller: Service, Sendable {
         update(run.id) { $0.phase = "evaluating" }
 
         let outcomes = result.model.outcomes(holdout)
-        let activeOutcomes = active?.model.outcomes(holdout)
-        let decision = gate.decide(candidate: outcomes, active: activeOutcomes)
+        let incumbent = active.map { (version: $0.version, outcomes: $0.model.outcomes(holdout)) }
+        let decision = gate.decide(candidate: outcomes, active: incumbent?.outcomes)
         let estimate = TrafficEstimate(outcomes)
         let report = result.model.report
         let versionMetrics = StudentVersionMetrics(
@@ -266,7 +269,7 @@ public final class Distiller: Service, Sendable {
             calibrationErrorAfter: report.calibrationErrorAfter, holdout: HoldoutCounts(report.holdout),
             floatHoldout: HoldoutCounts(result.floatModel.report.holdout), trafficCoverage: estimate.coverage,
             trafficAgreement: estimate.acceptedAgreement.share,
-            incumbent: active.map { .init(version: $0.version, holdout: HoldoutCounts(HoldoutMetrics(activeOutcomes!))) },
+            incumbent: incumbent.map { .init(version: $0.version, holdout: HoldoutCounts(HoldoutMetrics($0.outcomes))) },
             decision: decision.description)
         let record = StudentVersionRecord(
             scope: run.scope, createdAt: Date(), status: decision.promotes ? .active : .rejected,

@@ -27,8 +27,9 @@ public struct PromotionGate: Sendable, Hashable {
     public func decide(candidate: [HeldOutOutcome], active: [HeldOutOutcome]?) -> PromotionDecision {
         precondition(active.map { $0.count == candidate.count } ?? true)
         let challenger = TrafficEstimate(candidate)
-        guard challenger.acceptedAgreement.effectiveCount >= Double(minimumAccepted) else { return .reject(.candidateAnswersTooFew) }
-        guard challenger.acceptedAgreement.share >= targetAgreement else { return .reject(.candidateBelowTarget) }
+        let accepted = challenger.acceptedAgreement
+        guard accepted.effectiveCount >= Double(minimumAccepted) else { return .reject(.candidateAnswersTooFew) }
+        guard accepted.share >= targetAgreement else { return .reject(.candidateBelowTarget) }
         guard let active else { return .promote(.noActiveStudent) }
         let incumbent = TrafficEstimate(active)
         if incumbent.acceptedAgreement.weight > 0 {
@@ -36,14 +37,14 @@ public struct PromotionGate: Sendable, Hashable {
             var disagreement = WeightedShare()
             for outcome in active where outcome.accepted { disagreement.add(!outcome.agrees, weight: outcome.weight) }
             if 1 - disagreement.lowerBound(z: z) < targetAgreement { return .promote(.activeBelowTarget) }
-            let mine = challenger.acceptedAgreement, theirs = incumbent.acceptedAgreement
-            let c = mine.share, a = theirs.share
-            let error = (c * (1 - c) / mine.effectiveCount + a * (1 - a) / theirs.effectiveCount).squareRoot()
+            let theirs = incumbent.acceptedAgreement
+            let c = accepted.share, a = theirs.share
+            let error = (c * (1 - c) / accepted.effectiveCount + a * (1 - a) / theirs.effectiveCount).squareRoot()
             if c < a - z * error { return .reject(.lessAgreement) }
         }
-        // The standard error of a paired difference of proportions (as in McNemar's test): of the weighted mean of
-        // d = (candidate accepts) − (active accepts), √(Σ w² (d − d̄)²) / Σ w, which only requests one of them accepts
-        // and the other does not move far from 0.
+        // The standard error of a paired difference of proportions (as in McNemar's test), of the weighted mean of
+        // d = (candidate accepts) − (active accepts): √(Σ w² (d − d̄)²) / Σ w. d is 0 where both accept or neither
+        // does, so the noise comes from the requests only one of them accepts.
         let gain = challenger.coverage - incumbent.coverage
         var variance = 0.0
         for (mine, theirs) in zip(candidate, active) {

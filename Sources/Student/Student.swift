@@ -129,7 +129,8 @@ public struct TrainingReport: Sendable, Hashable, Codable {
     /// Epochs run, and the one whose weights were kept (least holdout cross-entropy).
     public var epochs: Int
     public var bestEpoch: Int
-    /// Expected calibration error (15 bins) on the holdout, before and after temperature scaling.
+    /// Expected calibration error (15 bins) on the answers calibrated on (the holdout, and the cross-fitted
+    /// training answers), before and after temperature scaling.
     public var calibrationErrorBefore: Double
     public var calibrationErrorAfter: Double
     /// This network on the holdout (the newer exchanges) at its τ.

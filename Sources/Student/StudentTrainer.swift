@@ -195,6 +195,7 @@ public enum StudentTrainer {
                 confidences: after.confidences, correct: after.correct, weights: weights,
                 targetAgreement: configuration.targetAgreement,
                 minimumAccepted: configuration.minimumAccepted, z: configuration.thresholdConfidenceZ)
+            // The holdout comes first among the answers calibrated on.
             var metrics = HoldoutMetrics(count: holdout.count)
             for (confidence, correct) in zip(after.confidences, after.correct).prefix(holdout.count) {
                 let accepted = threshold.map { confidence >= $0 } ?? false

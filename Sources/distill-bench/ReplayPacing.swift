@@ -5,9 +5,9 @@ import Foundation
 /// over at a position of the stream rather than at a moment of the wall clock.
 ///
 /// The daemon trains a scope as soon as its teacher log has `distill.min_rows` answers (the first
-/// time) or `distill.min_new_rows` new ones. Free running, how many requests pass between that
-/// threshold and the new version serving depends on the machine's speed and load, and so does which
-/// rows the next version learns from: two runs of one seed then disagree on the source of a quarter
+/// time) or `distill.min_new_rows` new ones (half as many while no student serves it). Free running,
+/// how many requests pass between that threshold and the new version serving depends on the
+/// machine's speed and load, and so does which rows the next version learns from: two runs of one seed then disagree on the source of a quarter
 /// of the requests (docs/benchmarks.md). So the replay sends in rounds, each no larger than the
 /// teacher answers still missing to the next training (a request brings at most one), so that the
 /// answer which makes a training due is the last of its round; then it waits until the daemon has
@@ -55,6 +55,7 @@ struct ReplayPacing {
             }
             if new.isEmpty, ContinuousClock.now - started > Self.startTimeout { break }
         }
+        // As the daemon does: half of `min_new_rows` until a version has been promoted.
         let serving = await status()?.runs.contains { $0.outcome == "promoted" } ?? true
         nextTraining = teacherAnswers + (serving ? minNewRows : max(1, minNewRows / 2))
         held += ContinuousClock.now - started
