@@ -73,37 +73,30 @@ func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
 
 /// Students trained once per test process and shared by the tests, each on a thread of its own.
 enum Banking77Students {
-    static let soft = train { $0.training }
-    static let hard = train { $0.hardTraining }
+    static let soft = trained { try StudentTrainer.train($0.training) }
+    static let hard = trained { try StudentTrainer.train($0.hardTraining) }
     /// Trained on the 300 oldest answers only, with the same 600 newest as its holdout.
-    static let few = Task {
-        let data = await Banking77.shared.value
-        return await onOwnThread {
-            Result {
-                let training = try data.get().training
-                return try StudentTrainer.train(training: Array(training.prefix(300)), holdout: Array(training.suffix(600)))
-            }
-        }
+    static let few = trained {
+        try StudentTrainer.train(training: Array($0.training.prefix(300)), holdout: Array($0.training.suffix(600)))
     }
     /// Trained on answers of which two in five were replaced by another class's, with the true 600 newest as
     /// its holdout.
-    static let corrupted = train { data in
+    static let corrupted = trained { data in
         var training = data.hardTraining
         let answers = Array(Set(training.map(\.answer))).sorted()
         var generator = SplitMix64(seed: 2)
         for index in 0..<2400 where generator.nextUnit() < 0.4 {
             training[index].answer = answers[Int(generator.next() % UInt64(answers.count))]
         }
-        return training
+        return try StudentTrainer.train(training)
     }
 
-    /// A student of the default configuration on the exchanges `select` makes of the data.
-    private static func train(
-        _ select: @escaping @Sendable (Banking77) throws -> [TeacherExchange]
+    private static func trained(
+        _ train: @escaping @Sendable (Banking77) throws -> TrainingResult
     ) -> Task<Result<TrainingResult, any Error>, Never> {
         Task {
             let data = await Banking77.shared.value
-            return await onOwnThread { Result { try StudentTrainer.train(select(data.get())) } }
+            return await onOwnThread { Result { try train(data.get()) } }
         }
     }
 }
