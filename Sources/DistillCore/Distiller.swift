@@ -148,16 +148,20 @@ public final class Distiller: Service, Sendable {
         }
         let failedAt = state.withLock { $0.failedAt }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
-            let needed = failedAt[scope].map { $0 + configuration.minNewRows }
-                ?? (log.trained ? newRowsNeeded(scope: scope) : configuration.minRows)
-            if log.count >= needed { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
+            let due = Self.untrainedAnswersDue(
+                trained: log.trained, serving: students.active(scope: scope) != nil, failedAt: failedAt[scope],
+                configuration: configuration)
+            if log.count >= due { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
         }
     }
 
-    /// New teacher answers that make a trained scope due again: `distill.min_new_rows`, or half as many while no
-    /// student serves it, when every teacher answer is one a student might have saved.
-    private func newRowsNeeded(scope: String) -> Int {
-        students.active(scope: scope) == nil ? max(1, configuration.minNewRows / 2) : configuration.minNewRows
+    /// The untrained teacher answers that make a scope due: `distill.min_rows` before its first training,
+    /// `min_new_rows` after one, or half as many while no student serves it (every teacher answer is then one a
+    /// student might have saved); after a run that failed, `min_new_rows` more than it failed at.
+    static func untrainedAnswersDue(trained: Bool, serving: Bool, failedAt: Int?, configuration: DistillConfig.Distill) -> Int {
+        if let failedAt { return failedAt + configuration.minNewRows }
+        guard trained else { return configuration.minRows }
+        return serving ? configuration.minNewRows : max(1, configuration.minNewRows / 2)
     }
 
     private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {

@@ -1,0 +1,30 @@
+import Testing
+
+@testable import DistillCore
+
+@Suite struct DistillerScheduleTests {
+    let configuration: DistillConfig.Distill = {
+        var configuration = DistillConfig().distill
+        configuration.minRows = 500
+        configuration.minNewRows = 400
+        return configuration
+    }()
+
+    func due(trained: Bool, serving: Bool, failedAt: Int? = nil) -> Int {
+        Distiller.untrainedAnswersDue(trained: trained, serving: serving, failedAt: failedAt, configuration: configuration)
+    }
+
+    @Test func aFirstTrainingWaitsForMinRows() {
+        #expect(due(trained: false, serving: false) == 500)
+    }
+
+    @Test func aScopeNoStudentServesIsRetriedTwiceAsSoon() {
+        #expect(due(trained: true, serving: true) == 400)
+        #expect(due(trained: true, serving: false) == 200)
+    }
+
+    @Test func aFailedRunWaitsForMinNewRowsMoreThanItFailedAt() {
+        #expect(due(trained: true, serving: false, failedAt: 250) == 650)
+        #expect(due(trained: false, serving: false, failedAt: 500) == 900)
+    }
+}
