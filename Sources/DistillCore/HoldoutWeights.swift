@@ -8,8 +8,10 @@
 ///
 /// Each stratum is a fair sample of its part of the traffic or a harder one: answers logged under an earlier student
 /// are what that one was unsure of, and answers the active student trained on join its confident stratum more often
-/// than fresh ones would, which leaves the harder ones to the other. Weighting back can therefore only err towards a
-/// stricter τ than an unbiased sample would give, never a looser one.
+/// than fresh ones would, which leaves the harder ones to the other. With the right share, weighting back can only
+/// err towards a stricter τ than an unbiased sample would give. The share itself is an estimate, each version's
+/// from its own weighted holdout, so an error in one carries into the next version's weights; the audits, which
+/// suspend a version whose live agreement falls below the target, are the check on it.
 enum HoldoutWeights {
     /// `activeAccepts`: per answer, whether the active student is confident on it. Nil, unweighted, when a stratum
     /// is empty or the coverage leaves no traffic to one.
