@@ -28,6 +28,7 @@ struct StudentBenchmark: ParsableCommand {
     @Option(help: "T of the distillation loss.") var temperature: Float?
     @Option(help: "Adam's learning rate.") var learningRate: Float?
     @Option(help: "z of τ's Wilson lower bound.") var z: Double?
+    @Option(help: "Cross-fitting folds of calibration and τ; 0 for the holdout only.") var folds: Int?
     @Option(help: "Dropout after each hidden layer.") var dropout: Float?
     @Option(help: "AdamW's weight decay.") var weightDecay: Float?
     @Option(help: "Examples per mini-batch.") var batchSize: Int?
@@ -76,6 +77,7 @@ struct StudentBenchmark: ParsableCommand {
         if let temperature { configuration.distillationTemperature = temperature }
         if let learningRate { configuration.learningRate = learningRate }
         if let z { configuration.thresholdConfidenceZ = z }
+        if let folds { configuration.calibrationFolds = folds }
         if let dropout { configuration.dropout = dropout }
         if let weightDecay { configuration.weightDecay = weightDecay }
         if let batchSize { configuration.batchSize = batchSize }
