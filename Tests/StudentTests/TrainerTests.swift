@@ -95,6 +95,17 @@ enum SyntheticTraffic {
         #expect(asked == 4 * (1 + configuration.calibrationFolds))
     }
 
+    @Test func aPromptLoggedOverAndOverStaysInOneFold() {
+        // 100 prompts logged four times each, next to each other: every prompt's copies share a fold, so no fold
+        // network has learned a prompt it scores. Folds by index modulo 4 put each copy in another.
+        let folds = (0..<400).map { StudentTrainer.crossFittingFold(of: $0, count: 400, folds: 4) }
+        for prompt in 0..<100 { #expect(Set(folds[4 * prompt..<4 * prompt + 4]).count == 1) }
+        #expect((0..<4).map { fold in folds.count { $0 == fold } } == [100, 100, 100, 100])
+        // Uneven counts still use every fold, in order.
+        let uneven = (0..<10).map { StudentTrainer.crossFittingFold(of: $0, count: 10, folds: 4) }
+        #expect(uneven == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
+    }
+
     @Test func crossFittingCalibratesOnTheTrainingExchangesToo() throws {
         // 15 held-out exchanges cannot show the 20 accepted answers τ needs; cross-fitted, the 400 training ones
         // can, and τ holds on traffic neither saw.
