@@ -150,18 +150,19 @@ public final class Distiller: Service, Sendable {
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
             let due = Self.untrainedAnswersDue(
                 trained: log.trained, serving: students.active(scope: scope) != nil, failedAt: failedAt[scope],
-                configuration: configuration)
+                minRows: configuration.minRows, minNewRows: configuration.minNewRows)
             if log.count >= due { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
         }
     }
 
     /// The untrained teacher answers that make a scope due: `distill.min_rows` before its first training,
     /// `min_new_rows` after one, or half as many while no student serves it (every teacher answer is then one a
-    /// student might have saved); after a run that failed, `min_new_rows` more than it failed at.
-    static func untrainedAnswersDue(trained: Bool, serving: Bool, failedAt: Int?, configuration: DistillConfig.Distill) -> Int {
-        if let failedAt { return failedAt + configuration.minNewRows }
-        guard trained else { return configuration.minRows }
-        return serving ? configuration.minNewRows : max(1, configuration.minNewRows / 2)
+    /// student might have saved); after a run that failed, `min_new_rows` more than it failed at. The replay's
+    /// pacing waits by the same rule.
+    public static func untrainedAnswersDue(trained: Bool, serving: Bool, failedAt: Int?, minRows: Int, minNewRows: Int) -> Int {
+        if let failedAt { return failedAt + minNewRows }
+        guard trained else { return minRows }
+        return serving ? minNewRows : max(1, minNewRows / 2)
     }
 
     private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {

@@ -32,12 +32,11 @@ public struct PromotionGate: Sendable, Hashable {
         guard accepted.share >= targetAgreement else { return .reject(.candidateBelowTarget) }
         guard let active else { return .promote(.noActiveStudent) }
         let incumbent = TrafficEstimate(active)
-        if incumbent.acceptedAgreement.weight > 0 {
+        let theirs = incumbent.acceptedAgreement
+        if theirs.weight > 0 {
             // The most agreement the active's answers allow: one minus the least disagreement.
-            var disagreement = WeightedShare()
-            for outcome in active where outcome.accepted { disagreement.add(!outcome.agrees, weight: outcome.weight) }
-            if 1 - disagreement.lowerBound(z: z) < targetAgreement { return .promote(.activeBelowTarget) }
-            let theirs = incumbent.acceptedAgreement
+            let leastDisagreement = Calibration.wilsonLowerBound(share: 1 - theirs.share, trials: theirs.effectiveCount, z: z)
+            if 1 - leastDisagreement < targetAgreement { return .promote(.activeBelowTarget) }
             let c = accepted.share, a = theirs.share
             let error = (c * (1 - c) / accepted.effectiveCount + a * (1 - a) / theirs.effectiveCount).squareRoot()
             if c < a - z * error { return .reject(.lessAgreement) }
@@ -47,9 +46,9 @@ public struct PromotionGate: Sendable, Hashable {
         // does, so the noise comes from the requests only one of them accepts.
         let gain = challenger.coverage - incumbent.coverage
         var variance = 0.0
-        for (mine, theirs) in zip(candidate, active) {
-            let d = Double(mine.accepted ? 1 : 0) - Double(theirs.accepted ? 1 : 0) - gain
-            variance += mine.weight * mine.weight * d * d
+        for (candidateOutcome, activeOutcome) in zip(candidate, active) {
+            let d = Double(candidateOutcome.accepted ? 1 : 0) - Double(activeOutcome.accepted ? 1 : 0) - gain
+            variance += candidateOutcome.weight * candidateOutcome.weight * d * d
         }
         let error = variance.squareRoot() / challenger.weight
         guard gain > z * error else { return .reject(.notEnoughCoverageGain) }

@@ -171,7 +171,9 @@ public enum StudentTrainer {
                 answer: $0.answer, alternatives: $0.alternatives,
                 minimumMatchedShare: configuration.minimumMatchedShare)
         }
-        let holdoutLabels = holdout.map { classes.index(of: $0.answer) ?? classes.restIndex }
+        // The teacher's answer as a class; the rest for an answer that is none.
+        let label = { (exchange: TeacherExchange) in classes.index(of: exchange.answer) ?? classes.restIndex }
+        let holdoutLabels = holdout.map(label)
         let holdoutInputs = holdout.flatMap(\.embedding)
         func fit(_ members: [Int]) throws(StudentTrainingError) -> NetworkTrainer.Outcome {
             try NetworkTrainer(dimension: dimension, outputCount: classes.outputCount, configuration: configuration).fit(
@@ -185,7 +187,7 @@ public enum StudentTrainer {
         let foldNetworks = try (0..<folds).map { k throws(StudentTrainingError) in
             try fit(training.indices.filter { fold($0) != k }).network
         }
-        let trainingLabels = training.map { classes.index(of: $0.answer) ?? classes.restIndex }
+        let trainingLabels = training.map(label)
 
         /// The network, calibrated and thresholded on the holdout and the cross-fitted training exchanges.
         func calibrated<Network: StudentNetwork>(_ network: Network, folds: [Network]) -> Student<Network> {

@@ -1,4 +1,5 @@
 import DistillAPI
+import DistillCore
 import Foundation
 
 /// Holds the stream while the daemon's distiller retrains, so that each student version takes
@@ -18,7 +19,7 @@ struct ReplayPacing {
     private var nextTraining: Int
     /// The largest id of the distiller's runs seen so far.
     private var lastRun: Int
-    private let minNewRows: Int
+    private let minRows: Int, minNewRows: Int
     /// How long the stream was held in all.
     private(set) var held = Duration.zero
     /// How long a due training may take to show in the daemon's status before the replay goes on
@@ -29,9 +30,10 @@ struct ReplayPacing {
     init?(status: @escaping @Sendable () async -> DistillStatus?) async {
         guard let initial = await status(), initial.enabled else { return nil }
         self.status = status
-        nextTraining = initial.minRows
+        (minRows, minNewRows) = (initial.minRows, initial.minNewRows)
+        nextTraining = Distiller.untrainedAnswersDue(
+            trained: false, serving: false, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         lastRun = initial.runs.map(\.id).max() ?? 0
-        minNewRows = initial.minNewRows
     }
 
     /// The size of the next round: at most `concurrency`, and at most the teacher answers still
@@ -55,9 +57,10 @@ struct ReplayPacing {
             }
             if new.isEmpty, ContinuousClock.now - started > Self.startTimeout { break }
         }
-        // As the daemon does: half of `min_new_rows` until a version has been promoted.
+        // The daemon's rule; a scope is served once a version has been promoted.
         let serving = await status()?.runs.contains { $0.outcome == "promoted" } ?? true
-        nextTraining = teacherAnswers + (serving ? minNewRows : max(1, minNewRows / 2))
+        nextTraining = teacherAnswers
+            + Distiller.untrainedAnswersDue(trained: true, serving: serving, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         held += ContinuousClock.now - started
     }
 }

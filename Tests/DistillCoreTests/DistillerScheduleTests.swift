@@ -3,15 +3,8 @@ import Testing
 @testable import DistillCore
 
 @Suite struct DistillerScheduleTests {
-    let configuration: DistillConfig.Distill = {
-        var configuration = DistillConfig().distill
-        configuration.minRows = 500
-        configuration.minNewRows = 400
-        return configuration
-    }()
-
     func due(trained: Bool, serving: Bool, failedAt: Int? = nil) -> Int {
-        Distiller.untrainedAnswersDue(trained: trained, serving: serving, failedAt: failedAt, configuration: configuration)
+        Distiller.untrainedAnswersDue(trained: trained, serving: serving, failedAt: failedAt, minRows: 500, minNewRows: 400)
     }
 
     @Test func aFirstTrainingWaitsForMinRows() {
