@@ -144,20 +144,24 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         /// Audits in the live window, and the share of them where the teacher gave the student's answer.
         public var audits: Int
         public var liveAgreement: Double?
+        /// The share of the requests it decided that it was confident on (audits included); nil until it has
+        /// decided a few hundred.
+        public var liveCoverage: Double?
 
         public init(
             scope: String, version: Int64, serving: Bool, threshold: Double?, coverage: Double, holdoutAgreement: Double,
-            answered: Int64, audits: Int, liveAgreement: Double?
+            answered: Int64, audits: Int, liveAgreement: Double?, liveCoverage: Double?
         ) {
             (self.scope, self.version, self.serving, self.threshold) = (scope, version, serving, threshold)
             (self.coverage, self.holdoutAgreement, self.answered) = (coverage, holdoutAgreement, answered)
-            (self.audits, self.liveAgreement) = (audits, liveAgreement)
+            (self.audits, self.liveAgreement, self.liveCoverage) = (audits, liveAgreement, liveCoverage)
         }
 
         enum CodingKeys: String, CodingKey {
             case scope, version, serving, threshold, coverage, answered, audits
             case holdoutAgreement = "holdout_agreement"
             case liveAgreement = "live_agreement"
+            case liveCoverage = "live_coverage"
         }
     }
 

@@ -251,7 +251,7 @@ public final class Distiller: Service, Sendable {
         var training = split.training.map(Self.exchange), holdout = split.holdout.map(Self.exchange)
         if let active, let weights = HoldoutWeights.poststratified(
             activeAccepts: (holdout + training).map { active.model.predict($0.embedding).isConfident },
-            activeCoverage: active.traffic.coverage)
+            activeCoverage: active.coverage)
         {
             for index in holdout.indices { holdout[index].weight = weights[index] }
             for index in training.indices { training[index].weight = weights[holdout.count + index] }

@@ -36,11 +36,28 @@ public final class Students: Sendable {
         var model: StudentModel
         /// The share of the traffic it is expected to answer, and its agreement there (`StudentVersionMetrics`).
         var traffic: (coverage: Double, agreement: Double)
+        /// Requests it has decided since it started serving, and those it was confident on (audits included).
+        var decided: Int64 = 0
+        var confident: Int64 = 0
         var answered: Int64 = 0
         /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`.
         var audits: [Bool] = []
         var suspended = false
+
+        /// The share of its requests it is confident on, as counted once it has decided `minimumDecisionsCounted`.
+        var liveCoverage: Double? {
+            decided >= Students.minimumDecisionsCounted ? Double(confident) / Double(decided) : nil
+        }
+
+        /// The share of the traffic it is confident on: counted where it can be, else the estimate made when it was
+        /// promoted. Each version's estimate came from its own weighted holdout, which the previous version's
+        /// coverage weighted: chained, the estimates drifted from the live shares by half (docs/benchmarks.md,
+        /// Replay), and the next candidate's weights with them.
+        var coverage: Double { liveCoverage ?? traffic.coverage }
     }
+
+    /// Live coverage is counted over at least this many decisions (a standard error of at most 3.5 points).
+    static let minimumDecisionsCounted: Int64 = 200
 
     /// Suspension needs at least this many audits in the window…
     static let minimumAudits = 30
@@ -96,12 +113,14 @@ public final class Students: Sendable {
             guard var current = state[scope], !current.suspended else { return nil }
             let prediction = current.model.predict(vector)
             var action = Decision.Action.unsure
+            current.decided += 1
             if prediction.isConfident {
                 let audit = Self.auditKey(vector) < configuration.auditShare
                 action = audit ? .audit : .answer
+                current.confident += 1
                 if !audit { current.answered += 1 }
-                state[scope] = current
             }
+            state[scope] = current
             return Decision(action: action, scope: scope, version: current.version, prediction: prediction)
         }
         if let decision { metrics.recordStudentDecision(decision.action) }
@@ -273,7 +292,8 @@ public final class Students: Sendable {
                     scope: scope, version: current.version, serving: !current.suspended,
                     threshold: current.model.threshold.map(Double.init), coverage: current.traffic.coverage,
                     holdoutAgreement: current.traffic.agreement, answered: current.answered, audits: current.audits.count,
-                    liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count))
+                    liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count),
+                    liveCoverage: current.liveCoverage)
             }
         }
         return StudentStatus(

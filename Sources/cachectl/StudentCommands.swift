@@ -16,7 +16,7 @@ struct StudentCommand: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Each scope's serving version: τ, coverage and agreement on its holdout, live agreement of its audits.")
+            abstract: "Each scope's serving version: τ, coverage and agreement on its holdout, live agreement of its audits, live coverage.")
         @ParentCommand var group: StudentCommand
         @OptionGroup var output: OutputOptions
 
@@ -26,10 +26,11 @@ struct StudentCommand: AsyncParsableCommand {
                 if output.json { return try printJSON(status) }
                 print("target agreement \(percent(status.targetAgreement)), audit share \(percent(status.auditShare))")
                 guard !status.scopes.isEmpty else { return print("no scope has a student yet") }
-                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT"]] + status.scopes.map { scope in
+                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT", "LIVE COVERAGE"]] + status.scopes.map { scope in
                     [String(scope.scope.prefix(12)), String(scope.version), scope.serving ? "serving" : "suspended",
                      scope.threshold.map { String(format: "%.3f", $0) } ?? "none", percent(scope.coverage), percent(scope.holdoutAgreement),
-                     String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-"]
+                     String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-",
+                     scope.liveCoverage.map(percent) ?? "-"]
                 }))
             }
         }

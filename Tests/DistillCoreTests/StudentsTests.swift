@@ -94,6 +94,25 @@ import Testing
         }
     }
 
+    @Test func coverageIsCountedOnceTheStudentHasDecidedEnoughRequests() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        let estimate = try #require(students.active(scope: Self.scope)).coverage
+        // Three of every four requests on a cluster (confident), the fourth between two (unsure).
+        let between: [Float] = (0..<8).map { $0 < 2 ? 0.5 : 0 }
+        for i in 0..<Int(Students.minimumDecisionsCounted) {
+            if i == Int(Students.minimumDecisionsCounted) - 1 {
+                // One short of the count: still the estimate made at promotion.
+                #expect(students.active(scope: Self.scope)?.coverage == estimate)
+                #expect(students.status().scopes.first?.liveCoverage == nil)
+            }
+            _ = students.decide(scope: Self.scope, vector: i % 4 == 3 ? between : Self.vector(cluster: i % 3))
+        }
+        #expect(estimate != 0.75)
+        #expect(students.active(scope: Self.scope)?.coverage == 0.75)
+        #expect(students.status().scopes.first?.liveCoverage == 0.75)
+    }
+
     @Test func auditsThatDisagreeSuspendTheStudentAndTheSuspensionIsStored() async throws {
         let version = try await addVersion(answers: ["a", "b", "c"], status: .active)
         let students = try await students(auditShare: 1)
