@@ -144,8 +144,8 @@ public struct DistillConfig: Sendable, Equatable {
         /// A backstop: how often the teacher log is checked for new answers besides each commit to it.
         public var intervalSeconds = 30.0
         /// A scope is retrained once this many teacher answers were logged since its last training (half as
-        /// many while no student serves it). Early students gain most from each new answer (docs/benchmarks.md,
-        /// Replay).
+        /// many while no student serves it), or a tenth of the answers its last run trained on, if more. Early
+        /// students gain most from each new answer (docs/benchmarks.md, Replay).
         public var minNewRows = 250
         /// A scope needs this many logged answers before its first training (at least 100: τ needs 50
         /// accepted answers from a holdout of at most half).

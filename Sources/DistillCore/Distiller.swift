@@ -8,10 +8,10 @@ import Student
 import Synchronization
 
 /// Re-distillation, unattended: a service of the daemon's group that, as soon as a scope's teacher log
-/// has `distill.min_rows` answers (then `min_new_rows` new ones, half as many while no student serves
-/// it), trains a candidate student on them, weighted back to the traffic (`HoldoutWeights`),
-/// evaluates it against the active version on a holdout neither trained on (`HoldoutFold`), and
-/// promotes it only if the gate says it is better.
+/// has `distill.min_rows` answers (then `min_new_rows` new ones, or a tenth of those it last trained on
+/// if more; half as many while no student serves it), trains a candidate student on them, weighted
+/// back to the traffic (`HoldoutWeights`), evaluates it against the active version on a holdout
+/// neither trained on (`HoldoutFold`), and promotes it only if the gate says it is better.
 ///
 /// Commits to the teacher log wake it, not a timer, so a training sees the answers that made it due
 /// and not however many more a timer let in: the same traffic gives the same versions.
@@ -42,6 +42,8 @@ public final class Distiller: Service, Sendable {
         var failedAt: [String: Int] = [:]
         /// Per queued scheduled run, the untrained count that made it due.
         var pendingUntrained: [Int: Int] = [:]
+        /// Per scope, how many answers its last stored run trained on (since the daemon started).
+        var trainedOn: [String: Int] = [:]
     }
 
     /// Finished runs kept for `cachectl distill status`.
@@ -146,23 +148,28 @@ public final class Distiller: Service, Sendable {
             logger.error("cannot read the teacher log; re-distillation waits", metadata: ["distill.error": "\(error)"])
             return
         }
-        let failedAt = state.withLock { $0.failedAt }
+        let (failedAt, trainedOn) = state.withLock { ($0.failedAt, $0.trainedOn) }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
             let due = Self.untrainedAnswersDue(
-                trained: log.trained, serving: students.active(scope: scope) != nil, failedAt: failedAt[scope],
-                minRows: configuration.minRows, minNewRows: configuration.minNewRows)
+                trained: log.trained, trainedOn: trainedOn[scope], serving: students.active(scope: scope) != nil,
+                failedAt: failedAt[scope], minRows: configuration.minRows, minNewRows: configuration.minNewRows)
             if log.count >= due { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
         }
     }
 
-    /// The untrained teacher answers that make a scope due: `distill.min_rows` before its first training,
-    /// `min_new_rows` after one, or half as many while no student serves it (every teacher answer is then one a
-    /// student might have saved); after a run that failed, `min_new_rows` more than it failed at. The replay's
-    /// pacing waits by the same rule.
-    public static func untrainedAnswersDue(trained: Bool, serving: Bool, failedAt: Int?, minRows: Int, minNewRows: Int) -> Int {
-        if let failedAt { return failedAt + minNewRows }
+    /// The untrained teacher answers that make a scope due: `distill.min_rows` before its first training; after
+    /// one, a step of `min_new_rows` or a tenth of the answers the last run trained on (`trainedOn`, when known),
+    /// whichever is more, or half the step while no student serves it (every teacher answer is then one a student
+    /// might have saved); after a run that failed, a step more than it failed at. The tenth keeps a large log from
+    /// retraining every few hundred answers: a training's cost grows with the log, what those answers add shrinks.
+    /// The replay's pacing waits by the same rule.
+    public static func untrainedAnswersDue(
+        trained: Bool, trainedOn: Int?, serving: Bool, failedAt: Int?, minRows: Int, minNewRows: Int
+    ) -> Int {
+        let step = max(minNewRows, (trainedOn ?? 0) / 10)
+        if let failedAt { return failedAt + step }
         guard trained else { return minRows }
-        return serving ? minNewRows : max(1, minNewRows / 2)
+        return serving ? step : max(1, step / 2)
     }
 
     private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {
@@ -215,6 +222,8 @@ public final class Distiller: Service, Sendable {
                 state.runs[index].phase = "finished"
                 state.runs[index].finishedAt = Date()
                 (state.runs[index].outcome, state.runs[index].reason, state.runs[index].version) = ending
+                // A stored version's rows set the scope's next step (`untrainedAnswersDue`).
+                if ending.version != nil, let rows = state.runs[index].rows { state.trainedOn[run.scope] = rows }
             }
             let untrained = state.pendingUntrained.removeValue(forKey: run.id)
             if ending.outcome == "failed", let untrained { state.failedAt[run.scope] = untrained } else { state.failedAt[run.scope] = nil }

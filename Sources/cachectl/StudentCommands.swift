@@ -151,7 +151,7 @@ struct DistillCommand: AsyncParsableCommand {
                 let status = try await group.root.client.get("/admin/distill", as: DistillStatus.self)
                 if output.json { return try printJSON(status) }
                 print(status.enabled
-                    ? "every \(formatDuration(status.intervalSeconds)): scopes with \(status.minNewRows) new teacher answers (\(status.minRows) for a first student)"
+                    ? "on each teacher answer (every \(formatDuration(status.intervalSeconds)) as a backstop): scopes with \(status.minNewRows) new teacher answers, or a tenth of those last trained on if more (\(status.minRows) for a first student)"
                     : "scheduled runs are off (distill.enabled); cachectl distill run still trains")
                 print(status.runs.isEmpty ? "no runs since start-up" : runTable(status.runs))
             }

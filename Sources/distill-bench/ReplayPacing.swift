@@ -6,7 +6,8 @@ import Foundation
 /// over at a position of the stream rather than at a moment of the wall clock.
 ///
 /// The daemon trains a scope as soon as its teacher log has `distill.min_rows` answers (the first
-/// time) or `distill.min_new_rows` new ones (half as many while no student serves it). Free running,
+/// time) or `distill.min_new_rows` new ones (or a tenth of those it last trained on; half as many
+/// while no student serves it). Free running,
 /// how many requests pass between that threshold and the new version serving depends on the
 /// machine's speed and load, and so does which rows the next version learns from: two runs of one seed then disagree on the source of a quarter
 /// of the requests (docs/benchmarks.md). So the replay sends in rounds, each no larger than the
@@ -32,7 +33,7 @@ struct ReplayPacing {
         self.status = status
         (minRows, minNewRows) = (initial.minRows, initial.minNewRows)
         nextTraining = Distiller.untrainedAnswersDue(
-            trained: false, serving: false, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
+            trained: false, trainedOn: nil, serving: false, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         lastRun = initial.runs.map(\.id).max() ?? 0
     }
 
@@ -58,9 +59,12 @@ struct ReplayPacing {
             if new.isEmpty, ContinuousClock.now - started > Self.startTimeout { break }
         }
         // The daemon's rule; a scope is served once a version has been promoted.
-        let serving = await status()?.runs.contains { $0.outcome == "promoted" } ?? true
+        let runs = await status()?.runs
+        let serving = runs?.contains { $0.outcome == "promoted" } ?? true
+        let trainedOn = runs?.filter { $0.version != nil }.max { $0.id < $1.id }?.rows
         nextTraining = teacherAnswers
-            + Distiller.untrainedAnswersDue(trained: true, serving: serving, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
+            + Distiller.untrainedAnswersDue(
+                trained: true, trainedOn: trainedOn, serving: serving, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         held += ContinuousClock.now - started
     }
 }

@@ -3,8 +3,9 @@ import Testing
 @testable import DistillCore
 
 @Suite struct DistillerScheduleTests {
-    func due(trained: Bool, serving: Bool, failedAt: Int? = nil) -> Int {
-        Distiller.untrainedAnswersDue(trained: trained, serving: serving, failedAt: failedAt, minRows: 500, minNewRows: 400)
+    func due(trained: Bool, trainedOn: Int? = nil, serving: Bool, failedAt: Int? = nil) -> Int {
+        Distiller.untrainedAnswersDue(
+            trained: trained, trainedOn: trainedOn, serving: serving, failedAt: failedAt, minRows: 500, minNewRows: 400)
     }
 
     @Test func aFirstTrainingWaitsForMinRows() {
@@ -19,5 +20,12 @@ import Testing
     @Test func aFailedRunWaitsForMinNewRowsMoreThanItFailedAt() {
         #expect(due(trained: true, serving: false, failedAt: 250) == 650)
         #expect(due(trained: false, serving: false, failedAt: 500) == 900)
+    }
+
+    @Test func aLargeLogWaitsForATenthOfWhatItLastTrainedOn() {
+        #expect(due(trained: true, trainedOn: 3_000, serving: true) == 400)
+        #expect(due(trained: true, trainedOn: 20_000, serving: true) == 2_000)
+        #expect(due(trained: true, trainedOn: 20_000, serving: false) == 1_000)
+        #expect(due(trained: true, trainedOn: 20_000, serving: true, failedAt: 2_500) == 4_500)
     }
 }
