@@ -101,6 +101,40 @@ struct StudentEndToEndTests {
         await world.stop()
     }
 
+    /// Sends unseen queries one at a time, from `next` on, until `count` of them were answered by the teacher.
+    static func teach(_ world: EndToEnd.World, teacherAnswers count: Int, from next: inout Int) async throws {
+        var answered = 0
+        while answered < count {
+            let reply = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(traffic[next].query))
+            #expect(reply.status == 200)
+            if reply.headers["x-distill-source"] == "teacher" { answered += 1 }
+            next += 1
+        }
+    }
+
+    @Test func aScopeWaitsForATenthOfTheAnswersItLastTrainedOn() async throws {
+        let world = try await EndToEnd.World.start(environment: [
+            "DISTILL_DISTILL_INTERVAL_SECONDS": "3600", "DISTILL_DISTILL_MIN_ROWS": "300", "DISTILL_DISTILL_MIN_NEW_ROWS": "5",
+        ])
+        do {
+            // One request at a time, and none while a run reads the log: each run reads exactly the answers that made it due.
+            var next = 0
+            try await Self.teach(world, teacherAnswers: 300, from: &next)
+            let first = try await Self.awaitRun(world) { $0.isFinished }
+            #expect(first.rows == 300 && first.version != nil, "\(first)")
+            // A tenth of 300 is more than min_new_rows (5): the next run waits for 30 new answers (15 while no student serves).
+            let step = first.outcome == "promoted" ? 30 : 15
+            try await Self.teach(world, teacherAnswers: step, from: &next)
+            let second = try await Self.awaitRun(world) { $0.id > first.id && $0.isFinished }
+            #expect(second.rows == 300 + step, "\(second)")
+        } catch {
+            Issue.record("distilld stderr:\n\(world.daemon.stderr)")
+            await world.stop()
+            throw error
+        }
+        await world.stop()
+    }
+
     @Test func rollbackRestoresAnswersAndAKillDuringTrainingLeavesTheOldVersionServing() async throws {
         // Runs only when asked for; the cache keeps only the first lesson's answers, so probes meet
         // the same cache every time.
