@@ -7,10 +7,10 @@ import Foundation
 ///
 /// The daemon trains a scope as soon as its teacher log has `distill.min_rows` answers (the first
 /// time) or `distill.min_new_rows` new ones (or a tenth of those it last trained on; half as many
-/// while no student serves it). Free running,
-/// how many requests pass between that threshold and the new version serving depends on the
-/// machine's speed and load, and so does which rows the next version learns from: two runs of one seed then disagree on the source of a quarter
-/// of the requests (docs/benchmarks.md). So the replay sends in rounds, each no larger than the
+/// while no student serves it). Free running, how many requests pass between that threshold and the
+/// new version serving depends on the machine's speed and load, and so does which rows the next
+/// version learns from: two runs of one seed then disagree on the source of a quarter of the
+/// requests (docs/benchmarks.md). So the replay sends in rounds, each no larger than the
 /// teacher answers still missing to the next training (a request brings at most one), so that the
 /// answer which makes a training due is the last of its round; then it waits until the daemon has
 /// trained and decided. The daemon's thresholds are its own: the replay only waits for them.
