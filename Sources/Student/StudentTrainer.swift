@@ -210,13 +210,10 @@ public enum StudentTrainer {
                 targetAgreement: configuration.targetAgreement,
                 minimumAccepted: configuration.minimumAccepted, z: configuration.thresholdConfidenceZ)
             // The holdout comes first among the answers calibrated on.
-            var metrics = HoldoutMetrics(count: holdout.count)
-            for (confidence, correct) in zip(after.confidences, after.correct).prefix(holdout.count) {
-                let accepted = threshold.map { confidence >= $0 } ?? false
-                metrics.agreeing += correct ? 1 : 0
-                metrics.accepted += accepted ? 1 : 0
-                metrics.agreeingAccepted += accepted && correct ? 1 : 0
-            }
+            let metrics = HoldoutMetrics(
+                zip(after.confidences, after.correct).prefix(holdout.count).map { confidence, correct in
+                    HeldOutOutcome(accepted: threshold.map { confidence >= $0 } ?? false, agrees: correct)
+                })
             let report = TrainingReport(
                 trainingCount: training.count, softTargetCount: targets.count { !$0.distribution.isEmpty },
                 epochs: outcome.epochs, bestEpoch: outcome.bestEpoch,
