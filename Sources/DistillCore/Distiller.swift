@@ -259,8 +259,7 @@ public final class Distiller: Service, Sendable {
         let split = fold.split(rows, prompt: \.record.prompt, answer: \.record.answer)
         var training = split.training.map(Self.exchange), holdout = split.holdout.map(Self.exchange)
         if let active, let weights = HoldoutWeights.poststratified(
-            activeAccepts: (holdout + training).map { active.model.predict($0.embedding).isConfident },
-            activeCoverage: active.coverage)
+            activeAccepts: activeStratum(active, rows: split.holdout + split.training), activeCoverage: active.coverage)
         {
             for index in holdout.indices { holdout[index].weight = weights[index] }
             for index in training.indices { training[index].weight = weights[holdout.count + index] }
@@ -303,6 +302,19 @@ public final class Distiller: Service, Sendable {
             throw .install(error)
         }
         return ("promoted", "\(decision)", id)
+    }
+
+    /// Per row, whether it is in the active student's confident stratum (`HoldoutWeights.confidentStratum`): its
+    /// holdout and its training rows are the rows it was trained through, split by its own fold.
+    private func activeStratum(_ active: Students.Serving, rows: [(record: TeacherLogRecord, vector: [Float])]) -> [Bool] {
+        let predictions = rows.map { active.model.predict($0.vector) }
+        let report = active.model.report
+        let bound = fold.heldOutShare(rows: report.trainingCount + report.holdout.count)
+        let seen = rows.map { $0.record.id ?? 0 <= active.trainedThrough }
+        let heldOut = rows.indices.map { seen[$0] && ContentKey.unit(rows[$0].record.prompt.utf8) < bound }
+        return HoldoutWeights.confidentStratum(
+            confidence: predictions.map(\.confidence), confident: predictions.map(\.isConfident),
+            trainedOn: rows.indices.map { seen[$0] && !heldOut[$0] }, heldOut: heldOut)
     }
 
     /// `rows` with their embeddings: those the request path did not compute are computed and stored

@@ -34,6 +34,8 @@ public final class Students: Sendable {
     struct Serving {
         var version: Int64
         var model: StudentModel
+        /// The newest teacher answer it was trained through (`StudentVersionRecord.trainedThrough`).
+        var trainedThrough: Int64
         /// The share of the traffic it is expected to answer, and its agreement there (`StudentVersionMetrics`).
         var traffic: (coverage: Double, agreement: Double)
         /// Requests it has decided since it started serving, and those it was confident on (audits included).
@@ -200,7 +202,7 @@ public final class Students: Sendable {
         // Versions stored before the weighting have only their holdout's figures.
         let holdout = model.report.holdout
         return Serving(
-            version: id, model: model,
+            version: id, model: model, trainedThrough: record.trainedThrough,
             traffic: (metrics.trafficCoverage ?? holdout.coverage, metrics.trafficAgreement ?? holdout.acceptedAgreement))
     }
 

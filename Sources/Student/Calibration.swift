@@ -130,4 +130,9 @@ public struct WeightedShare: Sendable, Hashable {
     public func lowerBound(z: Double) -> Double {
         Calibration.wilsonLowerBound(share: share, trials: effectiveCount, z: z)
     }
+
+    /// The Wilson upper bound of the share (one minus the lower bound of its complement), at its effective count.
+    public func upperBound(z: Double) -> Double {
+        1 - Calibration.wilsonLowerBound(share: 1 - share, trials: effectiveCount, z: z)
+    }
 }

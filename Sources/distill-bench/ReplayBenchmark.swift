@@ -430,7 +430,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
                     + "holdout coverage \(pct(scope.coverage)) at agreement \(pct(scope.holdoutAgreement)), "
                     + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits")
         }
-        if report.errors > 0 { lines.append("  FAILED requests: \(report.errors)") }
+        if let first = report.failures.first {
+            lines.append("  FAILED requests: \(report.errors); the first, request \(first.request): \(first.error)")
+        }
         if let comparison {
             lines.append("  same source as \(compare!): \(pct(comparison.share)) of \(comparison.compared) requests")
         }

@@ -158,6 +158,12 @@ struct ReplayReport: Encodable {
         var count: Int
     }
 
+    struct Failure: Encodable, Equatable {
+        /// Index in the stream.
+        var request: Int
+        var error: String
+    }
+
     struct Spread: Encodable, Equatable {
         var min: Double, p50: Double
     }
@@ -172,6 +178,8 @@ struct ReplayReport: Encodable {
     var student: StudentStatus?
     var whole: ReplayFigures
     var errors: Int
+    /// The first failed requests (at most 10), in stream order: what went wrong.
+    var failures: [Failure]
     var windows: [Window]
     var cost: Cost
     /// Disagreements with the teacher, the most frequent first (at most 20).
@@ -184,7 +192,7 @@ struct ReplayReport: Encodable {
     var sources: String
 
     enum CodingKeys: String, CodingKey {
-        case run, whole, errors, windows, cost, disagreements, sources
+        case run, whole, errors, failures, windows, cost, disagreements, sources
         case student
         case distillRuns = "distill_runs"
         case lateTeacherClasses = "late_teacher_classes"
@@ -201,6 +209,9 @@ struct ReplayReport: Encodable {
         self.run = run
         whole = Self.figures(outcomes[...], queries: queries, baseline: baseline)
         errors = outcomes.count { $0.source == nil }
+        failures = outcomes.indices.filter { outcomes[$0].source == nil }.prefix(10).map {
+            Failure(request: $0, error: outcomes[$0].error ?? "no answer")
+        }
         windows = stride(from: 0, to: outcomes.count, by: window).map { start in
             let end = min(start + window, outcomes.count)
             return Window(start: start, end: end, figures: Self.figures(outcomes[start..<end], queries: queries, baseline: baseline))

@@ -88,6 +88,7 @@ import Testing
         let w = report.whole
         #expect(w.requests == 6)
         #expect(report.errors == 1)
+        #expect(report.failures == [.init(request: 5, error: "HTTP 503")])
         let sixth: Double = 1.0 / 6
         #expect(w.share == ReplayFigures.Shares(cache: sixth, student: 2 * sixth, teacher: 2 * sixth))
         // The student's "b " disagrees with the teacher's "X"; "c" agrees up to case.
