@@ -309,9 +309,10 @@ public final class Distiller: Service, Sendable {
     private func activeStratum(_ active: Students.Serving, rows: [(record: TeacherLogRecord, vector: [Float])]) -> [Bool] {
         let predictions = rows.map { active.model.predict($0.vector) }
         let report = active.model.report
-        let bound = fold.heldOutShare(rows: report.trainingCount + report.holdout.count)
         let seen = rows.map { $0.record.id ?? 0 <= active.trainedThrough }
-        let heldOut = rows.indices.map { seen[$0] && ContentKey.unit(rows[$0].record.prompt.utf8) < bound }
+        let heldOut = rows.indices.map {
+            seen[$0] && fold.holdsOut(rows[$0].record.prompt, rows: report.trainingCount + report.holdout.count)
+        }
         return HoldoutWeights.confidentStratum(
             confidence: predictions.map(\.confidence), confident: predictions.map(\.isConfident),
             trainedOn: rows.indices.map { seen[$0] && !heldOut[$0] }, heldOut: heldOut)

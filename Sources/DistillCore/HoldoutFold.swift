@@ -11,8 +11,8 @@
 struct HoldoutFold: Sendable {
     /// `distill.holdout_share`.
     var share: Double
-    /// τ must reach the target agreement with 50 accepted answers, by a Wilson bound that alone needs 52
-    /// flawless ones at 95%: a first training on 500 answers held out 100 and could hardly ever promote.
+    /// The gate judges a candidate, and compares it with the active student, on the holdout alone: on fewer than a
+    /// few hundred answers its noise allowances would let almost anything through, or keep almost anything out.
     static let minimumRows = 250
 
     /// The share of `rows` answers held out.
@@ -20,12 +20,21 @@ struct HoldoutFold: Sendable {
         min(0.5, max(share, Double(Self.minimumRows) / Double(max(rows, 1))))
     }
 
-    /// `items` split into training and holdout, each ordered by prompt hash (then answer, for a prompt logged
-    /// twice).
+    /// Whether a training on `rows` answers held `prompt` out.
+    func holdsOut(_ prompt: String, rows: Int) -> Bool {
+        holdsOut(key: ContentKey.unit(prompt.utf8), rows: rows)
+    }
+
+    private func holdsOut(key: Double, rows: Int) -> Bool {
+        key < heldOutShare(rows: rows)
+    }
+
+    /// `items` split into training and holdout (`holdsOut`), each ordered by prompt hash (then answer, for a prompt
+    /// logged twice).
     func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
-        let bound = heldOutShare(rows: items.count)
         let keyed = items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
             .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
-        return (keyed.filter { $0.key >= bound }.map(\.item), keyed.filter { $0.key < bound }.map(\.item))
+        let heldOut = keyed.map { holdsOut(key: $0.key, rows: items.count) }
+        return (zip(keyed, heldOut).filter { !$1 }.map(\.0.item), zip(keyed, heldOut).filter { $1 }.map(\.0.item))
     }
 }

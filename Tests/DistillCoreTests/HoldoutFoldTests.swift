@@ -38,6 +38,13 @@ import Testing
         }
     }
 
+    @Test func whetherAPromptWasHeldOutIsKnownFromTheCountAlone() {
+        // The distiller tells which answers the active student held out from how many it read.
+        let rows = Self.rows(1000), fold = HoldoutFold(share: 0.2)
+        let holdout = Set(Self.split(rows).holdout.map(\.prompt))
+        #expect(rows.allSatisfy { fold.holdsOut($0.prompt, rows: 1000) == holdout.contains($0.prompt) })
+    }
+
     @Test func aPromptHeldOutOnceIsHeldOutAsTheLogGrows() {
         let rows = Self.rows(5000)
         let early = Set(Self.split(Array(rows.prefix(525))).holdout.map(\.prompt))
