@@ -7,12 +7,12 @@
 /// the traffic (`activeCoverage`, `Students.Serving.coverage`), the others for the rest.
 ///
 /// Each stratum is a fair sample of its part of the traffic or a harder one: answers logged under an earlier student
-/// are what that one was unsure of. The answers the active student trained on are sorted apart
-/// (`confidentStratum`): it is surer of them than fresh traffic would make it. With the right share, weighting back
-/// can only err towards a stricter τ than an unbiased sample would give. The share is counted on the live traffic once the
-/// active student has decided a few hundred requests. Until then it is the estimate made when it was promoted, from
-/// its own weighted holdout; used throughout, those estimates chained from version to version and drifted from the
-/// live shares (36% → 20% against 21% → 41% on the GPT-4 replay), and the next candidate's τ with them.
+/// are what that one was unsure of. The answers the active student trained on are sorted apart (`confidentStratum`):
+/// it is surer of them than fresh traffic would make it. With the right share, weighting back can only err towards a
+/// stricter τ than an unbiased sample would give. The share is counted on the live traffic once the active student
+/// has decided a few hundred requests. Until then it is the estimate made when it was promoted, from its own
+/// weighted holdout; used throughout, those estimates chained from version to version and drifted from the live
+/// shares (36% → 20% against 21% → 41% on the GPT-4 replay), and the next candidate's τ with them.
 enum HoldoutWeights {
     /// Per answer, whether it falls in the active student's confident stratum. The active student is far surer of
     /// the answers it trained on (`trainedOn`) than fresh traffic would make it: on the GPT-4 replay it was confident
@@ -28,10 +28,9 @@ enum HoldoutWeights {
         guard !held.isEmpty else { return confident }
         let share = Double(held.count { confident[$0] }) / Double(held.count)
         let trained = trainedOn.indices.filter { trainedOn[$0] }.sorted { confidence[$0] > confidence[$1] }
+        let kept = Int((share * Double(trained.count)).rounded())
         var stratum = confident
-        for (rank, index) in trained.enumerated() {
-            stratum[index] = confident[index] && rank < Int((share * Double(trained.count)).rounded())
-        }
+        for (rank, index) in trained.enumerated() { stratum[index] = confident[index] && rank < kept }
         return stratum
     }
 
