@@ -134,7 +134,8 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore", "TeacherSimulator", "SeededRandom", "ChildProcess",
+                "Embedding", "VectorIndex", "Student", "DistillCore", "Storage", "TeacherSimulator", "SeededRandom",
+                "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
@@ -184,7 +185,7 @@ let package = Package(
             ]
         ),
         // The replay benchmark's stream generator and report aggregation.
-        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "SeededRandom"]),
+        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "DistillCore", "Storage", "SeededRandom"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",

@@ -8,12 +8,16 @@
 /// The held-out share is `max(share, minimumRows / rows)`, at most half. It only shrinks as the log grows, so the
 /// fold of a later training lies inside every earlier one's: a prompt held out once is never trained on, and the
 /// active student has never seen the holdout a candidate is compared with it on.
-struct HoldoutFold: Sendable {
+public struct HoldoutFold: Sendable {
     /// `distill.holdout_share`.
-    var share: Double
+    public var share: Double
     /// The gate judges a candidate, and compares it with the active student, on the holdout alone: on fewer than a
     /// few hundred answers its noise allowances would let almost anything through, or keep almost anything out.
     static let minimumRows = 250
+
+    public init(share: Double) {
+        self.share = share
+    }
 
     /// The share of `rows` answers held out.
     func heldOutShare(rows: Int) -> Double {
@@ -21,7 +25,7 @@ struct HoldoutFold: Sendable {
     }
 
     /// Whether a training on `rows` answers held `prompt` out.
-    func holdsOut(_ prompt: String, rows: Int) -> Bool {
+    public func holdsOut(_ prompt: String, rows: Int) -> Bool {
         holdsOut(key: ContentKey.unit(prompt.utf8), rows: rows)
     }
 

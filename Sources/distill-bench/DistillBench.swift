@@ -5,6 +5,9 @@ struct DistillBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill-bench",
         abstract: "Benchmarks for distill: embedding, vector index, replay.",
-        subcommands: [EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, StudentBenchmark.self, ReplayBenchmark.self]
+        subcommands: [
+            EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, StudentBenchmark.self, ReplayBenchmark.self,
+            VersionsBenchmark.self,
+        ]
     )
 }
