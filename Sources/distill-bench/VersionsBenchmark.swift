@@ -69,24 +69,24 @@ struct VersionsBenchmark: AsyncParsableCommand {
             if logs[version.scope] == nil { logs[version.scope] = try await store.teacherLog(scope: version.scope) }
             let trained = Self.trainedPrompts(log: logs[version.scope]!, through: version.trainedThrough, rows: rows, fold: fold)
             let unseen = queries.indices.filter { !trained.contains(queries[$0].text) }
-            let predictions = unseen.map { student.predict(embeddings[$0]) }
-            let score = VersionScore(
-                confidences: predictions.map(\.confidence), confident: predictions.map(\.isConfident),
-                agrees: zip(unseen, predictions).map { ReplayReport.same($1.answer, queries[$0].teacher) }, target: target)
+            func score(_ model: StudentModel) -> VersionScore {
+                let predictions = unseen.map { model.predict(embeddings[$0]) }
+                return VersionScore(
+                    confidences: predictions.map(\.confidence), confident: predictions.map(\.isConfident),
+                    agrees: zip(unseen, predictions).map { ReplayReport.same($1.answer, queries[$0].teacher) }, target: target)
+            }
+            let own = score(student)
             var incumbent = "–"
             let metrics = try? JSONDecoder().decode(StudentVersionMetrics.self, from: Data(version.metrics.utf8))
             if let judge = metrics?.incumbent?.version, let other = try await decoded(judge) {
-                let theirs = unseen.map { other.predict(embeddings[$0]) }
-                let them = VersionScore(
-                    confidences: theirs.map(\.confidence), confident: theirs.map(\.isConfident),
-                    agrees: zip(unseen, theirs).map { ReplayReport.same($1.answer, queries[$0].teacher) }, target: target)
+                let them = score(other)
                 incumbent = "v\(judge): \(Self.percent(them.coverage)) / \(them.agreement.map(Self.percent) ?? "–")"
             }
             print(
                 "| v\(id) | \(version.status.rawValue) | \(rows) (\(report.holdout.count)) | "
                     + "\(student.threshold.map { String(format: "%.3f", $0) } ?? "–") | \(unseen.count) | "
-                    + "\(Self.percent(score.coverage)) | \(score.agreement.map(Self.percent) ?? "–") | "
-                    + "\(Self.percent(score.coverageAtTarget)) | \(incumbent) |")
+                    + "\(Self.percent(own.coverage)) | \(own.agreement.map(Self.percent) ?? "–") | "
+                    + "\(Self.percent(own.coverageAtTarget)) | \(incumbent) |")
         }
     }
 
