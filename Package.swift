@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Already in the graph through swift-configuration; named for FilePath (the config file's path).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // System libraries
@@ -56,8 +58,12 @@ let package = Package(
             dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: vectorKernels
         ),
-        .target(name: "Student", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
-        .target(name: "Storage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "Student", dependencies: ["SeededRandom", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: vectorKernels),
+        // The store protocol and its records; SQLiteStore is the embedded implementation.
+        .target(name: "Storage"),
+        .target(name: "SQLiteStore", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Teacher",
             dependencies: [
@@ -68,29 +74,34 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
+        // The domain: the request path, the cache, the students, re-distillation. No HTTP.
         .target(
             name: "DistillCore",
             dependencies: [
-                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher", "SeededRandom",
-                .product(name: "Configuration", package: "swift-configuration"),
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The application: configuration, composition root, metrics, the HTTP routes.
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore", "DistillAPI", "Storage", "Embedding",
+                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "Embedding", "Teacher",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // The stand-in teacher, as a library so that tests can run it in-process over loopback.
@@ -108,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "distilld",
             dependencies: [
-                "DistillAPI", "DistillCore", "DistillServer",
+                "DistillAPI", "DistillServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -134,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore", "Storage", "TeacherSimulator", "SeededRandom",
+                "Embedding", "VectorIndex", "Student", "Storage", "SQLiteStore", "TeacherSimulator", "SeededRandom",
                 "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,7 +164,9 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "SQLiteStoreTests",
+            dependencies: ["SQLiteStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "TeacherTests",
             dependencies: ["Teacher", "TeacherSimulator", .product(name: "Logging", package: "swift-log")]
@@ -169,14 +182,15 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding", "VectorIndex", "SeededRandom",
+                "DistillCore", "DistillAPI", "TeacherSimulator", "Storage", "SQLiteStore", "Student", "Teacher", "Embedding",
+                "VectorIndex", "SeededRandom",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "DistillServerTests",
             dependencies: [
-                "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator",
+                "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -185,7 +199,9 @@ let package = Package(
             ]
         ),
         // The replay benchmark's stream generator and report aggregation.
-        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "DistillCore", "Storage", "SeededRandom"]),
+        .testTarget(
+            name: "DistillBenchTests",
+            dependencies: ["distill-bench", "DistillCore", "Storage", "Student", "Embedding", "TeacherSimulator", "SeededRandom"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",

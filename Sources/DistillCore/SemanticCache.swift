@@ -29,18 +29,19 @@ public struct CacheHit: Sendable {
 ///
 /// Scopes are hard partitions: a lookup only ever consults its own scope's map and index.
 public final class SemanticCache: Sendable {
-    /// Where a setting came from: the global default or the scope's override.
-    public struct Settings: Sendable, Equatable {
+    /// The settings in force in a scope: the global default or the scope's override.
+    public struct ScopeSettings: Sendable, Equatable {
         public var similarityThreshold: Double
         /// nil: entries never expire.
         public var ttlSeconds: Double?
     }
 
-    let store: Store
-    let defaults: Settings
+    let store: any DistillStore
+    let clock: any WallClock
+    let defaults: ScopeSettings
     let maxEntries: Int
     let indexConfiguration: IndexConfiguration
-    let metrics: DistillMetrics
+    let metrics: any DomainMetrics
     let logger: Logger
     private let state: Mutex<State>
 
@@ -71,21 +72,22 @@ public final class SemanticCache: Sendable {
     }
 
     /// The metadata key of the embedding model the stored vectors belong to.
-    static let modelKey = "embedding_model"
+    public static let modelKey = "embedding_model"
 
-    init(store: Store, configuration: DistillConfig, model: EmbeddingModelIdentity, metrics: DistillMetrics, logger: Logger) {
+    init(
+        store: any DistillStore, settings: CacheSettings, index: IndexSettings, model: EmbeddingModelIdentity,
+        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
+    ) {
         self.store = store
-        self.defaults = Settings(
-            similarityThreshold: configuration.cache.similarityThreshold,
-            ttlSeconds: configuration.cache.ttlSeconds > 0 ? configuration.cache.ttlSeconds : nil)
-        self.maxEntries = configuration.cache.maxEntries
-        self.state = Mutex(State(hot: HotAnswers(capacityBytes: configuration.cache.hotAnswerBytes)))
+        self.clock = clock
+        self.defaults = ScopeSettings(
+            similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds > 0 ? settings.ttlSeconds : nil)
+        self.maxEntries = settings.maxEntries
+        self.state = Mutex(State(hot: HotAnswers(capacityBytes: settings.hotAnswerBytes)))
         self.indexConfiguration = IndexConfiguration(
             model: model.key, dimension: model.dimension,
-            hnsw: HNSWParameters(
-                m: configuration.index.m, efConstruction: configuration.index.efConstruction,
-                efSearch: configuration.index.efSearch),
-            promotionThreshold: configuration.index.flatUntil)
+            hnsw: HNSWParameters(m: index.m, efConstruction: index.efConstruction, efSearch: index.efSearch),
+            promotionThreshold: index.flatUntil)
         self.metrics = metrics
         self.logger = logger
     }
@@ -93,10 +95,12 @@ public final class SemanticCache: Sendable {
     /// Opens the cache over `store`: re-embeds the stored prompts if they were embedded by another
     /// model, then loads every scope's index (from its snapshot, or rebuilt from the vectors).
     public static func open(
-        store: Store, configuration: DistillConfig, embedder: any Embedder, metrics: DistillMetrics, logger: Logger
+        store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
+        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
     ) async throws -> SemanticCache {
         let cache = SemanticCache(
-            store: store, configuration: configuration, model: embedder.identity, metrics: metrics, logger: logger)
+            store: store, settings: settings, index: index, model: embedder.identity, clock: clock, metrics: metrics,
+            logger: logger)
         let model = cache.indexConfiguration.model
         if let stored = try await store.metadata(modelKey), stored != model {
             try await cache.reembed(with: embedder, from: stored)
@@ -153,9 +157,9 @@ public final class SemanticCache: Sendable {
     }
 
     /// The settings in force in `scope`.
-    public func settings(for scope: String) -> Settings {
+    public func settings(for scope: String) -> ScopeSettings {
         let override = state.withLock { $0.overrides[scope] }
-        return Settings(
+        return ScopeSettings(
             similarityThreshold: override?.similarityThreshold ?? defaults.similarityThreshold,
             ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds)
     }
@@ -209,7 +213,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Removes what the store deleted from the maps and indexes.
-    func forget(_ keys: [CacheEntryKey], reason: String) {
+    func forget(_ keys: [CacheEntryKey], reason: CacheRemovalReason) {
         guard !keys.isEmpty else { return }
         let indexes = state.withLock { state in
             keys.map { key -> ScopeIndex? in
@@ -222,7 +226,7 @@ public final class SemanticCache: Sendable {
             }
         }
         for (key, index) in zip(keys, indexes) { _ = index?.remove(id: key.id) }
-        metrics.recordCacheEvictions(reason: reason, count: keys.count)
+        metrics.recordCacheEvictions(reason, count: keys.count)
         metrics.setCacheEntries(count)
     }
 
@@ -233,9 +237,9 @@ public final class SemanticCache: Sendable {
             // Recent hits decide what is least recently used: write them first. Evict 1% more
             // than needed so that a full cache does not delete on every insert.
             try await flushHits()
-            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: "lru")
+            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: .lru)
         } catch {
-            metrics.recordStoreFailure(operation: "cache_evict")
+            metrics.recordStoreFailure(.cacheEvict)
             logger.error("cache eviction failed", metadata: ["distill.error": "\(error)"])
         }
     }
@@ -244,13 +248,13 @@ public final class SemanticCache: Sendable {
 
     public func invalidate(ids: [Int64]) async throws -> Int {
         let keys = try await store.deleteCacheEntries(ids: ids)
-        forget(keys, reason: "invalidated")
+        forget(keys, reason: .invalidated)
         return keys.count
     }
 
     public func purge(scope: String?, createdBefore date: Date?) async throws -> Int {
         let keys = try await store.purgeCacheEntries(scope: scope, createdBefore: date)
-        forget(keys, reason: "purged")
+        forget(keys, reason: .purged)
         return keys.count
     }
 
@@ -265,7 +269,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// The full key of the scope with entries that `prefix` starts (`Scope.resolve`).
-    public func resolveScope(_ prefix: String) throws(APIError) -> String {
+    public func resolveScope(_ prefix: String) throws(DistillError) -> String {
         try Scope.resolve(prefix, among: state.withLock { Array($0.exact.keys) }, holding: "entries")
     }
 
@@ -299,9 +303,7 @@ public final class SemanticCache: Sendable {
             return entry
         }
         guard entries.allSatisfy({ $0.vector.count == indexConfiguration.dimension }) else {
-            throw APIError.invalidRequest(
-                "An entry's embedding does not have \(indexConfiguration.dimension) dimensions.", code: "invalid_value",
-                param: "embedding")
+            throw DistillError.invalidEmbedding(dimension: indexConfiguration.dimension)
         }
         let committed = try await store.insertCacheEntries(entries)
         for ((id, replaced), entry) in zip(committed, entries) {
@@ -311,7 +313,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Scopes with their entry counts and settings.
-    public func scopes() -> [(scope: String, entries: Int, settings: Settings)] {
+    public func scopes() -> [(scope: String, entries: Int, settings: ScopeSettings)] {
         let counts = state.withLock { state in state.exact.mapValues(\.count) }
         return counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value, settings(for: $0.key)) }
     }
@@ -339,10 +341,11 @@ public final class SemanticCache: Sendable {
     }
 
     /// Deletes entries that have expired.
-    public func removeExpired(now: Date) async throws {
+    public func removeExpired() async throws {
+        let now = clock.now
         while true {
             let keys = try await store.deleteExpiredCacheEntries(now: now, limit: 1000)
-            forget(keys, reason: "expired")
+            forget(keys, reason: .expired)
             if keys.count < 1000 { return }
         }
     }

@@ -21,7 +21,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
 
     router.get("/admin/cache/entries") { request, _ -> Response in
         let cache = try cache()
-        let scope = try request.uri.queryParameters["scope"].map { prefix throws(APIError) in try cache.resolveScope(String(prefix)) }
+        let scope = try request.uri.queryParameters["scope"].map { prefix throws(DistillError) in try cache.resolveScope(String(prefix)) }
         let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
         let limit = Int(try request.uri.queryParameters.integer("limit", default: 100, in: 1...5000))
         let entries = try await system.store.cacheEntries(scope: scope, after: after, limit: limit)
@@ -41,7 +41,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         let (cache, embedder) = try enabledCache()
         let search = try await decode(CacheSearchRequest.self, from: request)
         let vector = try await embedder.embed([search.text])[0]
-        let scopes = try search.scope.map { prefix throws(APIError) in [try cache.resolveScope(prefix)] } ?? cache.scopes().map(\.scope)
+        let scopes = try search.scope.map { prefix throws(DistillError) in [try cache.resolveScope(prefix)] } ?? cache.scopes().map(\.scope)
         var results: [CacheSearchResult] = []
         for scope in scopes {
             for (entry, similarity) in try await cache.nearest(scope: scope, vector: vector, k: search.limit) {
@@ -54,7 +54,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     router.post("/admin/cache/purge") { request, _ -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
-        let scope = try purge.scope.map { prefix throws(APIError) in try cache.resolveScope(prefix) }
+        let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
         let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
         return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
     }

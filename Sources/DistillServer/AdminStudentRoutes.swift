@@ -16,12 +16,12 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
     }
 
     /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
-    @Sendable func resolveScope(_ prefix: String) async throws(APIError) -> String {
+    @Sendable func resolveScope(_ prefix: String) async throws(DistillError) -> String {
         let scopes: [String]
         do {
             scopes = Array(try await system.store.teacherLogActivity().keys)
         } catch {
-            throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
+            throw .storageUnavailable("\(error)")
         }
         return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
     }

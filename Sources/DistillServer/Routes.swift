@@ -36,7 +36,12 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Admi
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                await stream.run { event in try await writer.write(ByteBuffer(string: event.encoded)) }
+                await stream.run { event in
+                    switch event {
+                    case .event(let event): try await writer.write(ByteBuffer(string: event.encoded))
+                    case .failure(let error): try await writer.write(ByteBuffer(string: ServerSentEvent(error: error.apiError).encoded))
+                    }
+                }
                 try await writer.finish(nil)
             })
     }

@@ -128,7 +128,7 @@ struct DistillCommand: AsyncParsableCommand {
                 while true {
                     runs = try await client.get("/admin/distill", as: DistillStatus.self).runs.filter { ids.contains($0.id) }
                     if runs.allSatisfy(\.isFinished) { break }
-                    if let current = runs.first(where: { !$0.isFinished && $0.phase != "queued" }) ?? runs.first(where: { !$0.isFinished }) {
+                    if let current = runs.first(where: { !$0.isFinished && $0.phase != .queued }) ?? runs.first(where: { !$0.isFinished }) {
                         progress.show(current, finished: runs.count(where: \.isFinished), of: runs.count)
                     }
                     try await Task.sleep(for: .milliseconds(250))
@@ -136,7 +136,7 @@ struct DistillCommand: AsyncParsableCommand {
                 progress.clear()
                 if output.json { return try printJSON(runs) }
                 print(runTable(runs.sorted { $0.id < $1.id }))
-                if runs.contains(where: { $0.outcome == "failed" || $0.outcome == "cancelled" }) { throw ExitCode.failure }
+                if runs.contains(where: { $0.outcome == .failed || $0.outcome == .cancelled }) { throw ExitCode.failure }
             }
         }
     }
@@ -161,8 +161,8 @@ struct DistillCommand: AsyncParsableCommand {
 
 private func runTable(_ runs: [DistillRunInfo]) -> String {
     table([["RUN", "SCOPE", "TRIGGER", "PHASE", "ROWS", "EPOCHS", "OUTCOME", "VERSION", "WHY"]] + runs.map { run in
-        [String(run.id), String(run.scope.prefix(12)), run.trigger, run.phase, run.rows.map(String.init) ?? "-", String(run.epoch),
-         run.outcome ?? "-", run.version.map(String.init) ?? "-", run.reason ?? ""]
+        [String(run.id), String(run.scope.prefix(12)), run.trigger.rawValue, run.phase.rawValue, run.rows.map(String.init) ?? "-", String(run.epoch),
+         run.outcome?.rawValue ?? "-", run.version.map(String.init) ?? "-", run.reason ?? ""]
     })
 }
 
@@ -173,7 +173,7 @@ private func percent(_ share: Double) -> String {
 /// A progress line on stderr, redrawn in place on a terminal; off a terminal, one line per phase.
 private final class ProgressLine {
     private let isTerminal = isatty(STDERR_FILENO) != 0
-    private var lastPhase = ""
+    private var lastPhase: DistillRunPhase?
 
     func show(_ run: DistillRunInfo, finished: Int, of total: Int) {
         let label = "run \(run.id) (\(finished + 1)/\(total)) \(run.scope.prefix(12)) \(run.phase)"
@@ -184,9 +184,9 @@ private final class ProgressLine {
         }
         // Training usually stops early; the bar shows epochs against the most there may be.
         let width = 30
-        let filled = run.phase == "training" ? min(width, run.epoch * width / max(run.maxEpochs, 1)) : 0
+        let filled = run.phase == .training ? min(width, run.epoch * width / max(run.maxEpochs, 1)) : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let epochs = run.phase == "training" ? " epoch \(run.epoch)" : ""
+        let epochs = run.phase == .training ? " epoch \(run.epoch)" : ""
         FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)]\(epochs)".utf8))
     }
 

@@ -277,7 +277,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         let runs = (distill?.runs ?? []).sorted { $0.id < $1.id }.map { run in
             ReplayDistillRun(
-                id: run.id, outcome: run.outcome, reason: run.reason, version: run.version, rows: run.rows,
+                id: run.id, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
                 trainingSeconds: run.startedAt.flatMap { started in run.finishedAt.map { $0.timeIntervalSince(started) } },
                 startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
         }

@@ -76,7 +76,7 @@ struct StudentEndToEndTests {
             // Nobody asks for a run: the 1,500th teacher answer's commit starts it, on about those 1,500
             // (requests go on meanwhile, eight at a time, while it reads the log).
             let run = try await Self.awaitRun(world) { $0.isFinished }
-            #expect(run.trigger == "scheduled" && run.outcome == "promoted", "\(run)")
+            #expect(run.trigger == .scheduled && run.outcome == .promoted, "\(run)")
             #expect((1500..<1600).contains(run.rows ?? 0), "\(run)")
             let status = try await Self.admin(world, "/admin/student", as: StudentStatus.self)
             let threshold = try #require(status.scopes.first?.threshold)
@@ -123,7 +123,7 @@ struct StudentEndToEndTests {
             let first = try await Self.awaitRun(world) { $0.isFinished }
             #expect(first.rows == 300 && first.version != nil, "\(first)")
             // A tenth of 300 is more than min_new_rows (5): the next run waits for 30 new answers (15 while no student serves).
-            let step = first.outcome == "promoted" ? 30 : 15
+            let step = first.outcome == .promoted ? 30 : 15
             try await Self.teach(world, teacherAnswers: step, from: &next)
             let second = try await Self.awaitRun(world) { $0.id > first.id && $0.isFinished }
             #expect(second.rows == 300 + step, "\(second)")
@@ -166,7 +166,7 @@ struct StudentEndToEndTests {
             // A run killed while it trains: the daemon restarts with the version that served before.
             let queued = try await world.cachectl(["distill", "run", "--json"])
             #expect(queued.status == 0)
-            _ = try await Self.awaitRun(world) { $0.phase == "training" }
+            _ = try await Self.awaitRun(world) { $0.phase == .training }
             world.daemon.signal(SIGKILL)
             #expect(await world.daemon.exitStatus() == SIGKILL)
             try await world.startDaemon(environment: ["DISTILL_DISTILL_ENABLED": "false", "DISTILL_DISTILL_MIN_ROWS": "1000"])

@@ -1,68 +1,8 @@
 import Foundation
 import GRDB
+import Storage
 
-/// One teacher exchange: the training data of the student. JSON columns hold the wire form.
-public struct TeacherLogRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "teacher_log"
-
-    public var id: Int64?
-    public var createdAt: Date
-    public var requestID: String
-    public var scope: String
-    public var model: String
-    /// The request's `messages` as JSON.
-    public var messages: String
-    /// The request's other fields as a JSON object.
-    public var parameters: String
-    /// The last user message's text: what the answer answers.
-    public var prompt: String
-    public var answer: String
-    /// The answer's per-token `top_logprobs` as JSON, when the upstream returned them.
-    public var topLogprobs: String?
-    public var promptTokens: Int?
-    public var completionTokens: Int?
-    public var latencyMilliseconds: Double
-    public var streamed: Bool
-    /// The prompt's embedding (little-endian Float32s), when the request path computed one.
-    public var embedding: Data?
-
-    public init(
-        createdAt: Date, requestID: String, scope: String, model: String, messages: String, parameters: String,
-        prompt: String, answer: String, topLogprobs: String?, promptTokens: Int?, completionTokens: Int?,
-        latencyMilliseconds: Double, streamed: Bool, vector: [Float]? = nil
-    ) {
-        self.createdAt = createdAt
-        self.requestID = requestID
-        self.scope = scope
-        self.model = model
-        self.messages = messages
-        self.parameters = parameters
-        self.prompt = prompt
-        self.answer = answer
-        self.topLogprobs = topLogprobs
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
-        self.latencyMilliseconds = latencyMilliseconds
-        self.streamed = streamed
-        self.embedding = vector.map(CacheEntryRecord.encode)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, scope, model, messages, parameters, prompt, answer, streamed, embedding
-        case createdAt = "created_at"
-        case requestID = "request_id"
-        case topLogprobs = "top_logprobs"
-        case promptTokens = "prompt_tokens"
-        case completionTokens = "completion_tokens"
-        case latencyMilliseconds = "latency_ms"
-    }
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-}
-
-extension Store {
+extension SQLiteStore {
     /// Commits one teacher exchange and returns its id. When this returns, the row is on disk.
     @discardableResult
     public func appendTeacherExchange(_ record: TeacherLogRecord) async throws -> Int64 {
@@ -89,7 +29,7 @@ extension Store {
     }
 
     /// A scope's exchanges with ids above `id`, oldest first.
-    public func teacherLog(scope: String, after id: Int64 = 0, limit: Int = .max) async throws -> [TeacherLogRecord] {
+    public func teacherLog(scope: String, after id: Int64, limit: Int) async throws -> [TeacherLogRecord] {
         try await pool.read { db in
             try TeacherLogRecord
                 .filter(Column("scope") == scope && Column("id") > id)
@@ -138,7 +78,7 @@ extension Store {
     }
 
     /// Per scope: the number of exchanges with ids above `id`, and the newest id.
-    public func teacherLogActivity(after id: Int64 = 0) async throws -> [String: (count: Int, newest: Int64)] {
+    public func teacherLogActivity(after id: Int64) async throws -> [String: (count: Int, newest: Int64)] {
         try await pool.read { db in
             var activity: [String: (count: Int, newest: Int64)] = [:]
             for row in try Row.fetchAll(

@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
+import Storage
 
 /// The daemon's SQLite database (WAL mode): one writer, concurrent readers, schema migrations.
 ///
 /// Every commit is synced to disk (`synchronous = FULL`): a teacher answer acknowledged to a
 /// client survives a crash or a power cut, and this costs one fsync against a teacher call that
 /// takes hundreds of milliseconds.
-public final class Store: Sendable {
+public final class SQLiteStore: DistillStore {
     public let path: String
     let pool: DatabasePool
 
@@ -44,8 +45,10 @@ public final class Store: Sendable {
         }
     }
 
+    public var location: String { path }
+
     /// Bytes on disk: the database file plus its write-ahead log.
-    public var sizeOnDisk: Int64 {
+    public var sizeOnDisk: Int64? {
         [path, path + "-wal"].reduce(0) { total, file in
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
             return total + (size ?? 0)
@@ -66,16 +69,3 @@ public final class Store: Sendable {
     }
 }
 
-public enum StoreError: Error, CustomStringConvertible {
-    case cannotOpen(path: String, reason: String)
-    case noSuchRow(table: String, id: Int64)
-    case backupFailed(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
-        case .noSuchRow(let table, let id): "no row \(id) in \(table)"
-        case .backupFailed(let path, let reason): "cannot back up the store to \(path): \(reason)"
-        }
-    }
-}

@@ -9,6 +9,9 @@
 /// fold of a later training lies inside every earlier one's: a prompt held out once is never trained on, and the
 /// active student has never seen the holdout a candidate is compared with it on.
 public struct HoldoutFold: Sendable {
+    /// `distill.holdout_share`'s default.
+    public static let defaultShare = 0.2
+
     /// `distill.holdout_share`.
     public var share: Double
     /// The gate judges a candidate, and compares it with the active student, on the holdout alone: on fewer than a
@@ -35,7 +38,7 @@ public struct HoldoutFold: Sendable {
 
     /// `items` split into training and holdout (`holdsOut`), each ordered by prompt hash (then answer, for a prompt
     /// logged twice).
-    func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
+    public func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
         let keyed = items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
             .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
         let heldOut = keyed.map { holdsOut(key: $0.key, rows: items.count) }

@@ -1,24 +1,26 @@
 import Foundation
 import Logging
+import SQLiteStore
 import Storage
 import Testing
 
-@testable import DistillCore
+@testable import DistillServer
+import DistillCore
 
 /// The teacher log's vectors train the students: when the embedding model changes they are
 /// dropped, whether or not the cache (which re-embeds its own entries) is on.
 @Suite struct TeacherLogModelTests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func withStore(_ body: (Store) async throws -> Void) async throws {
+    func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-model-\(UUID().uuidString)")
-        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
         try await body(store)
         try store.close()
     }
 
     /// Appends one exchange with a vector.
-    func logExchange(_ store: Store) async throws {
+    func logExchange(_ store: SQLiteStore) async throws {
         _ = try await store.appendTeacherExchange(
             TeacherLogRecord(
                 createdAt: Date(), requestID: "r", scope: "s", model: "m", messages: "[]", parameters: "{}", prompt: "q",
@@ -26,7 +28,7 @@ import Testing
                 streamed: false, vector: [0.5, 0.5]))
     }
 
-    func vectors(_ store: Store) async throws -> Int {
+    func vectors(_ store: SQLiteStore) async throws -> Int {
         try await store.teacherLog(after: 0, limit: 100).filter { $0.embedding != nil }.count
     }
 

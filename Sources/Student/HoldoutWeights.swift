@@ -13,7 +13,7 @@
 /// has decided a few hundred requests. Until then it is the estimate made when it was promoted, from its own
 /// weighted holdout; used throughout, those estimates chained from version to version and drifted from the live
 /// shares (36% → 20% against 21% → 41% on the GPT-4 replay), and the next candidate's τ with them.
-enum HoldoutWeights {
+public enum HoldoutWeights {
     /// Per answer, whether it falls in the active student's confident stratum. The active student is far surer of
     /// the answers it trained on (`trainedOn`) than fresh traffic would make it: on the GPT-4 replay it was confident
     /// on 48–60% of them and on 19–35% of its own holdout from the same stretch of the log. Counted as they are,
@@ -23,7 +23,7 @@ enum HoldoutWeights {
     /// share it would be confident on among those it trained on, had it not: only that top share of them, ranked by
     /// its confidence, counts as confident. Every other answer is judged as it is. Unchanged when none of its
     /// holdout is in the log.
-    static func confidentStratum(confidence: [Float], confident: [Bool], trainedOn: [Bool], heldOut: [Bool]) -> [Bool] {
+    public static func confidentStratum(confidence: [Float], confident: [Bool], trainedOn: [Bool], heldOut: [Bool]) -> [Bool] {
         let held = heldOut.indices.filter { heldOut[$0] }
         guard !held.isEmpty else { return confident }
         let share = Double(held.count { confident[$0] }) / Double(held.count)
@@ -36,7 +36,7 @@ enum HoldoutWeights {
 
     /// `activeAccepts`: per answer, whether the active student is confident on it. Nil, unweighted, when a stratum
     /// is empty or the coverage leaves no traffic to one.
-    static func poststratified(activeAccepts: [Bool], activeCoverage: Double) -> [Double]? {
+    public static func poststratified(activeAccepts: [Bool], activeCoverage: Double) -> [Double]? {
         let confident = activeAccepts.count { $0 }, unsure = activeAccepts.count - confident
         guard confident > 0, unsure > 0, activeCoverage > 0, activeCoverage < 1 else { return nil }
         // Normalized to a mean of 1.

@@ -1,6 +1,7 @@
 import GRDB
+import Storage
 
-extension Store {
+extension SQLiteStore {
     /// The schema, one migration per change. Never edit a shipped migration: add the next one.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

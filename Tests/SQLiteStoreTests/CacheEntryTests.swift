@@ -1,14 +1,15 @@
 import Foundation
+import SQLiteStore
 import Storage
 import Testing
 
 @Suite struct CacheEntryTests {
-    let store: Store
+    let store: SQLiteStore
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     init() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cache-\(UUID().uuidString)")
-        store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
     }
 
     func exchange(_ n: Int) -> TeacherLogRecord {

@@ -1,61 +1,8 @@
 import Foundation
 import GRDB
+import Storage
 
-/// One trained student of a scope: every version is kept, for rollback and for the record.
-public struct StudentVersionRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "student_versions"
-
-    public enum Status: String, Codable, Sendable {
-        /// Trained, not (yet) promoted.
-        case candidate
-        /// Serving its scope. At most one per scope.
-        case active
-        /// Served once; replaced by a newer version or rolled back from.
-        case retired
-        /// Failed the promotion gate.
-        case rejected
-        /// Was active until its audited answers agreed with the teacher less than the target: its scope
-        /// has no student until a new version passes the gate.
-        case suspended
-    }
-
-    public var id: Int64?
-    public var scope: String
-    public var createdAt: Date
-    public var status: Status
-    /// The serialized (quantized) model.
-    public var model: Data
-    /// Evaluation metrics, as JSON.
-    public var metrics: String
-    public var trainedThrough: Int64
-    public var trainingSeconds: Double
-
-    public init(
-        scope: String, createdAt: Date, status: Status, model: Data, metrics: String, trainedThrough: Int64,
-        trainingSeconds: Double
-    ) {
-        self.scope = scope
-        self.createdAt = createdAt
-        self.status = status
-        self.model = model
-        self.metrics = metrics
-        self.trainedThrough = trainedThrough
-        self.trainingSeconds = trainingSeconds
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, scope, status, model, metrics
-        case createdAt = "created_at"
-        case trainedThrough = "trained_through"
-        case trainingSeconds = "training_seconds"
-    }
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-}
-
-extension Store {
+extension SQLiteStore {
     /// Stores a new version and returns its id. An active one retires its scope's previous active
     /// version in the same transaction: a scope never has two, nor none because of a crash between.
     public func addStudentVersion(_ version: StudentVersionRecord) async throws -> Int64 {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteStore
 import Storage
 import Testing
 
@@ -14,7 +15,7 @@ import Testing
     }
 
     @Test func aBackupTakenWhileWritersCommitHoldsAConsistentPrefix() async throws {
-        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
         for n in 1...50 { try await store.appendTeacherExchange(record(n)) }
         let copy = directory.appendingPathComponent("copy.sqlite").path
         // Writers go on committing while the copy is made.
@@ -28,7 +29,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: copy + "-wal"), "the copy is one file")
 
         // The copy opens as a store, and holds rows 1…k with nothing missing.
-        let restored = try Store(path: copy)
+        let restored = try SQLiteStore(path: copy)
         let rows = try await restored.teacherLog(after: 0, limit: 1000)
         #expect(rows.map(\.answer) == (1...Int(summary.teacherLogRows)).map { "a\($0)" })
         try restored.close()
@@ -36,7 +37,7 @@ import Testing
     }
 
     @Test func neverOverwritesAFile() async throws {
-        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
         let existing = directory.appendingPathComponent("existing").path
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: existing))
         await #expect(throws: StoreError.self) { try await store.backup(to: existing) }
@@ -48,13 +49,13 @@ import Testing
 @Suite struct SchemaVersionTests {
     @Test func aStoreMigratedByANewerVersionIsRefusedNotGuessedAt() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-newer-\(UUID().uuidString).sqlite").path
-        try Store(path: path).close()
+        try SQLiteStore(path: path).close()
         // What a later version's migration leaves behind.
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')") }
         try queue.close()
         #expect {
-            _ = try Store(path: path)
+            _ = try SQLiteStore(path: path)
         } throws: { error in
             "\(error)".contains("newer distilld")
         }

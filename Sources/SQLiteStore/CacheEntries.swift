@@ -1,93 +1,8 @@
 import Foundation
 import GRDB
+import Storage
 
-/// One cached answer: a teacher answer to `prompt` in `scope`, with the prompt's embedding.
-public struct CacheEntryRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
-    public static let databaseTableName = "cache_entries"
-
-    public var id: Int64?
-    public var scope: String
-    /// The normalized last user message: what an exact hit matches.
-    public var exactKey: String
-    /// The last user message as the client sent it.
-    public var prompt: String
-    /// The request's `messages` as JSON.
-    public var messages: String
-    /// The teacher's answer: what a hit replays.
-    public var answer: String
-    public var finishReason: String
-    /// The prompt's embedding: little-endian Float32s.
-    public var embedding: Data
-    public var createdAt: Date
-    public var expiresAt: Date?
-    public var lastHitAt: Date?
-    public var hits: Int
-    public var teacherLogID: Int64?
-
-    public init(
-        scope: String, exactKey: String, prompt: String, messages: String, answer: String, finishReason: String,
-        vector: [Float], createdAt: Date, expiresAt: Date?
-    ) {
-        self.scope = scope
-        self.exactKey = exactKey
-        self.prompt = prompt
-        self.messages = messages
-        self.answer = answer
-        self.finishReason = finishReason
-        self.embedding = Self.encode(vector)
-        self.createdAt = createdAt
-        self.expiresAt = expiresAt
-        self.hits = 0
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, scope, prompt, messages, answer, embedding, hits
-        case exactKey = "exact_key"
-        case finishReason = "finish_reason"
-        case createdAt = "created_at"
-        case expiresAt = "expires_at"
-        case lastHitAt = "last_hit_at"
-        case teacherLogID = "teacher_log_id"
-    }
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
-    public var vector: [Float] { Self.decode(embedding) }
-
-    static func encode(_ vector: [Float]) -> Data {
-        var data = Data(capacity: vector.count * 4)
-        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-        return data
-    }
-
-    /// The vector that `embedding` bytes (little-endian Float32s) hold.
-    public static func decode(_ data: Data) -> [Float] {
-        data.withUnsafeBytes { raw in
-            (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-        }
-    }
-}
-
-/// What identifies a cache entry to the in-memory structures built over the table.
-public struct CacheEntryKey: Sendable, Hashable {
-    public var id: Int64
-    public var scope: String
-    public var exactKey: String
-    public var expiresAt: Date?
-}
-
-/// The ids a teacher exchange was committed under.
-public struct TeacherExchangeCommit: Sendable, Equatable {
-    public var logID: Int64
-    /// The cache entry written with it, if any.
-    public var entryID: Int64?
-    /// The entry it replaced (same scope and exact key), if any.
-    public var replacedEntryID: Int64?
-}
-
-extension Store {
+extension SQLiteStore {
     /// Commits a teacher exchange and, when given, the cache entry for its answer, in one
     /// transaction: the answer and its cache entry are on disk together, or neither is. An entry
     /// with the same scope and exact key is replaced.
@@ -144,7 +59,7 @@ extension Store {
     }
 
     /// The vectors of a scope's entries with ids above `id`, in id order.
-    public func cacheVectors(scope: String, after id: Int64 = 0) async throws -> [(id: Int64, vector: [Float])] {
+    public func cacheVectors(scope: String, after id: Int64) async throws -> [(id: Int64, vector: [Float])] {
         try await pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT id, embedding FROM cache_entries WHERE scope = ? AND id > ? ORDER BY id",
@@ -161,7 +76,7 @@ extension Store {
     }
 
     /// The vectors of the given entries (those that exist).
-    public func cacheVectors(ids: some Collection<Int64>) async throws -> [(id: Int64, vector: [Float])] {
+    public func cacheVectors(ids: Set<Int64>) async throws -> [(id: Int64, vector: [Float])] {
         guard !ids.isEmpty else { return [] }
         let ids = Array(ids)
         return try await pool.read { db in

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import DistillCore
+@testable import DistillServer
+import DistillCore
 
 @Suite struct DistillConfigTests {
     func writeConfig(_ yaml: String) throws -> String {

@@ -1,11 +1,12 @@
 import DistillAPI
+import DistillCore
 import Prometheus
 import Synchronization
 import Teacher
 
 /// The daemon's metrics: Prometheus series for `/metrics`, and the same counts kept readable
 /// for `cachectl stats`.
-public final class DistillMetrics: Sendable {
+public final class DistillMetrics: DomainMetrics {
     public let registry: PrometheusCollectorRegistry
     private let counts = Mutex(DaemonStats(
         requestsBySource: [:], errorsByStatus: [:], teacherCallsByOutcome: [:], teacherPromptTokens: 0,
@@ -76,15 +77,16 @@ public final class DistillMetrics: Sendable {
     }
 
     /// A write to the store failed (e.g. a full disk).
-    public func recordStoreFailure(operation: String) {
+    public func recordStoreFailure(_ operation: StoreOperation) {
         registry.makeCounter(
-            name: "distill_store_write_failures_total", labels: [("operation", operation)],
+            name: "distill_store_write_failures_total", labels: [("operation", operation.rawValue)],
             help: "Failed writes to the SQLite store."
         ).increment()
     }
 
     /// One cache lookup: `exact_hit`, `semantic_hit` or `miss`, and how long it took.
-    public func recordCacheLookup(result: String, duration: Duration) {
+    public func recordCacheLookup(_ lookup: CacheLookupResult, duration: Duration) {
+        let result = lookup.rawValue
         registry.makeCounter(
             name: "distill_cache_lookups_total", labels: [("result", result)], help: "Cache lookups by result."
         ).increment()
@@ -96,14 +98,16 @@ public final class DistillMetrics: Sendable {
     }
 
     /// A request that did not read (or write) the cache, and why.
-    public func recordCacheBypass(reason: String) {
+    public func recordCacheBypass(_ bypass: CacheBypassReason) {
+        let reason = bypass.rawValue
         registry.makeCounter(
             name: "distill_cache_bypasses_total", labels: [("reason", reason)], help: "Requests that bypassed the cache, by reason."
         ).increment()
         cacheCounts.withLock { $0.bypasses[reason, default: 0] += 1 }
     }
 
-    public func recordCacheEvictions(reason: String, count: Int) {
+    public func recordCacheEvictions(_ removal: CacheRemovalReason, count: Int) {
+        let reason = removal.rawValue
         registry.makeCounter(
             name: "distill_cache_evictions_total", labels: [("reason", reason)],
             help: "Cache entries removed, by reason (lru, expired, invalidated, purged)."
@@ -116,7 +120,7 @@ public final class DistillMetrics: Sendable {
     }
 
     /// What a scope's student made of a cache miss: answer, audit (the teacher answers, for comparison) or unsure.
-    func recordStudentDecision(_ action: Students.Decision.Action) {
+    public func recordStudentDecision(_ action: Students.Decision.Action) {
         registry.makeCounter(
             name: "distill_student_decisions_total", labels: [("decision", "\(action)")],
             help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ)."
@@ -124,7 +128,7 @@ public final class DistillMetrics: Sendable {
     }
 
     /// One audit: whether the teacher gave the student's answer, and the scope's live agreement since.
-    func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {
+    public func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {
         registry.makeCounter(
             name: "distill_student_audits_total", labels: [("result", agrees ? "agree" : "disagree")],
             help: "Confident student answers checked against the teacher, by result."
@@ -135,7 +139,7 @@ public final class DistillMetrics: Sendable {
         ).set(to: liveAgreement)
     }
 
-    func recordStudentSuspension() {
+    public func recordStudentSuspension() {
         registry.makeCounter(
             name: "distill_student_suspensions_total",
             help: "Students taken out of service because their audited answers fell below the target agreement."
@@ -143,17 +147,15 @@ public final class DistillMetrics: Sendable {
     }
 
     /// One finished re-distillation run of a scope: promoted, rejected, failed or cancelled.
-    func recordDistillRun(outcome: String, trainingSeconds: Double?) {
+    public func recordDistillRun(_ outcome: DistillRunOutcome, trainingSeconds: Double) {
         registry.makeCounter(
-            name: "distill_distill_runs_total", labels: [("outcome", outcome)], help: "Student training runs by outcome."
+            name: "distill_distill_runs_total", labels: [("outcome", outcome.rawValue)], help: "Student training runs by outcome."
         ).increment()
-        if let trainingSeconds {
-            registry.makeDurationHistogram(
-                name: "distill_training_duration_seconds",
-                buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)],
-                help: "Time spent training a student (loading and embedding included)."
-            ).record(.seconds(trainingSeconds))
-        }
+        registry.makeDurationHistogram(
+            name: "distill_training_duration_seconds",
+            buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)],
+            help: "Time spent training a student (loading and embedding included)."
+        ).record(.seconds(trainingSeconds))
     }
 
     public func updateBreaker(_ state: CircuitBreaker.State) {

@@ -1,14 +1,8 @@
 import Foundation
 import GRDB
+import Storage
 
-/// What `Store.backup(to:)` copied.
-public struct BackupSummary: Sendable, Equatable {
-    public var bytes: Int64
-    public var teacherLogRows: Int64
-    public var cacheEntries: Int64
-}
-
-extension Store {
+extension SQLiteStore {
     /// Copies the database as of one moment to a new file at `path` with SQLite's online backup,
     /// then checks the copy (`PRAGMA integrity_check`).
     ///

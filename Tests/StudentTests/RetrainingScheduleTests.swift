@@ -1,10 +1,10 @@
 import Testing
 
-@testable import DistillCore
+@testable import Student
 
-@Suite struct DistillerScheduleTests {
+@Suite struct RetrainingScheduleTests {
     func due(trained: Bool, trainedOn: Int? = nil, serving: Bool, failedAt: Int? = nil) -> Int {
-        Distiller.untrainedAnswersDue(
+        RetrainingSchedule.untrainedAnswersDue(
             trained: trained, trainedOn: trainedOn, serving: serving, failedAt: failedAt, minRows: 500, minNewRows: 400)
     }
 

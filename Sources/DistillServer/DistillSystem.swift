@@ -1,7 +1,9 @@
 import DistillAPI
+import DistillCore
 import Embedding
 import Foundation
 import Logging
+import SQLiteStore
 import ServiceLifecycle
 import Storage
 import Teacher
@@ -10,11 +12,12 @@ import Teacher
 import Glibc
 #endif
 
-/// The running system behind the listeners: the store, the embedder, the cache and the students,
-/// the teacher, the request path, re-distillation, metrics. One per daemon: it holds an exclusive lock on its data directory.
+/// The composition root: the running system behind the listeners (the store, the embedder, the
+/// cache and the students, the teacher, the request path, re-distillation, metrics), built from the
+/// configuration. One per daemon: it holds an exclusive lock on its data directory.
 public final class DistillSystem: Sendable {
     public let config: DistillConfig
-    public let store: Store
+    public let store: any DistillStore
     public let teacher: TeacherClient
     public let cache: SemanticCache?
     /// Nil when `student.enabled` is false.
@@ -24,6 +27,7 @@ public final class DistillSystem: Sendable {
     public let metrics: DistillMetrics
     public let completions: CompletionService
     public let startedAt: Date
+    public let clock: any WallClock
     /// Background work that belongs in the daemon's ServiceGroup (cache upkeep, re-distillation).
     public let services: [any Service]
     private let lock: DataDirectoryLock
@@ -31,12 +35,13 @@ public final class DistillSystem: Sendable {
     /// Opens the data directory and the store, loads the embedding model (unless `embedder` is
     /// given, e.g. shared by tests), the cache and the active students.
     public static func open(
-        config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil, logger: Logger
+        config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil,
+        clock: any WallClock = SystemClock(), logger: Logger
     ) async throws(SystemError) -> DistillSystem {
         let lock = try DataDirectoryLock(directory: config.store.dataDir)
-        let store: Store
+        let store: any DistillStore
         do {
-            store = try Store(path: config.store.databasePath)
+            store = try SQLiteStore(path: config.store.databasePath)
         } catch {
             throw .store(error)
         }
@@ -44,7 +49,7 @@ public final class DistillSystem: Sendable {
         guard config.cache.enabled || config.student.enabled else {
             return DistillSystem(
                 config: config, environment: environment, lock: lock, store: store, cache: nil, students: nil,
-                embedder: embedder, metrics: metrics, logger: logger)
+                embedder: embedder, clock: clock, metrics: metrics, logger: logger)
         }
         let loaded: any Embedder
         if let embedder { loaded = embedder } else { loaded = try loadEmbedder(config.embedding, logger: logger) }
@@ -57,7 +62,8 @@ public final class DistillSystem: Sendable {
         if config.cache.enabled {
             do {
                 cache = try await SemanticCache.open(
-                    store: store, configuration: config, embedder: loaded, metrics: metrics, logger: logger)
+                    store: store, settings: config.cache, index: config.index, embedder: loaded, clock: clock,
+                    metrics: metrics, logger: logger)
             } catch {
                 throw .cache("\(error)")
             }
@@ -74,7 +80,7 @@ public final class DistillSystem: Sendable {
         }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
-            embedder: loaded, metrics: metrics, logger: logger)
+            embedder: loaded, clock: clock, metrics: metrics, logger: logger)
     }
 
     /// The metadata key of the embedding model the teacher log's vectors belong to.
@@ -83,7 +89,7 @@ public final class DistillSystem: Sendable {
     /// Clears the teacher log's vectors when another embedding model made them (the distiller
     /// computes them again as it needs them): vectors of two models never train one student.
     /// Checked whether the cache is on or not; a store from before this key takes the cache's.
-    static func dropTeacherLogVectors(ofModelsOtherThan model: String, store: Store, logger: Logger) async throws {
+    static func dropTeacherLogVectors(ofModelsOtherThan model: String, store: any DistillStore, logger: Logger) async throws {
         var stored = try await store.metadata(teacherLogModelKey)
         if stored == nil { stored = try await store.metadata(SemanticCache.modelKey) }
         if let stored, stored != model {
@@ -97,8 +103,9 @@ public final class DistillSystem: Sendable {
     }
 
     private init(
-        config: DistillConfig, environment: [String: String], lock: DataDirectoryLock, store: Store,
-        cache: SemanticCache?, students: Students?, embedder: (any Embedder)?, metrics: DistillMetrics, logger: Logger
+        config: DistillConfig, environment: [String: String], lock: DataDirectoryLock, store: any DistillStore,
+        cache: SemanticCache?, students: Students?, embedder: (any Embedder)?, clock: any WallClock,
+        metrics: DistillMetrics, logger: Logger
     ) {
         self.config = config
         self.lock = lock
@@ -107,16 +114,21 @@ public final class DistillSystem: Sendable {
         self.students = students
         self.embedder = embedder
         self.metrics = metrics
+        self.clock = clock
         let teacherConfiguration = config.teacherConfiguration(environment: environment)
         self.teacher = TeacherClient(configuration: teacherConfiguration, logger: logger)
         self.completions = CompletionService(
             store: store, teacher: teacher, cache: cache, students: students, embedder: embedder,
-            temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: logger)
-        self.startedAt = Date()
+            temperatureCeiling: config.cache.temperatureCeiling, clock: clock, metrics: metrics, logger: logger)
+        self.startedAt = clock.now
         var distiller: Distiller?
         if let students, let embedder {
+            // A run's rows, vectors and training buffers were freed in whichever malloc arenas its threads
+            // used, and glibc keeps freed arena memory: without a trim, runs under load raised the RSS by
+            // ~7 MiB each (the soak). Give it back to the system after each run.
             distiller = Distiller(
-                store: store, embedder: embedder, students: students, configuration: config, metrics: metrics, logger: logger)
+                store: store, embedder: embedder, students: students, settings: config.distill, clock: clock,
+                metrics: metrics, releaseMemory: Allocator.trim, logger: logger)
         }
         self.distiller = distiller
         var services: [any Service] = []
@@ -181,12 +193,8 @@ public final class DistillSystem: Sendable {
     }
 
     /// `GET /v1/models`: what the teacher serves.
-    public func listModels() async throws(APIError) -> JSONValue {
-        do {
-            return try await teacher.models()
-        } catch {
-            throw error.apiError
-        }
+    public func listModels() async throws(TeacherError) -> JSONValue {
+        try await teacher.models()
     }
 
     /// `GET /metrics`: every series in Prometheus's text format.
@@ -198,10 +206,10 @@ public final class DistillSystem: Sendable {
     public func status(listeners: [String]) async -> DaemonStatus {
         let breaker = teacher.breaker.snapshot
         return DaemonStatus(
-            version: DistillVersion.current, startedAt: startedAt, uptimeSeconds: Date().timeIntervalSince(startedAt),
+            version: DistillVersion.current, startedAt: startedAt, uptimeSeconds: clock.now.timeIntervalSince(startedAt),
             listeners: listeners,
             store: .init(
-                path: store.path, sizeBytes: store.sizeOnDisk,
+                path: store.location, sizeBytes: store.sizeOnDisk ?? 0,
                 teacherLogRows: (try? await store.teacherLogCount()) ?? -1),
             teacher: .init(
                 baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,

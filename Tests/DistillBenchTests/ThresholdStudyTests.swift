@@ -1,22 +1,22 @@
 import DistillCore
+import Embedding
 import Foundation
-import Logging
 import TeacherSimulator
 import Testing
 
+@testable import distill_bench
+
 /// The default similarity threshold, held to the measurement it was chosen from.
 @Suite struct ThresholdStudyTests {
-    @Test func theDefaultThresholdServesFewWrongAnswersOnBanking77() async throws {
+    @Test func theDefaultThresholdServesFewWrongAnswersOnBanking77() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
         let rows = try CSV.parse(String(contentsOf: root.appendingPathComponent("../shared/data/banking77/test.csv"), encoding: .utf8))
         let queries = rows.dropFirst().filter { $0.count == 2 }
         #expect(queries.count == 3080)
-        var embedding = DistillConfig.Embedding()
-        embedding.modelDir = root.appendingPathComponent("models/all-MiniLM-L6-v2").path
-        let embedder = try DistillSystem.loadEmbedder(embedding, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let vectors = try await embedder.embed(queries.map { $0[0] })
+        let encoder = try BertEncoder(modelDirectory: root.appendingPathComponent("models/all-MiniLM-L6-v2"))
+        let vectors = encoder.embed(queries.map { $0[0] })
 
-        let threshold = DistillConfig().cache.similarityThreshold
+        let threshold = CacheSettings().similarityThreshold
         let study = ThresholdStudy.run(vectors: vectors, labels: queries.map { $0[1] }, thresholds: [0.8, threshold], seed: 1)
         let loose = study[0]
         let chosen = study[1]

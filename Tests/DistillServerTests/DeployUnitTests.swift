@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import DistillCore
+@testable import DistillServer
+import DistillCore
 
 /// deploy/distilld.service, read as systemd would start distilld with it and the shipped config.
 @Suite struct DeployUnitTests {

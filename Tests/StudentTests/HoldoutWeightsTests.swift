@@ -1,6 +1,6 @@
 import Testing
 
-@testable import DistillCore
+@testable import Student
 
 @Suite struct HoldoutWeightsTests {
     @Test func eachStratumStandsForItsShareOfTheTraffic() throws {

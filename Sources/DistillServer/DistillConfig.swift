@@ -1,4 +1,5 @@
 import Configuration
+import DistillCore
 import Foundation
 import SystemPackage
 import Teacher
@@ -12,11 +13,11 @@ public struct DistillConfig: Sendable, Equatable {
     public var admin = Admin()
     public var store = Store()
     public var teacher = Teacher()
-    public var cache = Cache()
+    public var cache = CacheSettings()
     public var embedding = Embedding()
-    public var index = Index()
-    public var student = Student()
-    public var distill = Distill()
+    public var index = IndexSettings()
+    public var student = StudentSettings()
+    public var distill = DistillSettings()
     public var log = Log()
 
     public init() {}
@@ -74,28 +75,6 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxConnections = 64
     }
 
-    public struct Cache: Sendable, Equatable {
-        public init() {}
-
-        public var enabled = true
-        /// Least cosine similarity at which a cached answer serves a paraphrase (per scope:
-        /// `cachectl cache configure`). Chosen from a measurement: docs/benchmarks.md.
-        public var similarityThreshold = 0.925
-        /// How long an entry may serve; 0: until evicted.
-        public var ttlSeconds = 2_592_000.0
-        /// Beyond this many entries, the least recently used go.
-        public var maxEntries = 1_000_000
-        /// Answers of recently used entries kept in memory, in bytes, so that a hit on one reads
-        /// no SQLite; 0: every hit reads its answer from the store.
-        public var hotAnswerBytes = 64 << 20
-        /// Requests with a higher temperature ask for variety and bypass the cache.
-        public var temperatureCeiling = 1.0
-        /// Hit counts and last-hit times are written in batches this often.
-        public var hitFlushSeconds = 5.0
-        /// Changed vector indexes are snapshotted this often (and at shutdown).
-        public var snapshotIntervalSeconds = 300.0
-    }
-
     public struct Embedding: Sendable, Equatable {
         public init() {}
 
@@ -107,53 +86,6 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxWaitMilliseconds = 0.0
         /// OpenBLAS threads for the encoder.
         public var threads = 2
-    }
-
-    public struct Index: Sendable, Equatable {
-        public init() {}
-
-        /// HNSW graph degree and build/search breadth.
-        public var m = 16
-        public var efConstruction = 200
-        public var efSearch = 64
-        /// A scope's index is exact (flat) until it holds this many entries.
-        public var flatUntil = 2048
-    }
-
-    public struct Student: Sendable, Equatable {
-        public init() {}
-
-        /// Whether confident students answer cache misses.
-        public var enabled = true
-        /// τ is chosen so that accepted holdout answers agree with the teacher at least this often,
-        /// and a scope whose audited answers fall below it stops being served.
-        public var targetAgreement = 0.95
-        /// The share of confident answers also asked of the teacher, to measure live agreement.
-        public var auditShare = 0.02
-        /// Live agreement is judged on a scope's most recent audits, at most this many.
-        public var auditWindow = 200
-        /// Teacher answers given fewer times than this are no class of the student.
-        public var minSupport = 3
-    }
-
-    public struct Distill: Sendable, Equatable {
-        public init() {}
-
-        /// Whether students are retrained in the background.
-        public var enabled = true
-        /// A backstop: how often the teacher log is checked for new answers besides each commit to it.
-        public var intervalSeconds = 30.0
-        /// A scope is retrained once this many teacher answers were logged since its last training (half as
-        /// many while no student serves it), or a tenth of the answers its last run trained on, if more. Early
-        /// students gain most from each new answer (docs/benchmarks.md, Replay).
-        public var minNewRows = 250
-        /// A scope needs this many logged answers before its first training (at least 100: τ needs 50
-        /// accepted answers from a holdout of at most half).
-        public var minRows = 500
-        /// Training uses a scope's newest answers, at most this many.
-        public var maxRows = 50_000
-        /// This share of them is held out (`HoldoutFold`): calibration, τ and the promotion gate.
-        public var holdoutShare = 0.2
     }
 
     public struct Log: Sendable, Equatable {

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import DistillCore
+@testable import DistillServer
+import DistillCore
 
 @Suite struct AccessConfigTests {
     static let key1 = "sk-test-0123456789abcdef"
