@@ -20,11 +20,19 @@ import Synchronization
 /// never waits on it. Nothing is written until a run has finished: a version is stored, and made
 /// active, in one transaction, so a crash mid-training leaves the active version serving.
 public final class Distiller: Service, Sendable {
+    /// Trains a candidate on `training`, calibrated and evaluated on `holdout`; `shouldStop` is asked after
+    /// every epoch. `StudentTrainer.train` in the daemon; tests give one of their own.
+    public typealias Trainer = @Sendable (
+        _ training: [TeacherExchange], _ holdout: [TeacherExchange], _ configuration: TrainingConfiguration,
+        _ shouldStop: () -> Bool
+    ) throws(StudentTrainingError) -> TrainingResult
+
     let store: any DistillStore
     let embedder: any Embedder
     let students: Students
     let configuration: DistillSettings
     let training: TrainingConfiguration
+    let trainer: Trainer
     let fold: HoldoutFold
     let gate: PromotionGate
     let clock: any WallClock
@@ -55,8 +63,12 @@ public final class Distiller: Service, Sendable {
     public init(
         store: any DistillStore, embedder: any Embedder, students: Students, settings: DistillSettings,
         clock: any WallClock, metrics: any DomainMetrics, releaseMemory: @escaping @Sendable () -> Void = {},
+        trainer: @escaping Trainer = { training, holdout, configuration, shouldStop throws(StudentTrainingError) in
+            try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration, shouldStop: shouldStop)
+        },
         logger: Logger
     ) {
+        self.trainer = trainer
         self.store = store
         self.embedder = embedder
         self.students = students
@@ -332,7 +344,7 @@ public final class Distiller: Service, Sendable {
         _ exchanges: [TeacherExchange], holdout: [TeacherExchange], run: DistillRunInfo
     ) async throws(DistillRunError) -> TrainingResult {
         let stop = StopFlag()
-        let configuration = training
+        let (configuration, trainer) = (training, trainer)
         let result: Result<TrainingResult, StudentTrainingError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let thread = Thread { [self] in
@@ -342,7 +354,7 @@ public final class Distiller: Service, Sendable {
                     var epoch = 0
                     continuation.resume(
                         returning: Result { () throws(StudentTrainingError) in
-                            try StudentTrainer.train(training: exchanges, holdout: holdout, configuration: configuration) {
+                            try trainer(exchanges, holdout, configuration) {
                                 epoch += 1
                                 update(run.id) { $0.epoch = epoch }
                                 return stop.isSet

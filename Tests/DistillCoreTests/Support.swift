@@ -4,6 +4,7 @@ import Embedding
 import Foundation
 import Logging
 import Synchronization
+import Teacher
 
 /// A logger that drops everything.
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -51,4 +52,44 @@ final class RecordingMetrics: DomainMetrics {
     func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {}
     func recordStudentSuspension() { counts.withLock { $0.suspensions += 1 } }
     func recordDistillRun(_ outcome: DistillRunOutcome, trainingSeconds: Double) { counts.withLock { $0.runs[outcome, default: 0] += 1 } }
+}
+
+/// A teacher that answers every request with `answer`, or fails with `failure`; no network.
+final class ScriptedTeacher: TeacherUpstream {
+    let answer: String
+    let failure: TeacherError?
+    private let calls = Mutex(0)
+    var callCount: Int { calls.withLock { $0 } }
+
+    init(answer: String = "scripted", failure: TeacherError? = nil) {
+        self.answer = answer
+        self.failure = failure
+    }
+
+    struct Stream: TeacherAnswerStream {
+        let script: [TeacherStream.Event]
+        struct Events: TeacherStreamEvents {
+            var remaining: [TeacherStream.Event]
+            mutating func next() async throws(TeacherError) -> TeacherStream.Event? { remaining.isEmpty ? nil : remaining.removeFirst() }
+        }
+        func events() -> Events { Events(remaining: script) }
+    }
+
+    func complete(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> TeacherCompletion {
+        calls.withLock { $0 += 1 }
+        if let failure { throw failure }
+        return TeacherCompletion(
+            answer: TeacherAnswer(text: answer, finishReason: "stop"),
+            clientBody: ["choices": [["message": ["role": "assistant", "content": .string(answer)], "finish_reason": "stop"]]])
+    }
+
+    func stream(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> Stream {
+        calls.withLock { $0 += 1 }
+        if let failure { throw failure }
+        return Stream(script: [
+            .chunk(["choices": [["delta": ["content": .string(answer)]]]]), .finished(TeacherAnswer(text: answer, finishReason: "stop")),
+        ])
+    }
+
+    func models() async throws(TeacherError) -> JSONValue { ["data": []] }
 }
