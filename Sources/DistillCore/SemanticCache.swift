@@ -37,6 +37,8 @@ public final class SemanticCache: Sendable {
     }
 
     let store: any DistillStore
+    /// Embeds what an operator searches for, and imported prompts of another model.
+    let embedder: any Embedder
     let clock: any WallClock
     let defaults: ScopeSettings
     let maxEntries: Int
@@ -75,10 +77,12 @@ public final class SemanticCache: Sendable {
     public static let modelKey = "embedding_model"
 
     init(
-        store: any DistillStore, settings: CacheSettings, index: IndexSettings, model: EmbeddingModelIdentity,
+        store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
         clock: any WallClock, metrics: any DomainMetrics, logger: Logger
     ) {
         self.store = store
+        self.embedder = embedder
+        let model = embedder.identity
         self.clock = clock
         self.defaults = ScopeSettings(
             similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds > 0 ? settings.ttlSeconds : nil)
@@ -99,7 +103,7 @@ public final class SemanticCache: Sendable {
         clock: any WallClock, metrics: any DomainMetrics, logger: Logger
     ) async throws -> SemanticCache {
         let cache = SemanticCache(
-            store: store, settings: settings, index: index, model: embedder.identity, clock: clock, metrics: metrics,
+            store: store, settings: settings, index: index, embedder: embedder, clock: clock, metrics: metrics,
             logger: logger)
         let model = cache.indexConfiguration.model
         if let stored = try await store.metadata(modelKey), stored != model {
@@ -258,14 +262,25 @@ public final class SemanticCache: Sendable {
         return keys.count
     }
 
-    /// The `k` entries of `scope` nearest to `vector`, with their similarity.
-    public func nearest(scope: String, vector: [Float], k: Int) async throws -> [(entry: CacheEntryRecord, similarity: Float)] {
-        guard let index = state.withLock({ $0.indexes[scope] }) else { return [] }
+    /// The `limit` entries nearest to `text` in `scope` (in every scope when nil), most similar first.
+    public func search(_ text: String, scope: String?, limit: Int) async throws -> [(entry: CacheEntryRecord, similarity: Float)] {
+        let vector = try await embedder.embed([text])[0]
+        let indexes = state.withLock { state in scope.map { [state.indexes[$0]].compactMap { $0 } } ?? Array(state.indexes.values) }
+        let nearest = indexes.flatMap { $0.search(vector, k: limit) }.sorted { $0.similarity > $1.similarity }.prefix(limit)
         var found: [(CacheEntryRecord, Float)] = []
-        for result in index.search(vector, k: k) {
+        for result in nearest {
             if let entry = try await store.cacheEntry(id: result.id) { found.append((entry, result.similarity)) }
         }
         return found
+    }
+
+    /// A page of entries after `id` (of one scope, or all), by id.
+    public func entries(scope: String?, after id: Int64, limit: Int) async throws -> [CacheEntryRecord] {
+        try await store.cacheEntries(scope: scope, after: id, limit: limit)
+    }
+
+    public func entry(id: Int64) async throws -> CacheEntryRecord? {
+        try await store.cacheEntry(id: id)
     }
 
     /// The full key of the scope with entries that `prefix` starts (`Scope.resolve`).
@@ -286,7 +301,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise.
-    public func importEntries(_ lines: [CacheExportLine], embedder: any Embedder) async throws -> Int {
+    public func importEntries(_ lines: [CacheExportLine]) async throws -> Int {
         let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model }
         var vectors = lines.map { line in
             CacheEntryRecord.decode(Data(base64Encoded: line.embedding) ?? Data())

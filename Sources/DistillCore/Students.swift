@@ -275,6 +275,26 @@ public final class Students: Sendable {
         return activated
     }
 
+    /// Every stored version (of one scope, or all), newest first.
+    public func versions(scope: String?) async throws(DistillError) -> [StudentVersionRecord] {
+        do {
+            return try await store.studentVersions(scope: scope)
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+    }
+
+    /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
+    public func resolveScope(_ prefix: String) async throws(DistillError) -> String {
+        let scopes: [String]
+        do {
+            scopes = Array(try await store.teacherLogActivity().keys)
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
+    }
+
     public func status() -> StudentStatus {
         let scopes = serving.withLock { state in
             state.map { scope, current in
