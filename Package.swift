@@ -49,6 +49,19 @@ let package = Package(
 
         // Libraries
         .target(name: "DistillAPI"),
+        // One typed client of distilld's public and admin APIs, over TCP and the Unix socket:
+        // cachectl, distill-bench and the end-to-end tests all speak to the daemon through it.
+        .target(
+            name: "DistillClient",
+            dependencies: [
+                "DistillAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(name: "SeededRandom"),
         // Starting and watching distilld, teacher-sim and cachectl: the end-to-end tests and the replay.
         .target(name: "ChildProcess"),
@@ -127,12 +140,8 @@ let package = Package(
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "DistillAPI",
+                "DistillAPI", "DistillClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -149,18 +158,29 @@ let package = Package(
                 "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
-                "DistillAPI",
+                // replay: a client of distilld over TCP and its Unix socket, admin API included.
+                "DistillAPI", "DistillClient",
+                // The replay sizes its HTTP client's connection pool to its concurrency.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: optimizedAlways
         ),
 
         // Tests
         .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "SeededRandom"]),
+        // Against a small Hummingbird app served in-process over loopback and a Unix socket.
+        .testTarget(
+            name: "DistillClientTests",
+            dependencies: [
+                "DistillClient", "DistillAPI",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
@@ -215,11 +235,10 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "DistillAPI", "ChildProcess",
+                "DistillAPI", "DistillClient", "ChildProcess",
+                // teacher-sim's own endpoints (/sim/…), and RawHTTP's bytes no client would send.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillAPI
+import DistillClient
 import Foundation
 
 struct CacheCommand: AsyncParsableCommand {
@@ -19,9 +20,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                var query = "/admin/cache/entries?limit=\(limit)"
-                if let scope { query += "&scope=\(scope)" }
-                let page = try await group.root.client.get(query, as: CacheEntryPage.self)
+                let page = try await group.root.client.cacheEntries(scope: scope, limit: limit)
                 if output.json { return try printJSON(page) }
                 print(table([["ID", "SCOPE", "HITS", "CREATED", "PROMPT", "ANSWER"]] + page.entries.map { entry in
                     [String(entry.id), String(entry.scope.prefix(12)), String(entry.hits), entry.createdAt.formatted(.iso8601),
@@ -40,7 +39,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let entry = try await group.root.client.get("/admin/cache/entries/\(id)", as: CacheEntryInfo.self)
+                let entry = try await group.root.client.cacheEntry(id: id)
                 if output.json { return try printJSON(entry) }
                 print(table([
                     ["id", String(entry.id)], ["scope", entry.scope], ["prompt", entry.prompt], ["answer", entry.answer],
@@ -63,9 +62,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let results = try await group.root.client.send(
-                    .POST, "/admin/cache/search", json: CacheSearchRequest(text: text, scope: scope, limit: limit),
-                    as: [CacheSearchResult].self)
+                let results = try await group.root.client.searchCache(CacheSearchRequest(text: text, scope: scope, limit: limit))
                 if output.json { return try printJSON(results) }
                 print(table([["SIMILARITY", "ID", "SCOPE", "PROMPT", "ANSWER"]] + results.map { result in
                     [String(format: "%.4f", result.similarity), String(result.entry.id), String(result.entry.scope.prefix(12)),
@@ -84,7 +81,7 @@ struct CacheCommand: AsyncParsableCommand {
             try await runCommand {
                 var deleted = 0
                 for id in ids {
-                    deleted += try await group.root.client.send(.DELETE, "/admin/cache/entries/\(id)", json: [String: String](), as: CacheCount.self).count
+                    deleted += try await group.root.client.invalidateCacheEntry(id: id)
                 }
                 print("invalidated \(deleted) of \(ids.count) entries")
             }
@@ -111,7 +108,7 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCommand {
                 let request = CachePurgeRequest(scope: scope, olderThanSeconds: olderThan.flatMap(parseDuration))
-                let count = try await group.root.client.send(.POST, "/admin/cache/purge", json: request, as: CacheCount.self).count
+                let count = try await group.root.client.purgeCache(request)
                 print("purged \(count) entries")
             }
         }
@@ -131,7 +128,7 @@ struct CacheCommand: AsyncParsableCommand {
                 var cursor: Int64? = 0
                 var count = 0
                 while let after = cursor {
-                    let page = try await group.root.client.get("/admin/cache/export?after=\(after)&limit=500", as: CacheExportPage.self)
+                    let page = try await group.root.client.exportCache(after: after, limit: 500)
                     try writeLines(page.lines, to: sink)
                     count += page.lines.count
                     cursor = page.nextAfter
@@ -157,7 +154,7 @@ struct CacheCommand: AsyncParsableCommand {
                 var imported = 0
                 func flush() async throws {
                     guard !batch.isEmpty else { return }
-                    imported += try await group.root.client.send(.POST, "/admin/cache/import", json: batch, as: CacheCount.self).count
+                    imported += try await group.root.client.importCache(batch)
                     batch.removeAll()
                 }
                 for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
@@ -181,7 +178,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let stats = try await group.root.client.get("/admin/cache/stats", as: CacheStats.self)
+                let stats = try await group.root.client.cacheStats()
                 if output.json { return try printJSON(stats) }
                 func counts(_ values: [String: Int64]) -> String {
                     values.isEmpty ? "none" : values.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
@@ -220,7 +217,7 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCommand {
                 let settings = CacheScopeSettings(similarityThreshold: threshold, ttlSeconds: ttl.map { $0 == "0" ? 0 : parseDuration($0)! })
-                let info = try await group.root.client.send(.PUT, "/admin/cache/scopes/\(scope)", json: settings, as: CacheScopeInfo.self)
+                let info = try await group.root.client.configureCacheScope(scope, settings)
                 print("scope \(info.scope.prefix(16)): threshold \(String(format: "%.3f", info.similarityThreshold)), ttl \(info.ttlSeconds.map { formatDuration($0) } ?? "never")")
             }
         }
@@ -244,7 +241,7 @@ func clip(_ text: String, _ length: Int) -> String {
 func openOutput(_ path: String?) throws -> FileHandle {
     guard let path else { return FileHandle.standardOutput }
     guard FileManager.default.createFile(atPath: path, contents: nil) else {
-        throw CachectlError.requestFailed(status: 0, message: "cannot create \(path)")
+        throw CachectlError("cannot create \(path)")
     }
     return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
 }

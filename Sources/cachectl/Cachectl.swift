@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillAPI
+import DistillClient
 import Foundation
 
 @main
@@ -24,12 +25,12 @@ struct Cachectl: AsyncParsableCommand {
     @Option(help: "distilld's TCP address instead, e.g. http://127.0.0.1:8080 (default: $DISTILL_ADMIN_URL).")
     var url: String?
 
-    var client: AdminClient {
+    var client: DistillClient {
         let environment = ProcessInfo.processInfo.environment
         if let url = url ?? environment["DISTILL_ADMIN_URL"] {
-            return AdminClient(endpoint: .http(baseURL: url, token: environment["DISTILL_ADMIN_TOKEN"]))
+            return DistillClient(.tcp(url), adminToken: environment["DISTILL_ADMIN_TOKEN"])
         }
-        return AdminClient(endpoint: .socket(path: socket ?? environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock"))
+        return DistillClient(.unix(socket ?? environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock"))
     }
 }
 
@@ -42,11 +43,21 @@ struct OutputOptions: ParsableArguments {
 func runCommand(_ body: () async throws -> Void) async throws {
     do {
         try await body()
+    } catch let error as DistillClientError {
+        var message = "\(error)"
+        if case .socketMissing = error { message += " (start it, or pass --socket PATH or --url URL)" }
+        FileHandle.standardError.write(Data("cachectl: \(message)\n".utf8))
+        throw error.fromDaemon ? ExitCode.failure : ExitCode(2)
     } catch let error as CachectlError {
         FileHandle.standardError.write(Data("cachectl: \(error)\n".utf8))
-        if case .daemonNotRunning = error { throw ExitCode(2) }
         throw ExitCode.failure
     }
+}
+
+/// A failure on this side: a file that cannot be written, a copy that arrived incomplete.
+struct CachectlError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 func printJSON(_ value: some Encodable) throws {
@@ -91,7 +102,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand {
-            let status = try await root.client.get("/admin/status", as: DaemonStatus.self)
+            let status = try await root.client.status()
             if options.json { return try printJSON(status) }
             print(
                 table([
@@ -112,7 +123,7 @@ struct Stats: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand {
-            let stats = try await root.client.get("/admin/stats", as: DaemonStats.self)
+            let stats = try await root.client.stats()
             if options.json { return try printJSON(stats) }
             func section(_ title: String, _ counts: [String: Int64]) -> [[String]] {
                 [[title, ""]] + (counts.isEmpty ? [["  (none)", ""]] : counts.sorted { $0.key < $1.key }.map { ["  \($0.key)", String($0.value)] })
@@ -149,7 +160,7 @@ struct TeacherLog: AsyncParsableCommand {
                 var cursor: Int64? = after
                 var count = 0
                 while let next = cursor {
-                    let page = try await group.root.client.get("/admin/teacher-log?after=\(next)&limit=1000", as: TeacherLogPage.self)
+                    let page = try await group.root.client.teacherLog(after: next, limit: 1000)
                     try writeLines(page.entries, to: sink)
                     count += page.entries.count
                     cursor = page.nextAfter
