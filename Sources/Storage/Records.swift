@@ -149,7 +149,6 @@ public struct TeacherLogRecord: Codable, Sendable, Equatable {
         case completionTokens = "completion_tokens"
         case latencyMilliseconds = "latency_ms"
     }
-
 }
 
 /// One trained student of a scope: every version is kept, for rollback and for the record.
@@ -199,7 +198,6 @@ public struct StudentVersionRecord: Codable, Sendable, Equatable {
         case trainedThrough = "trained_through"
         case trainingSeconds = "training_seconds"
     }
-
 }
 
 /// What a backup copied.
