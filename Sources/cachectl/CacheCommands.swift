@@ -124,16 +124,10 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink = try openOutput(file)
-                var cursor: Int64? = 0
-                var count = 0
-                while let after = cursor {
+                let count = try await exportPages(to: file, after: 0) { after in
                     let page = try await group.root.client.exportCache(after: after, limit: 500)
-                    try writeLines(page.lines, to: sink)
-                    count += page.lines.count
-                    cursor = page.nextAfter
+                    return (page.lines, page.nextAfter)
                 }
-                try sink.synchronize()
                 FileHandle.standardError.write(Data("exported \(count) cache entries\n".utf8))
             }
         }
@@ -238,20 +232,3 @@ func clip(_ text: String, _ length: Int) -> String {
     return line.count <= length ? line : String(line.prefix(length - 1)) + "…"
 }
 
-func openOutput(_ path: String?) throws -> FileHandle {
-    guard let path else { return FileHandle.standardOutput }
-    guard FileManager.default.createFile(atPath: path, contents: nil) else {
-        throw CachectlError("cannot create \(path)")
-    }
-    return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-}
-
-func writeLines(_ values: [some Encodable], to sink: FileHandle) throws {
-    let encoder = JSONEncoder.admin
-    var lines = Data()
-    for value in values {
-        lines.append(try encoder.encode(value))
-        lines.append(UInt8(ascii: "\n"))
-    }
-    sink.write(lines)
-}

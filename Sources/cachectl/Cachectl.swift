@@ -156,16 +156,10 @@ struct TeacherLog: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink = try openOutput(output)
-                var cursor: Int64? = after
-                var count = 0
-                while let next = cursor {
-                    let page = try await group.root.client.teacherLog(after: next, limit: 1000)
-                    try writeLines(page.entries, to: sink)
-                    count += page.entries.count
-                    cursor = page.nextAfter
+                let count = try await exportPages(to: output, after: after) { after in
+                    let page = try await group.root.client.teacherLog(after: after, limit: 1000)
+                    return (page.entries, page.nextAfter)
                 }
-                try sink.synchronize()
                 FileHandle.standardError.write(Data("exported \(count) teacher log rows\n".utf8))
             }
         }

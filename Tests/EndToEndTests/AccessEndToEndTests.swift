@@ -49,7 +49,7 @@ struct AccessEndToEndTests {
             // The socket needs no token: its mode is the guard.
             #expect(try await world.cachectl(["status"]).status == 0)
             // cachectl over TCP takes the token from the environment.
-            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String) {
+            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await runToCompletion(
                     "cachectl", ["--url", world.http, "cache", "stats", "--json"], environment: ["DISTILL_ADMIN_TOKEN": token],
                     in: world.directory)
