@@ -57,6 +57,8 @@ struct AccessEndToEndTests {
             let stats = try await cachectlOverTCP(token: Self.adminToken)
             #expect(stats.status == 0 && stats.stdout.contains("\"entries\""))
             #expect(try await cachectlOverTCP(token: Self.keys[0]).status == 1, "a wrong token is refused")
+            let anonymous = try await runToCompletion("cachectl", ["--url", world.http, "status"], in: world.directory)
+            #expect(anonymous.status == 1 && anonymous.stderr.contains("(set $DISTILL_ADMIN_TOKEN"), "\(anonymous.stderr)")
 
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0)
