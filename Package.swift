@@ -160,8 +160,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket, admin API included.
                 "DistillAPI", "DistillClient",
-                // The replay sizes its HTTP client's connection pool to its concurrency.
+                // The replay sizes its HTTP client's connection pool to its concurrency; soak and
+                // chaos set teacher-sim's faults.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // soak and chaos check distilld's store as a crash left it (integrity_check on a
+                // copy) and read it beside the daemon, read-only.
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: optimizedAlways
         ),

@@ -54,16 +54,19 @@ public struct DistillClient: Sendable {
         self.patientHTTP = http ?? Self.patientHTTP
     }
 
-    /// Gives up on a connection at once when nothing listens (AsyncHTTPClient would otherwise
-    /// retry it until the deadline), and on an answer silent for a minute.
-    private static let quickHTTP = makeHTTPClient(readTimeout: .seconds(60))
+    private static let quickHTTP = makeHTTPClient()
     /// For a backup, silent for minutes while distilld copies and checks the store.
-    private static let patientHTTP = makeHTTPClient(readTimeout: .minutes(30))
+    private static let patientHTTP = makeHTTPClient(readTimeout: .seconds(30 * 60))
 
-    private static func makeHTTPClient(readTimeout: TimeAmount) -> HTTPClient {
+    /// An HTTP client as the default ones are made, for callers that need more connections at
+    /// once (a load generator): it gives up on a connection at once when nothing listens
+    /// (AsyncHTTPClient would otherwise retry it until the deadline), and on an answer silent for
+    /// `readTimeout`. The caller shuts it down.
+    public static func makeHTTPClient(readTimeout: Duration = .seconds(60), connections: Int = 8) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(2), read: readTimeout)
+        configuration.timeout = .init(connect: .seconds(2), read: timeAmount(readTimeout))
         configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

@@ -3,6 +3,10 @@ import DistillAPI
 import DistillClient
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct CacheCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache", abstract: "The semantic cache.",
@@ -59,6 +63,12 @@ struct CacheCommand: AsyncParsableCommand {
         @Argument(help: "The text to look for.") var text: String
         @Option(help: "Only this scope (default: every scope).") var scope: String?
         @Option(help: "How many entries.") var limit = 10
+
+        func validate() throws {
+            guard !text.allSatisfy(\.isWhitespace) else {
+                throw ValidationError("Give the text to search for: an empty one is near to nothing.")
+            }
+        }
 
         func run() async throws {
             try await runCommand {
@@ -124,16 +134,10 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink = try openOutput(file)
-                var cursor: Int64? = 0
-                var count = 0
-                while let after = cursor {
+                let count = try await exportPages(to: file, after: 0) { after in
                     let page = try await group.root.client.exportCache(after: after, limit: 500)
-                    try writeLines(page.lines, to: sink)
-                    count += page.lines.count
-                    cursor = page.nextAfter
+                    return (page.lines, page.nextAfter)
                 }
-                try sink.synchronize()
                 FileHandle.standardError.write(Data("exported \(count) cache entries\n".utf8))
             }
         }
@@ -142,32 +146,46 @@ struct CacheCommand: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add entries from JSON Lines written by `cache export`.",
-            discussion: "Vectors made by another embedding model are re-computed. An entry replaces one with the same scope and message.")
+            discussion: """
+                Vectors made by another embedding model are re-computed. An entry replaces one with the same \
+                scope and message. Every line is checked before any is sent: a bad one imports nothing.
+                """)
         @ParentCommand var group: CacheCommand
         @Argument(help: "The file to read, or - for stdin.") var file: String
 
         func run() async throws {
             try await runCommand {
-                let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-                let decoder = JSONDecoder.admin
-                var batch: [CacheExportLine] = []
+                let lines = try readLines()
                 var imported = 0
-                func flush() async throws {
-                    guard !batch.isEmpty else { return }
-                    imported += try await group.root.client.importCache(batch)
-                    batch.removeAll()
+                for start in stride(from: 0, to: lines.count, by: 200) {
+                    imported += try await group.root.client.importCache(Array(lines[start..<min(start + 200, lines.count)]))
                 }
-                for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
-                    do {
-                        batch.append(try decoder.decode(CacheExportLine.self, from: line))
-                    } catch {
-                        throw ValidationError("\(file):\(number + 1): not a cache export line: \(error)")
-                    }
-                    if batch.count == 200 { try await flush() }
-                }
-                try await flush()
                 print("imported \(imported) entries")
             }
+        }
+
+        private func readLines() throws -> [CacheExportLine] {
+            let name = file == "-" ? "stdin" : file
+            let data: Data?
+            if file == "-" {
+                data = try? FileHandle.standardInput.readToEnd()
+            } else {
+                let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { throw CachectlError("cannot read \(file): \(String(cString: strerror(errno)))") }
+                data = try? FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readToEnd()
+            }
+            guard let data else { throw CachectlError("cannot read \(name)") }
+            let decoder = JSONDecoder.admin
+            var lines: [CacheExportLine] = []
+            for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+            where !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
+                do {
+                    lines.append(try decoder.decode(CacheExportLine.self, from: line))
+                } catch {
+                    throw CachectlError("\(name):\(index + 1): not a cache export line: \(describe(error))")
+                }
+            }
+            return lines
         }
     }
 
@@ -224,6 +242,20 @@ struct CacheCommand: AsyncParsableCommand {
     }
 }
 
+/// A decoding error in a few words: which field, and what is wrong with it.
+func describe(_ error: any Error) -> String {
+    guard let error = error as? DecodingError else { return "\(error)" }
+    func path(_ keys: [any CodingKey]) -> String { "\"" + keys.map(\.stringValue).joined(separator: ".") + "\"" }
+    switch error {
+    case .keyNotFound(let key, let context): return "no \(path(context.codingPath + [key]))"
+    case .valueNotFound(_, let context): return "\(path(context.codingPath)) is null"
+    case .typeMismatch(let type, let context): return "\(path(context.codingPath)) is not a \(type)"
+    case .dataCorrupted(let context) where context.codingPath.isEmpty: return "not JSON"
+    case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+}
+
 /// `90s`, `30m`, `12h`, `7d` in seconds.
 func parseDuration(_ text: String) -> Double? {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
@@ -238,20 +270,3 @@ func clip(_ text: String, _ length: Int) -> String {
     return line.count <= length ? line : String(line.prefix(length - 1)) + "…"
 }
 
-func openOutput(_ path: String?) throws -> FileHandle {
-    guard let path else { return FileHandle.standardOutput }
-    guard FileManager.default.createFile(atPath: path, contents: nil) else {
-        throw CachectlError("cannot create \(path)")
-    }
-    return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-}
-
-func writeLines(_ values: [some Encodable], to sink: FileHandle) throws {
-    let encoder = JSONEncoder.admin
-    var lines = Data()
-    for value in values {
-        lines.append(try encoder.encode(value))
-        lines.append(UInt8(ascii: "\n"))
-    }
-    sink.write(lines)
-}

@@ -95,7 +95,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let teacherFile = (softJSONL ?? gpt4CSV)!
         let dataset = try softJSONL.map { try TeacherDataset.loadSoftJSONL(path: $0) } ?? TeacherDataset.loadGPT4CSV(path: gpt4CSV!)
         var workload = Self.uniqueQueries(dataset)
-        guard !workload.isEmpty else { throw ReplayError("\(teacherFile) has no queries") }
+        guard !workload.isEmpty else { throw BenchError("\(teacherFile) has no queries") }
         if let queries, queries < workload.count {
             var random = SplitMix64(seed: seed ^ 0x5EED_0F_5A_4D_93)
             workload = random.permutation(workload.count).prefix(queries).sorted().map { workload[$0] }
@@ -105,8 +105,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-replay-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let interrupt = Self.killChildrenOnInterrupt()
-        defer { interrupt.cancel() }
+        let interrupt = BenchProcesses.killAllOnInterrupt()
+        defer { interrupt.forEach { $0.cancel() } }
         note("replaying \(stream.order.count) requests (\(workload.count) unique queries, \(stream.repeats) repeats) of \(teacherFile)")
 
         let started = Date()
@@ -141,7 +141,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             print(summary(report, teacherFile: teacherFile, seconds: seconds, paths: paths, comparison: comparison))
         }
         if report.errors > 0 {
-            throw ReplayError("\(report.errors) of \(outcomes.count) requests failed (see the report); the figures leave them out")
+            throw BenchError("\(report.errors) of \(outcomes.count) requests failed (see the report); the figures leave them out")
         }
     }
 
@@ -167,14 +167,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
     ) async throws -> RunResult {
         // The caller's DISTILL_ variables are dropped: the daemon runs on its defaults.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DISTILL_") }
-        let simulator = try ReplayProcesses.start(
+        let simulator = try BenchProcesses.start(
             executable: binaries.appendingPathComponent("teacher-sim"),
             arguments: [
                 "--port", "0", softJSONL == nil ? "--gpt4-csv" : "--soft-jsonl", Self.absolute(teacherFile),
                 "--latency-ms", String(teacherLatency), "--jitter-ms", String(teacherJitter), "--seed", String(seed),
             ],
             environment: environment, directory: directory)
-        return try await ReplayProcesses.whileRunning(simulator) {
+        return try await BenchProcesses.whileRunning(simulator) {
             let simulatorURL = try await simulator.address("http://")
             environment["DISTILL_EMBEDDING_MODEL_DIR"] = Self.absolute(model)
             for entry in daemonEnvironment {
@@ -182,14 +182,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             let socket = directory.appendingPathComponent("distilld.sock").path
-            let daemon = try ReplayProcesses.start(
+            let daemon = try BenchProcesses.start(
                 executable: binaries.appendingPathComponent("distilld"),
                 arguments: [
                     "--http", "127.0.0.1:0", "--socket", socket, "--data-dir", directory.appendingPathComponent("data").path,
                     "--teacher-url", "\(simulatorURL)/v1",
                 ],
                 environment: environment, directory: directory)
-            return try await ReplayProcesses.whileRunning(daemon) {
+            return try await BenchProcesses.whileRunning(daemon) {
                 let http = try await daemon.address("http://")
                 _ = try await daemon.address("unix:")
                 let address: DistillClient.Address = switch transport {
@@ -309,19 +309,6 @@ struct ReplayBenchmark: AsyncParsableCommand {
         return (full as NSString).standardizingPath
     }
 
-    /// On SIGINT or SIGTERM, the processes the run started die with it.
-    static func killChildrenOnInterrupt() -> any DispatchSourceSignal {
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        signal(SIGINT, SIG_IGN)
-        source.setEventHandler {
-            ReplayProcesses.killAll()
-            FileHandle.standardError.write(Data("\ninterrupted\n".utf8))
-            Foundation.exit(130)
-        }
-        source.resume()
-        return source
-    }
-
     // MARK: - Output
 
     func runInfo(
@@ -374,7 +361,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: path),
             let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
             let previous = object["sources"] as? String
-        else { throw ReplayError("\(path) is not a replay report (no \"sources\")") }
+        else { throw BenchError("\(path) is not a replay report (no \"sources\")") }
         let pairs = zip(sources.utf8, previous.utf8)
         let compared = min(sources.utf8.count, previous.utf8.count)
         return (compared == 0 ? 0 : Double(pairs.count { $0 == $1 }) / Double(compared), compared)
@@ -442,7 +429,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
 }
 
 extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
+    func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
@@ -505,7 +492,7 @@ struct RequestSender: Sendable {
         } catch {
             // A daemon that died ends the run; anything else is this request's failure.
             guard daemon.isRunning else {
-                throw ReplayError("distilld exited during the replay; the end of its log (\(daemon.stderrPath)):\n\(daemon.stderrTail())")
+                throw BenchError("distilld exited during the replay; the end of its log (\(daemon.stderrPath)):\n\(daemon.stderrTail())")
             }
             outcome.error = "\(error)"
             return outcome

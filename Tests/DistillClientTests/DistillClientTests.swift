@@ -159,7 +159,7 @@ struct DistillClientTests {
     func aBackupIsWrittenToTheSinkAsItArrives(over transport: Transport) async throws {
         try await Self.serve(over: transport) { address async throws in
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("backup-\(UUID().uuidString)")
-            FileManager.default.createFile(atPath: file.path, contents: nil)
+            #expect(FileManager.default.createFile(atPath: file.path, contents: nil))
             defer { try? FileManager.default.removeItem(at: file) }
             let sink = try FileHandle(forWritingTo: file)
             let download = try await DistillClient(address).backup(to: sink)

@@ -49,7 +49,7 @@ struct AccessEndToEndTests {
             // The socket needs no token: its mode is the guard.
             #expect(try await world.cachectl(["status"]).status == 0)
             // cachectl over TCP takes the token from the environment.
-            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String) {
+            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await runToCompletion(
                     "cachectl", ["--url", world.http, "cache", "stats", "--json"], environment: ["DISTILL_ADMIN_TOKEN": token],
                     in: world.directory)
@@ -57,6 +57,8 @@ struct AccessEndToEndTests {
             let stats = try await cachectlOverTCP(token: Self.adminToken)
             #expect(stats.status == 0 && stats.stdout.contains("\"entries\""))
             #expect(try await cachectlOverTCP(token: Self.keys[0]).status == 1, "a wrong token is refused")
+            let anonymous = try await runToCompletion("cachectl", ["--url", world.http, "status"], in: world.directory)
+            #expect(anonymous.status == 1 && anonymous.stderr.contains("(set $DISTILL_ADMIN_TOKEN"), "\(anonymous.stderr)")
 
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0)

@@ -66,7 +66,7 @@ enum EndToEnd {
         /// distilld over its Unix socket: the admin API, and the public one.
         var socketClient: DistillClient { DistillClient(.unix(socket)) }
 
-        func cachectl(_ arguments: [String]) async throws -> (status: Int32, stdout: String) {
+        func cachectl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
             try await runToCompletion("cachectl", ["--socket", socket] + arguments, in: directory)
         }
 
