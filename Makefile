@@ -2,13 +2,15 @@
 SWIFT ?= swift
 CONFIG ?= config/distilld.yaml
 
-.PHONY: bootstrap build build-debug run test soak chaos demo clean
+.PHONY: bootstrap build build-debug run test release-check soak chaos demo clean
 
 bootstrap:
 	@scripts/bootstrap
 
+# The release binaries carry the Swift runtime and Foundation (--static-swift-stdlib), so that a
+# server needs no Swift toolchain: deploy/README.md.
 build: bootstrap
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 run: build
 	.build/release/distilld --config $(CONFIG)
@@ -22,6 +24,12 @@ test: bootstrap
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" soak --seconds 60
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" chaos --kills 5
+
+# What a server gets: the release distilld and cachectl need nothing from the toolchain, and the
+# systemd unit runs them (a systemd container without /opt/swift). Needs root for the second part.
+release-check: build
+	scripts/release-check
+	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/deploy-check
 
 # The long reliability runs, on the release build: a 10-minute soak, and 50 SIGKILLs under load.
 soak: build
