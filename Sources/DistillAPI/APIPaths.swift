@@ -60,6 +60,7 @@ extension APIPath {
     public static let studentVersions = APIPath("/admin/student/versions")
     public static let studentPromote = APIPath("/admin/student/versions/:id/promote")
     public static let studentRollback = APIPath("/admin/student/rollback")
+    public static let studentScope = APIPath("/admin/student/scopes/:scope")
 
     public static let distill = APIPath("/admin/distill")
     public static let distillRuns = APIPath("/admin/distill/runs")
