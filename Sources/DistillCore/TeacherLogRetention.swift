@@ -53,6 +53,7 @@ public struct TeacherLogRetention: Service {
         return result
     }
 
+    /// The hourly sweep; only for a retention (without one there is nothing to run).
     public func run() async {
         guard let retention else { return }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {

@@ -136,7 +136,9 @@ public final class DistillSystem: Sendable {
         self.teacherLogRetention = TeacherLogRetention(
             store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
             logger: logger)
-        var services: [any Service] = [teacherLogRetention]
+        var services: [any Service] = []
+        // A service may not return before shutdown: the sweep joins the group only with a retention.
+        if retentionDays > 0 { services.append(teacherLogRetention) }
         if let cache {
             services.append(
                 CacheUpkeep(
