@@ -44,6 +44,7 @@ extension APIPath {
     public static let adminStatus = APIPath("/admin/status")
     public static let adminStats = APIPath("/admin/stats")
     public static let teacherLog = APIPath("/admin/teacher-log")
+    public static let teacherLogPurge = APIPath("/admin/teacher-log/purge")
     public static let backup = APIPath("/admin/backup")
 
     public static let cacheEntries = APIPath("/admin/cache/entries")

@@ -111,6 +111,11 @@ extension DistillClient {
         try await json(Call(method: .GET, path: APIPath.studentVersions.pattern, query: ["scope": scope]), as: [StudentVersionInfo].self)
     }
 
+    /// `POST /admin/teacher-log/purge`: what was deleted.
+    public func purgeTeacherLog(_ purge: TeacherLogPurgeRequest) async throws -> TeacherLogPurge {
+        try await json(.POST, APIPath.teacherLogPurge.pattern, body: purge, as: TeacherLogPurge.self)
+    }
+
     /// `POST /admin/student/versions/V/promote`; `force` overrules a gate that rejected it.
     public func promoteStudentVersion(_ id: Int64, force: Bool = false) async throws -> StudentVersionInfo {
         let call = Call(method: .POST, path: APIPath.studentPromote.filled(String(id)), query: ["force": force ? "true" : nil])

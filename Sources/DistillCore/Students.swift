@@ -121,6 +121,11 @@ public final class Students: Sendable {
         }
     }
 
+    /// The newest teacher answer the scope's current version (serving or suspended) learned from.
+    func trainedThrough(scope: String) -> Int64? {
+        serving.withLock { $0[scope]?.trainedThrough }
+    }
+
     /// Takes a scope's student out of service (its versions are kept; new ones are still trained and
     /// judged), or puts it back. Persists before it applies.
     public func setEnabled(_ enabled: Bool, scope: String) async throws(DistillError) {
@@ -314,13 +319,7 @@ public final class Students: Sendable {
 
     /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
     public func resolveScope(_ prefix: String) async throws(DistillError) -> String {
-        let scopes: [String]
-        do {
-            scopes = Array(try await store.teacherLogActivity().keys)
-        } catch {
-            throw .storageUnavailable("\(error)")
-        }
-        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
+        try await Scope.resolve(prefix, amongTeacherLogScopesOf: store)
     }
 
     public func status() -> StudentStatus {

@@ -39,6 +39,9 @@ public protocol DistillStore: Sendable {
     func teacherLogActivity(after id: Int64) async throws -> [String: (count: Int, newest: Int64)]
     func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws
     func clearTeacherLogEmbeddings() async throws
+    /// Deletes the exchanges created before `date` (of one scope, or all): per scope, how many, and
+    /// the oldest id among them. Cache entries made from them stay (they lose the link).
+    func purgeTeacherLog(scope: String?, createdBefore date: Date) async throws -> [String: (count: Int, oldestID: Int64)]
 
     // MARK: Cache entries
 

@@ -42,11 +42,12 @@ import Testing
             try await send(.put, "/admin/student/scopes/\(scope)", #"{"enabled":false}"#)
             try await send(.post, "/admin/distill/runs", #"{"scope":"\#(scope)"}"#)
             try await send(.get, "/admin/backup")
+            try await send(.post, "/admin/teacher-log/purge", #"{"scope":null,"older_than_seconds":0}"#)
         }
         let admin = capture.lines.filter { $0.hasPrefix("info admin: ") }
         let actions = [
             "cache entries imported", "cache scope configured", "cache entry deleted", "cache purged", "student version promoted",
-            "student rolled back", "student disabled", "distillation requested", "backup made",
+            "student rolled back", "student disabled", "distillation requested", "backup made", "teacher log purged",
         ]
         for action in actions {
             #expect(admin.count { $0.hasPrefix("info admin: \(action) ") } == (action == "student version promoted" ? 2 : 1), "\(action) in \(admin)")
