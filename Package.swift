@@ -85,6 +85,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The domain: the request path, the cache, the students, re-distillation. No HTTP.
@@ -215,6 +216,7 @@ let package = Package(
             name: "DistillServerTests",
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
+                "Student", "SeededRandom",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -6,7 +6,7 @@ import Storage
 import Teacher
 
 /// Where an answer came from: the `x-distill-source` header.
-public enum AnswerSource: String, Sendable {
+public enum AnswerSource: String, Sendable, CaseIterable {
     case cache, student, teacher
 }
 

@@ -16,7 +16,7 @@ import Synchronization
 public final class Students: Sendable {
     /// What the student makes of one request.
     public struct Decision: Sendable {
-        public enum Action: Sendable {
+        public enum Action: Sendable, CaseIterable {
             /// Confident: the student answers.
             case answer
             /// Confident, and picked for an audit: the teacher answers, and the two are compared.

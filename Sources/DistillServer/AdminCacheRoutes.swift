@@ -30,7 +30,10 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     }
 
     router.delete("/admin/cache/entries/:id") { _, context -> Response in
-        jsonResponse(CacheCount(count: try await cache().invalidate(ids: [try entryID(context)])))
+        let id = try entryID(context)
+        let count = try await cache().invalidate(ids: [id])
+        context.logAdminAction("cache entry deleted", ["distill.entry": "\(id)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.post("/admin/cache/search") { request, _ -> Response in
@@ -41,12 +44,16 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(found.map { CacheSearchResult(entry: info($0.entry), similarity: $0.similarity) })
     }
 
-    router.post("/admin/cache/purge") { request, _ -> Response in
+    router.post("/admin/cache/purge") { request, context -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
         let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
         let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
-        return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
+        let count = try await cache.purge(scope: scope, createdBefore: before)
+        let olderThan = purge.olderThanSeconds.map { "\($0)" } ?? "any"
+        context.logAdminAction(
+            "cache purged", ["distill.scope": "\(scope ?? "all")", "distill.older_than_seconds": "\(olderThan)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/export") { request, _ -> Response in
@@ -55,10 +62,12 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(try await cache().export(after: after, limit: limit))
     }
 
-    router.post("/admin/cache/import") { request, _ -> Response in
+    router.post("/admin/cache/import") { request, context -> Response in
         let cache = try cache()
         let lines = try await decode([CacheExportLine].self, from: request)
-        return jsonResponse(CacheCount(count: try await cache.importEntries(lines)))
+        let count = try await cache.importEntries(lines)
+        context.logAdminAction("cache entries imported", ["distill.lines": "\(lines.count)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/stats") { _, _ -> Response in
@@ -99,6 +108,9 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         }
         try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
         let effective = cache.settings(for: scope)
+        context.logAdminAction(
+            "cache scope configured",
+            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)", "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
         return jsonResponse(
             CacheScopeInfo(

@@ -79,6 +79,7 @@ public final class DistillSystem: Sendable {
                 throw .students("\(error)")
             }
         }
+        if let students { metrics.registerStudents(students.status()) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, clock: clock, metrics: metrics, logger: logger)
@@ -207,6 +208,7 @@ public final class DistillSystem: Sendable {
     /// `GET /metrics`: every series in Prometheus's text format.
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
+        metrics.updateProcess()
         return metrics.registry.emitToBuffer()
     }
 
