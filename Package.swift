@@ -9,6 +9,8 @@ let optimizedAlways: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration:
 // cache line that AVX2 does: 1.47× slower searches (docs/benchmarks.md). distilld therefore needs
 // an AVX2 CPU (Intel Haswell, 2013; AMD Zen, 2017) on x86-64; the encoder's own kernels (GELU,
 // softmax, LayerNorm) and the student's int8 products (2x faster than SSE2's) use it too.
+// CPUKernels refuses older CPUs with a message before main() runs, rather than let them die of SIGILL,
+// and holds the products that use wider instructions (AVX-512) where the CPU has them.
 #if arch(x86_64)
 let vectorKernels: [SwiftSetting] = optimizedAlways + [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
@@ -42,8 +44,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // System libraries
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Matrix and vector kernels compiled for several instruction sets, chosen at run time from the
+        // CPU's features. Optimized in every configuration, like the Swift kernels.
+        .target(name: "CPUKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Libraries
         .target(name: "DistillAPI"),
@@ -53,7 +56,7 @@ let package = Package(
         .target(name: "VectorIndex", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
         .target(
             name: "Embedding",
-            dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CPUKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: vectorKernels
         ),
         .target(name: "Student", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
@@ -151,7 +154,7 @@ let package = Package(
         // Tests
         .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "SeededRandom"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

@@ -1,27 +1,16 @@
-import CBLAS
-import Foundation
-
-/// The process-wide OpenBLAS settings that decide the encoder's speed.
+/// What DistillCore called when the encoder ran on OpenBLAS, kept only so that it builds until it passes
+/// `threads:` to `BertEncoder` and logs `KernelChoice.host`; then this file goes.
+@available(*, deprecated, message: "pass threads: to BertEncoder, and log or show KernelChoice.host")
 public enum BLAS {
-    /// Threads OpenBLAS uses for one product. Process-wide: set it at start-up, before products run.
+    /// The threads of encoders created from now on without a count.
     public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        get { BertEncoder.defaultThreadCount.load(ordering: .relaxed) }
+        set { BertEncoder.defaultThreadCount.store(max(1, newValue), ordering: .relaxed) }
     }
 
-    /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell"); `OPENBLAS_CORETYPE` overrides it at start-up.
-    public static var coreName: String { String(cString: openblas_get_corename()) }
+    /// The kernel set the encoder runs on ("avx2", "avx512", "portable").
+    public static var coreName: String { KernelChoice.host.kernelSet.rawValue }
 
-    /// "SkylakeX" when OpenBLAS runs its AVX2 kernels on a CPU with AVX-512 (OpenBLAS 0.3.21, Debian 12's,
-    /// does not recognize AMD Zen 5): setting `OPENBLAS_CORETYPE=SkylakeX` in the environment of the process
-    /// raises batch throughput about 1.5× there (docs/benchmarks.md). Nil when there is nothing to suggest (or
-    /// not on Linux).
-    public static var suggestedCoreType: String? {
-        guard ["Haswell", "Zen"].contains(coreName),
-            let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return nil }
-        let present = Set(flags.split(separator: " ").map(String.init))
-        return ["avx512f", "avx512dq", "avx512bw", "avx512vl"].allSatisfy(present.contains) ? "SkylakeX" : nil
-    }
+    /// Nothing to suggest any more: the kernels follow the CPU's features by themselves.
+    public static var suggestedCoreType: String? { nil }
 }

@@ -23,4 +23,15 @@ import Testing
             #expect(cosine >= 0.9999, "cosine \(cosine) for \(row.text.debugDescription)")
         }
     }
+
+    /// The kernel sets narrower than this CPU's best (the shared encoder runs the best) give the same vectors.
+    @Test(arguments: KernelSet.allCases.filter { $0.runs(on: .host) && $0 != KernelChoice.host.kernelSet })
+    func everyKernelSetMatchesTheReferenceModel(kernelSet: KernelSet) throws {
+        let golden = try Fixtures.golden()
+        let encoder = try BertEncoder(modelDirectory: Fixtures.modelDirectory, threads: 2, kernelSet: kernelSet)
+        for (row, embedding) in zip(golden, encoder.embed(golden.map(\.text))) {
+            let cosine = Fixtures.cosine(embedding, row.embedding)
+            #expect(cosine >= 0.9999, "\(kernelSet): cosine \(cosine) for \(row.text.debugDescription)")
+        }
+    }
 }
