@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "SeededRandom"),
         // Starting and watching distilld, teacher-sim and cachectl: the end-to-end tests and the replay.
         .target(name: "ChildProcess"),
-        .target(name: "VectorIndex", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
+        .target(name: "VectorIndex", dependencies: ["SeededRandom", "CPUKernels"], swiftSettings: vectorKernels),
         .target(
             name: "Embedding",
             dependencies: ["CPUKernels", .product(name: "Crypto", package: "swift-crypto")],
@@ -153,7 +153,7 @@ let package = Package(
 
         // Tests
         .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "SeededRandom"]),
-        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "CPUKernels", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
