@@ -2,7 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -69,38 +69,11 @@ void cpu_brand(char *buffer, size_t capacity) {
     buffer[length] = 0;
 }
 
-int cpu_features_run_haswell_code(uint32_t features) {
-    uint32_t needed = CPU_FEATURE_AVX | CPU_FEATURE_AVX2 | CPU_FEATURE_FMA | CPU_FEATURE_BMI1 | CPU_FEATURE_BMI2 |
-                      CPU_FEATURE_F16C | CPU_FEATURE_MOVBE | CPU_FEATURE_LZCNT;
-    return (features & needed) == needed;
-}
-
-// The Swift targets VectorIndex, Student and Embedding are compiled for x86-64-v3; on an older CPU their
-// first AVX2 instruction would kill the process with SIGILL, wherever it happens to run. So every
-// program linking these kernels checks before main() and stops with a message instead. This file is
-// compiled for the baseline, so the check itself runs anywhere.
-__attribute__((constructor)) static void refuse_cpus_without_avx2(void) {
-    uint32_t features = cpu_features_detect();
-    if (cpu_features_run_haswell_code(features)) return;
-    char brand[64];
-    cpu_brand(brand, sizeof brand);
-    fprintf(stderr,
-            "error: this CPU (%s) lacks AVX2 and FMA (x86-64-v3), which this x86-64 build of distill requires "
-            "(Intel Haswell, 2013, or AMD Zen, 2017, and later; under a hypervisor, the CPU model it exposes "
-            "must include them)\n",
-            brand[0] ? brand : "unknown model");
-    _exit(78);  // EX_CONFIG
-}
-
 #else
 
 uint32_t cpu_features_detect(void) { return 0; }
 void cpu_brand(char *buffer, size_t capacity) {
     if (capacity > 0) buffer[0] = 0;
-}
-int cpu_features_run_haswell_code(uint32_t features) {
-    (void)features;
-    return 1;
 }
 
 #endif
@@ -112,4 +85,19 @@ kernel_set_id kernel_set_for_features(uint32_t features) {
     if ((features & avx512) == avx512 && kernel_set_compiled(KERNEL_SET_AVX512)) return KERNEL_SET_AVX512;
     if ((features & avx2) == avx2 && kernel_set_compiled(KERNEL_SET_AVX2)) return KERNEL_SET_AVX2;
     return KERNEL_SET_PORTABLE;
+}
+
+int kernel_set_named(const char *name) {
+    if (strcmp(name, "portable") == 0) return KERNEL_SET_PORTABLE;
+    if (strcmp(name, "avx2") == 0) return KERNEL_SET_AVX2;
+    if (strcmp(name, "avx512") == 0) return KERNEL_SET_AVX512;
+    return -1;
+}
+
+kernel_set_id kernel_set_selected(void) {
+    kernel_set_id best = kernel_set_for_features(cpu_features_detect());
+    const char *requested = getenv("DISTILL_KERNELS");
+    int named = requested ? kernel_set_named(requested) : -1;
+    // A narrower set than the best one is always compiled and runnable; the ids are ordered by width.
+    return named >= 0 && named <= (int)best ? (kernel_set_id)named : best;
 }

@@ -84,7 +84,7 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxBatch = 32
         /// How long a lone request may wait for company (0: a batch starts at once).
         public var maxWaitMilliseconds = 0.0
-        /// OpenBLAS threads for the encoder.
+        /// Threads sharing each of the encoder's matrix products.
         public var threads = 2
     }
 
@@ -165,7 +165,7 @@ extension DistillConfig {
     }
 
     /// `DISTILL_` variables that are not config keys but are expected in the environment.
-    private static let ignoredVariables: Set<String> = ["DISTILL_BIN_DIR", "DISTILL_MODEL_DIR"]
+    private static let ignoredVariables: Set<String> = ["DISTILL_BIN_DIR", "DISTILL_MODEL_DIR", "DISTILL_KERNELS"]
 
     private init(fields f: inout ConfigFields) throws(ConfigError) {
         self.init()

@@ -1,7 +1,6 @@
 import CPUKernels
 import Crypto
 import Foundation
-import Synchronization
 
 /// A BERT sentence encoder with mean pooling and L2 normalization: all-MiniLM-L6-v2 as sentence-transformers
 /// runs it, in fp32.
@@ -27,9 +26,6 @@ public final class BertEncoder {
     /// Threads sharing each product, the caller's included.
     public var threadCount: Int { team.size }
 
-    /// Threads of encoders created without a count: all processors, unless changed (see `BLAS.threadCount`).
-    static let defaultThreadCount = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
-
     private let weights: Weights
     private let scratch: Scratch
     private let team: ThreadTeam
@@ -44,10 +40,10 @@ public final class BertEncoder {
     ///     another that this CPU can run.
     public init(
         modelDirectory: URL, name: String? = nil, maxSequenceLength: Int = 256, maxTokensPerPass: Int = 1024,
-        threads: Int? = nil, kernelSet: KernelSet = KernelChoice.host.kernelSet
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, kernelSet: KernelSet = KernelChoice.host.kernelSet
     ) throws(ModelLoadError) {
         precondition(kernelSet.runs(on: .host), "this CPU cannot run the \(kernelSet) kernels")
-        precondition(threads.map { $0 >= 1 } ?? true, "threads must be positive")
+        precondition(threads >= 1, "threads must be positive")
         let configuration = try BertConfiguration(contentsOf: modelDirectory.appendingPathComponent("config.json"))
         try Self.checkTokenizerConfiguration(modelDirectory.appendingPathComponent("tokenizer_config.json"))
         let tokenizer = try WordPieceTokenizer(
@@ -81,7 +77,7 @@ public final class BertEncoder {
         self.tokenizer = tokenizer
         self.maxTokensPerPass = maxTokensPerPass
         self.kernelSet = kernelSet
-        self.team = ThreadTeam(threads: threads ?? Self.defaultThreadCount.load(ordering: .relaxed))
+        self.team = ThreadTeam(threads: threads)
         self.scratch = Scratch(configuration, maxTokensPerPass: maxTokensPerPass, maxSequenceLength: maxSequenceLength)
     }
 

@@ -1,4 +1,5 @@
 import CPUKernels
+import Foundation
 
 /// What a CPU can run, as cpuid and xgetbv report it: an instruction set counts only when the OS also saves
 /// its registers. Never inferred from the model number, which no table keeps up with.
@@ -30,10 +31,6 @@ public struct CPUFeatures: OptionSet, Sendable, Hashable, CustomStringConvertibl
 
     /// This machine's features (empty on other architectures than x86-64).
     public static let host = CPUFeatures(rawValue: cpu_features_detect())
-
-    /// Whether code compiled for x86-64-v3 (`-target-cpu haswell`, as VectorIndex, Student and Embedding are)
-    /// runs on this CPU. Programs linking the kernels check this before `main` and exit with a message if not.
-    public var runsHaswellCode: Bool { cpu_features_run_haswell_code(rawValue) != 0 }
 
     /// Lower-case feature names, e.g. "avx avx2 fma …", or "none".
     public var description: String {
@@ -89,24 +86,61 @@ public struct KernelChoice: Sendable, Equatable, CustomStringConvertible {
     public let features: CPUFeatures
     /// The CPU's brand string (cpuid), e.g. "AMD EPYC 7B13 64-Core Processor"; "unknown" where none.
     public let cpuModel: String
+    /// Whether `DISTILL_KERNELS` chose the set rather than the CPU's features.
+    public let forced: Bool
 
     /// The choice for a CPU with these features; injectable, so that the choice for any CPU can be tested here.
-    public init(features: CPUFeatures, cpuModel: String) {
-        self.kernelSet = KernelSet(features: features)
+    public init(features: CPUFeatures, cpuModel: String, forcing kernelSet: KernelSet? = nil) {
+        let best = KernelSet(features: features)
+        self.kernelSet = kernelSet ?? best
         self.features = features
         self.cpuModel = cpuModel
+        self.forced = kernelSet.map { $0 != best } ?? false
     }
 
-    /// This machine's choice.
-    public static let host = KernelChoice(features: .host, cpuModel: hostCPUModel())
+    /// This process's choice: the CPU's best set, or the one `DISTILL_KERNELS` names (see `checkOverride`).
+    /// VectorIndex reads the same choice (`kernel_set_selected`).
+    public static let host = KernelChoice(
+        features: .host, cpuModel: hostCPUModel(), forcing: KernelSet(kernel_set_selected()))
 
-    /// e.g. "avx2 kernels on AMD EPYC 7B13 (cpu features: avx avx2 fma …)".
-    public var description: String { "\(kernelSet) kernels on \(cpuModel) (cpu features: \(features))" }
+    /// The environment variable that forces a kernel set, to compare sets or to test the portable path on a
+    /// CPU that has wider ones.
+    public static let overrideVariable = "DISTILL_KERNELS"
+
+    /// Refuses a `DISTILL_KERNELS` that names no set or one this CPU cannot run, which the kernels would ignore.
+    public static func checkOverride(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment, features: CPUFeatures = .host
+    ) throws(KernelOverrideError) {
+        guard let value = environment[overrideVariable] else { return }
+        guard let set = KernelSet(rawValue: value) else { throw .unknownSet(value) }
+        guard set.runs(on: features) else { throw .unsupported(set, features) }
+    }
+
+    /// e.g. "avx2 kernels on AMD EPYC 7B13 (cpu features: avx avx2 fma …)", with "forced by DISTILL_KERNELS"
+    /// when it was.
+    public var description: String {
+        "\(kernelSet) kernels\(forced ? " (forced by \(Self.overrideVariable))" : "") on \(cpuModel) (cpu features: \(features))"
+    }
 
     private static func hostCPUModel() -> String {
         var buffer = [CChar](repeating: 0, count: 64)
         cpu_brand(&buffer, buffer.count)
         let brand = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return brand.isEmpty ? "unknown" : brand
+    }
+}
+
+/// A `DISTILL_KERNELS` value this process cannot honour.
+public enum KernelOverrideError: Error, Equatable, CustomStringConvertible {
+    case unknownSet(String)
+    case unsupported(KernelSet, CPUFeatures)
+
+    public var description: String {
+        switch self {
+        case .unknownSet(let value):
+            "\(KernelChoice.overrideVariable)=\(value) names no kernel set (avx512, avx2 or portable)"
+        case .unsupported(let set, let features):
+            "\(KernelChoice.overrideVariable)=\(set): this CPU cannot run the \(set) kernels (cpu features: \(features))"
+        }
     }
 }

@@ -4,10 +4,10 @@
 // so the kernels have no tail loop and padding never changes a dot product.
 //
 // The kernels themselves are C (CPUKernels), compiled once for each instruction set and chosen at the
-// first search from the CPU's features (cpuid): AVX-512 where the CPU has it, else AVX2 + FMA. Swift
-// compiles a module for one target only (this one for x86-64-v3, `-target-cpu haswell`), and on an
-// AVX-512 CPU hnswlib built for it answered 5-15% more queries per second than the AVX2 build
-// (issue 19). The call through a pointer costs no measurable time: the loops wait on the loads of
+// first search from the CPU's features (cpuid): AVX-512 where the CPU has it, else AVX2 + FMA, else the
+// baseline. Swift compiles a module for one target only (this one for the baseline, so that it runs on any
+// x86-64 CPU), and on an AVX-512 CPU hnswlib built for it answered 5-15% more queries per second than the
+// AVX2 build (issue 19). The call through a pointer costs no measurable time: the loops wait on the loads of
 // vectors from memory (docs/benchmarks.md).
 
 import CPUKernels
@@ -26,8 +26,8 @@ struct SimilarityKernels: @unchecked Sendable {
         dot4 = dot4_kernel_for(set)
     }
 
-    /// This CPU's widest.
-    static let host = SimilarityKernels(kernel_set_for_features(cpu_features_detect()))
+    /// The process's set: this CPU's widest, unless DISTILL_KERNELS forces another (as for the encoder).
+    static let host = SimilarityKernels(kernel_set_selected())
 }
 
 /// Dot product of two padded vectors of `length` floats (a multiple of 16).

@@ -32,21 +32,32 @@ import Testing
         #expect(KernelSet.allCases.filter { $0.runs(on: []) } == [.portable])
     }
 
-    /// The check that programs linking the kernels make before main(): all of x86-64-v3, not only AVX2.
-    @Test func haswellCodeNeedsAllOfX86_64v3() {
-        #expect(Self.haswell.runsHaswellCode)
-        #expect(Self.sapphireRapids.runsHaswellCode)
-        for missing in [CPUFeatures.avx2, .fma, .bmi2, .movbe, .lzcnt] {
-            #expect(!Self.haswell.subtracting(missing).runsHaswellCode, "without \(missing)")
-        }
-    }
-
     @Test func hostChoiceIsOneThisCPURuns() {
         let choice = KernelChoice.host
         #expect(choice.kernelSet.runs(on: choice.features))
-        #expect(choice.features.runsHaswellCode)  // this process started
         #expect(!choice.cpuModel.isEmpty)
-        #expect(choice.description.hasPrefix("\(choice.kernelSet) kernels on \(choice.cpuModel) (cpu features: "))
+        #expect(choice.description.hasPrefix("\(choice.kernelSet) kernels"))
+        #expect(choice.description.contains(" on \(choice.cpuModel) (cpu features: "))
+    }
+
+    /// DISTILL_KERNELS may pick any set the CPU runs, narrower than its best included; anything else is refused
+    /// with the reason, rather than ignored.
+    @Test func overrideMustNameASetTheCPURuns() throws {
+        try #require(KernelSet.avx2.isCompiled, "an x86-64 build")
+        for value in ["portable", "avx2"] {
+            #expect(throws: Never.self) { try KernelChoice.checkOverride(["DISTILL_KERNELS": value], features: Self.haswell) }
+        }
+        #expect(throws: Never.self) { try KernelChoice.checkOverride([:], features: []) }
+        #expect(throws: KernelOverrideError.unsupported(.avx512, Self.haswell)) {
+            try KernelChoice.checkOverride(["DISTILL_KERNELS": "avx512"], features: Self.haswell)
+        }
+        #expect(throws: KernelOverrideError.unknownSet("AVX2")) {
+            try KernelChoice.checkOverride(["DISTILL_KERNELS": "AVX2"], features: Self.haswell)
+        }
+        let forced = KernelChoice(features: Self.haswell, cpuModel: "AMD EPYC", forcing: .portable)
+        #expect(forced.kernelSet == .portable && forced.forced)
+        #expect(forced.description.hasPrefix("portable kernels (forced by DISTILL_KERNELS) on AMD EPYC"))
+        #expect(!KernelChoice(features: Self.haswell, cpuModel: "AMD EPYC", forcing: .avx2).forced)
     }
 
     @Test func featureNames() {

@@ -29,7 +29,7 @@ enum {
     CPU_FEATURE_AVX512VNNI = 1u << 7,
     CPU_FEATURE_AVXVNNI = 1u << 8,
     CPU_FEATURE_AVX512BF16 = 1u << 9,
-    // The rest of x86-64-v3, which code compiled with -target-cpu haswell may also use.
+    // The rest of x86-64-v3, reported in the features' names.
     CPU_FEATURE_BMI1 = 1u << 10,
     CPU_FEATURE_BMI2 = 1u << 11,
     CPU_FEATURE_F16C = 1u << 12,
@@ -43,16 +43,20 @@ uint32_t cpu_features_detect(void);
 // The CPU's brand string ("AMD EPYC 7B13 64-Core Processor"), at most `capacity - 1` bytes; "" if unknown.
 void cpu_brand(char *buffer, size_t capacity);
 
-// 1 when code compiled for x86-64-v3 (the Swift targets built with -target-cpu haswell) may run on a CPU
-// with these features: AVX, AVX2, FMA, BMI1/2, F16C, MOVBE, LZCNT. Always 1 on other architectures.
-int cpu_features_run_haswell_code(uint32_t features);
-
 // ---- Kernel sets -----------------------------------------------------------------------------
 
 typedef enum { KERNEL_SET_PORTABLE = 0, KERNEL_SET_AVX2 = 1, KERNEL_SET_AVX512 = 2 } kernel_set_id;
 
 // The best set these features can run.
 kernel_set_id kernel_set_for_features(uint32_t features);
+
+// The set this process uses: the one the environment variable DISTILL_KERNELS names ("portable", "avx2",
+// "avx512"; for tests and comparisons) if this CPU runs it, else the CPU's best. Programs that honour the
+// variable check it first with kernel_set_named, to refuse a bad value rather than ignore it.
+kernel_set_id kernel_set_selected(void);
+
+// The set called `name` ("portable", "avx2", "avx512"), or -1.
+int kernel_set_named(const char *name);
 
 // 1 if this binary contains the set (the x86 sets exist only in x86-64 builds).
 int kernel_set_compiled(kernel_set_id set);
