@@ -57,6 +57,9 @@ let package = Package(
             swiftSettings: vectorKernels
         ),
         .target(name: "Student", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
+        // Whether a semantic hit may be served under the operator's error bound: mismatch signals,
+        // answer equivalence, the learned wrong-hit model. Pure: SemanticCache does the I/O.
+        .target(name: "CacheVerification"),
         .target(name: "Storage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Teacher",
@@ -135,7 +138,7 @@ let package = Package(
             name: "distill-bench",
             dependencies: [
                 "Embedding", "VectorIndex", "Student", "DistillCore", "Storage", "TeacherSimulator", "SeededRandom",
-                "ChildProcess",
+                "ChildProcess", "CacheVerification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
@@ -153,6 +156,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
+        .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "TeacherTests",
