@@ -1,14 +1,15 @@
 import Foundation
 
 /// Decides whether a candidate hit may be served so that the share of wrong answers among a
-/// scope's hits stays under the operator's bound δ, and learns from the teacher where it cannot
-/// yet tell.
+/// scope's hits stays under the operator's bound δ, and learns from the teacher's answers.
 ///
 /// On a lookup (`decide`): a candidate whose upper confidence bound of P(wrong) is within δ is
-/// served; one that might be (its lower bound is within δ) is explored while the scope's
-/// exploration budget lasts: the teacher answers, and `learn` compares that answer with the cached
-/// one and updates the scope's model and the entry's belief. A few servable candidates are
-/// explored too (audits), so the estimate is checked where the cache serves. Everything else misses.
+/// served; one whose lower bound is within δ is explored (the cache cannot tell yet), anything else
+/// misses. Every lookup the teacher answers is a lesson: `learn` compares its answer with the
+/// candidate's cached one and updates the scope's model and the entry's belief, explorations and
+/// misses alike, at no extra teacher call. The only teacher calls spent on learning alone are
+/// audits: a bounded share of servable candidates is explored anyway, so that the estimate is
+/// checked where the cache serves.
 ///
 /// Pure: no I/O, no clock, no randomness of its own (the caller passes a uniform draw).
 public struct CacheVerifier: Sendable, Equatable {
@@ -17,13 +18,9 @@ public struct CacheVerifier: Sendable, Equatable {
         public var maxWrongRate: Double
         /// One-sided level of the confidence bounds.
         public var confidence: Double
-        /// The share of a scope's lookups that may be explored…
-        public var exploreShare: Double
-        /// …beyond this many, which a new scope may spend at once.
-        public var initialExplorations: Int
-        /// The share of servable lookups explored anyway (within the same budget).
+        /// The share of servable lookups explored anyway (audits): never more than this share of all lookups.
         public var auditShare: Double
-        /// Candidates less similar than this miss without a look.
+        /// Candidates less similar than this miss without a look, and teach nothing.
         public var minimumSimilarity: Float
         /// The evidence weighed besides the similarity.
         public var signals: Signals
@@ -31,13 +28,11 @@ public struct CacheVerifier: Sendable, Equatable {
         public var entryDeviation: Double
 
         public init(
-            maxWrongRate: Double, confidence: Double = 0.95, exploreShare: Double = 0.1, initialExplorations: Int = 20,
-            auditShare: Double = 0.01, minimumSimilarity: Float = 0.7, signals: Signals = .all, entryDeviation: Double = 0.5
+            maxWrongRate: Double, confidence: Double = 0.95, auditShare: Double = 0.02, minimumSimilarity: Float = 0.7,
+            signals: Signals = .standard, entryDeviation: Double = 0.5
         ) {
             self.maxWrongRate = maxWrongRate
             self.confidence = confidence
-            self.exploreShare = exploreShare
-            self.initialExplorations = initialExplorations
             self.auditShare = auditShare
             self.minimumSimilarity = minimumSimilarity
             self.signals = signals
@@ -48,9 +43,11 @@ public struct CacheVerifier: Sendable, Equatable {
     public enum Decision: String, Sendable, Codable {
         /// Serve the cached answer.
         case serve
-        /// Ask the teacher, then `learn` from the comparison of its answer with the cached one.
+        /// Ask the teacher: the candidate may be right, but the cache cannot show it yet (or this
+        /// is an audit). `learn` from the answer.
         case explore
-        /// Ask the teacher; nothing to learn.
+        /// Ask the teacher: the candidate is likely wrong, or there is none. `learn` from the answer
+        /// when there was a candidate (`Verdict.teaches`).
         case miss
     }
 
@@ -69,6 +66,9 @@ public struct CacheVerifier: Sendable, Equatable {
         public var isAudit: Bool
         /// The features `learn` needs back.
         public var features: [Double]
+
+        /// Whether the teacher's answer to this lookup is worth comparing with the candidate's.
+        public var teaches: Bool { decision != .serve && !features.isEmpty }
     }
 
     public let configuration: Configuration
@@ -109,14 +109,13 @@ public struct CacheVerifier: Sendable, Equatable {
         }
         let features = configuration.signals.features(of: candidate)
         let estimate = estimate(features, scope: scope, entry: entry)
-        let mayExplore = Double(scope.explorations) < Double(configuration.initialExplorations) + configuration.exploreShare * Double(scope.lookups)
         let decision: Decision
         var isAudit = false
         if estimate.upperBound <= configuration.maxWrongRate {
-            isAudit = mayExplore && draw < configuration.auditShare
+            isAudit = draw < configuration.auditShare && Double(scope.audits) < configuration.auditShare * Double(scope.lookups)
             decision = isAudit ? .explore : .serve
         } else {
-            decision = mayExplore && estimate.lowerBound <= configuration.maxWrongRate ? .explore : .miss
+            decision = estimate.lowerBound <= configuration.maxWrongRate ? .explore : .miss
         }
         switch decision {
         case .serve:
@@ -124,22 +123,20 @@ public struct CacheVerifier: Sendable, Equatable {
             scope.expectedWrongHits += estimate.probability
             scope.boundWrongHits += estimate.upperBound
         case .explore:
-            scope.explorations += 1
-            if isAudit { scope.audits += 1 }
+            if isAudit { scope.audits += 1 } else { scope.explorations += 1 }
         case .miss:
             break
         }
         return Verdict(decision: decision, estimate: estimate, isAudit: isAudit, features: features)
     }
 
-    /// Takes in the outcome of an exploration: whether the cached answer differed from the teacher's
-    /// (`AnswerEquivalence`). Updates the scope's model and returns the entry's new belief.
+    /// Takes in what the teacher's answer to a lookup showed: whether the candidate's cached answer
+    /// differed from it (`AnswerEquivalence`). Updates the scope's model and returns the entry's new belief.
     public func learn(_ verdict: Verdict, wrong: Bool, scope: inout ScopeBelief, entry: EntryBelief) -> EntryBelief {
-        precondition(verdict.decision == .explore, "only explorations are learned from")
-        if wrong {
-            scope.exploredWrong += 1
-            if verdict.isAudit { scope.auditedWrong += 1 }
-        }
+        precondition(verdict.teaches, "a served lookup has no teacher answer, and one without a candidate nothing to compare")
+        scope.lessons += 1
+        if wrong { scope.wrongLessons += 1 }
+        if wrong && verdict.isAudit { scope.auditedWrong += 1 }
         return scope.model.observe(verdict.features, wrong: wrong, entry: entry)
     }
 
@@ -159,11 +156,14 @@ public struct ScopeBelief: Sendable, Equatable, Codable {
     public var model: WrongHitModel
     public var lookups = 0
     public var hits = 0
+    /// Lookups sent to the teacher because the cache could not yet tell (audits apart).
     public var explorations = 0
-    /// Explorations of servable candidates.
+    /// Servable lookups sent to the teacher to check the estimate.
     public var audits = 0
-    public var exploredWrong = 0
     public var auditedWrong = 0
+    /// Teacher answers compared with a candidate's, and how many differed.
+    public var lessons = 0
+    public var wrongLessons = 0
     /// Σ P(wrong) over the hits served: divided by `hits`, the wrong-hit rate the model expects.
     public var expectedWrongHits = 0.0
     /// Σ of the upper bounds over the hits served: divided by `hits`, a bound on it.

@@ -35,6 +35,8 @@ public struct Signals: OptionSet, Sendable, Hashable, Codable {
     public static let runnerUp = Signals(rawValue: 1 << 5)
 
     public static let all: Signals = [.negation, .numbers, .names, .oppositeAction, .contentDistance, .runnerUp]
+    /// What the cache weighs by default: the content distance is left out (docs/benchmarks.md, "Cache precision").
+    public static let standard: Signals = [.negation, .numbers, .names, .oppositeAction, .runnerUp]
 
     /// In feature order, after the intercept and the distance.
     public static let ordered: [Signals] = [.negation, .numbers, .names, .oppositeAction, .contentDistance, .runnerUp]
@@ -42,21 +44,25 @@ public struct Signals: OptionSet, Sendable, Hashable, Codable {
     /// Intercept, distance, then one feature per signal.
     public var dimension: Int { 2 + Self.ordered.filter(contains).count }
 
-    /// The feature vector: 1, (1 − similarity)/0.05, then each signal in `ordered` order (0 or 1,
-    /// the content distance in [0, 1], the runner-up's closeness in [0, 1]).
+    /// The feature vector: 1, (1 − similarity)/0.05, then each signal in `ordered` order. A
+    /// mismatch counts in proportion to how close the texts are (0 up to 0.85, 1 at 1): between loose
+    /// paraphrases a differing negation is one difference among many, between near-identical texts
+    /// it is the difference. The content distance is in [0, 1]; the runner-up's closeness is 1 when
+    /// an entry with another answer is as close as the nearest, 0 from 0.05 behind.
     public func features(of candidate: Candidate) -> [Double] {
-        var features = [1, Double(1 - candidate.similarity) / 0.05]
+        let similarity = Double(candidate.similarity)
+        let closeness = min(max((similarity - 0.85) / 0.15, 0), 1)
+        var features = [1, (1 - similarity) / 0.05]
         let mismatch = candidate.mismatch
         for signal in Self.ordered where contains(signal) {
             switch signal {
-            case .negation: features.append(mismatch.negation ? 1 : 0)
-            case .numbers: features.append(mismatch.numbers ? 1 : 0)
-            case .names: features.append(mismatch.names ? 1 : 0)
-            case .oppositeAction: features.append(mismatch.oppositeAction ? 1 : 0)
+            case .negation: features.append(mismatch.negation ? closeness : 0)
+            case .numbers: features.append(mismatch.numbers ? closeness : 0)
+            case .names: features.append(mismatch.names ? closeness : 0)
+            case .oppositeAction: features.append(mismatch.oppositeAction ? closeness : 0)
             case .contentDistance: features.append(mismatch.contentDistance)
             default:
-                // 1 when an entry with another answer is as close as the nearest, 0 from 0.05 apart.
-                let gap = candidate.runnerUpSimilarity.map { Double(candidate.similarity - $0) } ?? .infinity
+                let gap = candidate.runnerUpSimilarity.map { similarity - Double($0) } ?? .infinity
                 features.append(1 - min(max(gap, 0), 0.05) / 0.05)
             }
         }

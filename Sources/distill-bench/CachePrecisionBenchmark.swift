@@ -24,7 +24,7 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
     @Option(help: "Episodes per kind of near miss, at most.") var seedsPerKind = 200
     @Option(help: "δ values of the verified cache, comma-separated.") var maxErrors = "0.01,0.02,0.05"
     @Option(help: "Static thresholds, comma-separated.") var thresholds = "0.85,0.87,0.89,0.91,0.925,0.94,0.95,0.96,0.97"
-    @Option(help: "Share of lookups the verified cache may explore.") var exploreShare = 0.1
+    @Option(help: "Share of servable lookups the verified cache audits.") var auditShare = 0.02
     @Option(help: "OpenBLAS threads.") var threads = 1
     @Flag(help: "Also run the verified cache without each signal in turn.") var ablate = false
     @Flag(help: "Fit the global prior on every lookup of the split's streams, and print it with the signals' statistics.") var fitPrior = false
@@ -60,7 +60,7 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
         }
 
         let policies = thresholds.map(PrecisionPolicy.threshold) + deltas.map { delta in
-            PrecisionPolicy.verified(CacheVerifier.Configuration(maxWrongRate: delta, exploreShare: exploreShare))
+            PrecisionPolicy.verified(CacheVerifier.Configuration(maxWrongRate: delta, auditShare: auditShare))
         }
         var report = PrecisionReport(split: split.rawValue, seed: seed, deltas: deltas, streams: [])
         for (stream, simulation) in zip(streams, simulations) {
@@ -70,8 +70,8 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
         }
         if ablate {
             report.ablation = deltas.flatMap { delta in
-                ([Signals.all, []] + Signals.ordered.map { Signals.all.subtracting($0) }).map { signals in
-                    var configuration = CacheVerifier.Configuration(maxWrongRate: delta, exploreShare: exploreShare)
+                ([Signals.standard, .all, []] + Signals.ordered.filter(Signals.standard.contains).map { Signals.standard.subtracting($0) }).map { signals in
+                    var configuration = CacheVerifier.Configuration(maxWrongRate: delta, auditShare: auditShare)
                     configuration.signals = signals
                     let rows = simulations.map { $0.run(.verified(configuration), seed: seed) }
                     return PrecisionReport.Ablation(
@@ -112,18 +112,18 @@ struct PriorFit {
         var order = Array(observations.indices)
         var generator = SplitMix64(seed: seed)
         order.shuffle(using: &generator)
-        let signals = Signals.all
+        let signals = Signals.standard
         var model = WrongHitModel(
             mean: Array(repeating: 0, count: signals.dimension), standardDeviations: Array(repeating: 3, count: signals.dimension))
         for index in order {
             _ = model.observe(signals.features(of: observations[index].candidate), wrong: observations[index].wrong, entry: EntryBelief(offsetVariance: 0))
         }
-        let names = ["intercept", "distance"] + ["negation", "numbers", "names", "opposite action", "content distance", "runner-up"]
+        let names = ["intercept", "distance"] + ["negation", "numbers", "names", "opposite action", "runner-up"]
         lines.append("\(observations.count) lookups with a candidate ≥ 0.7, \(observations.filter(\.wrong).count) of them wrong")
         lines.append("weight             mean     sd")
         for (i, name) in names.enumerated() {
             let variance = model.covariance[i * (i + 1) / 2 + i]
-            lines.append(String(format: "%-16@ %7.3f  %6.3f", name as NSString, model.mean[i], variance.squareRoot()))
+            lines.append(name.padding(toLength: 17, withPad: " ", startingAt: 0) + String(format: "%7.3f  %6.3f", model.mean[i], variance.squareRoot()))
         }
         lines.append("")
         lines.append("signal            fires on wrong  fires on right  (candidates ≥ 0.85)")
@@ -135,8 +135,8 @@ struct PriorFit {
         for (name, fires) in tests {
             let wrong = close.filter(\.wrong)
             let right = close.filter { !$0.wrong }
-            lines.append(String(
-                format: "%-16@ %5d/%-5d %5.1f%%  %5d/%-5d %5.1f%%", name as NSString,
+            lines.append(name.padding(toLength: 17, withPad: " ", startingAt: 0) + String(
+                format: "%5d/%-5d %5.1f%%  %5d/%-5d %5.1f%%",
                 wrong.filter { fires($0.candidate.mismatch) }.count, wrong.count,
                 100 * Double(wrong.filter { fires($0.candidate.mismatch) }.count) / Double(max(wrong.count, 1)),
                 right.filter { fires($0.candidate.mismatch) }.count, right.count,

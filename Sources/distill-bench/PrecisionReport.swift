@@ -103,14 +103,15 @@ struct PrecisionReport: Codable {
     }
 
     static func describe(_ signals: Signals) -> String {
-        if signals == .all { return "all" }
+        if signals == .standard { return "standard" }
+        if signals == .all { return "standard + content distance" }
         if signals.isEmpty { return "similarity only" }
-        let missing = Signals.ordered.filter { !signals.contains($0) }
+        let missing = Signals.ordered.filter { Signals.standard.contains($0) && !signals.contains($0) }
         let names: [Signals: String] = [
             .negation: "negation", .numbers: "numbers", .names: "names", .oppositeAction: "opposite action",
             .contentDistance: "content distance", .runnerUp: "runner-up",
         ]
-        return "all but " + missing.map { names[$0]! }.joined(separator: ", ")
+        return "standard but " + missing.map { names[$0]! }.joined(separator: ", ")
     }
 
     func text() -> String {
@@ -119,23 +120,22 @@ struct PrecisionReport: Codable {
             let first = stream.rows[0]
             lines.append("")
             lines.append("stream \(stream.name): \(stream.queries) queries, \(first.nearMisses) near misses")
-            lines.append("policy              hits  paraphrases served   wrong  wrong-hit rate [95%]      near misses served  teacher calls  explored")
+            lines.append("policy              hits  paraphrases served   wrong  wrong-hit rate [95%]     near misses served  teacher calls  explored")
             for row in stream.rows {
                 let interval = row.wrongHitInterval.map { String(format: "[%.2f, %.2f]", 100 * $0.low, 100 * $0.high) } ?? ""
                 let rate = row.wrongHitRate.map { String(format: "%6.2f%%", 100 * $0) } ?? "     - "
-                lines.append(String(
-                    format: "%-17@ %6d  %5d/%-5d %6.1f%%  %5d  %@ %-15@  %5d/%-5d  %13d  %8@",
-                    row.policy as NSString, row.hits, row.paraphraseHits, row.paraphrases, 100 * row.paraphraseHitRate,
-                    row.wrongHits, rate as NSString, interval as NSString, row.nearMissHits, row.nearMisses, row.teacherCalls,
-                    (row.maxWrongRate == nil ? "" : "\(row.explorations)") as NSString))
+                lines.append(row.policy.padding(toLength: 18, withPad: " ", startingAt: 0) + String(
+                    format: "%6d  %5d/%-5d %6.1f%%  %5d  %@ %@  %5d/%-5d  %13d  %@", row.hits, row.paraphraseHits, row.paraphrases, 100 * row.paraphraseHitRate,
+                    row.wrongHits, rate as NSString, interval.padding(toLength: 16, withPad: " ", startingAt: 0) as NSString,
+                    row.nearMissHits, row.nearMisses, row.teacherCalls,
+                    (row.maxWrongRate == nil ? "" : "\(row.explorations) + \(row.audits) audits") as NSString))
             }
         }
         lines.append("")
         lines.append("issue 17: wrong-hit rate within δ (95% interval), and at least the paraphrases of the best static threshold no more often wrong")
         for verdict in verdicts {
-            lines.append(String(
-                format: "%-9@ δ=%4.1f%%  within δ: %@  served %5d vs %5d (%@): %@", verdict.stream as NSString,
-                100 * verdict.maxWrongRate, (verdict.withinBound ? "yes" : "NO ") as NSString, verdict.paraphraseHits,
+            lines.append(verdict.stream.padding(toLength: 9, withPad: " ", startingAt: 0) + String(
+                format: " δ=%4.1f%%  within δ: %@  served %5d vs %5d (%@): %@", 100 * verdict.maxWrongRate, (verdict.withinBound ? "yes" : "NO ") as NSString, verdict.paraphraseHits,
                 verdict.bestStaticParaphraseHits, (verdict.bestStatic ?? "none") as NSString,
                 (verdict.servesAtLeastAsMany ? "yes" : "NO") as NSString))
         }
@@ -143,8 +143,8 @@ struct PrecisionReport: Codable {
             lines.append("")
             lines.append("signals, summed over the streams        δ     paraphrases served  wrong/hits   explored")
             for row in ablation {
-                lines.append(String(
-                    format: "%-38@ %4.1f%%  %18d  %5d/%-5d  %8d", row.signals as NSString, 100 * row.maxWrongRate, row.paraphraseHits,
+                lines.append(row.signals.padding(toLength: 38, withPad: " ", startingAt: 0) + String(
+                    format: " %4.1f%%  %18d  %5d/%-5d  %8d", 100 * row.maxWrongRate, row.paraphraseHits,
                     row.wrongHits, row.hits, row.explorations))
             }
         }

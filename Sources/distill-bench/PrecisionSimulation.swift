@@ -33,8 +33,9 @@ struct PrecisionRow: Codable, Equatable {
     var nearMisses = 0
     var nearMissHits = 0
     var teacherCalls = 0
-    /// Teacher calls whose answer was compared with the cached one (audits included).
+    /// Teacher calls the verified cache made because it could not yet tell…
     var explorations = 0
+    /// …and to check candidates it could have served.
     var audits = 0
     /// What the verifier's model expects of its hits, and its bound.
     var expectedWrongHitRate: Double?
@@ -101,7 +102,7 @@ struct PrecisionSimulation {
                 let entry = nearest?.belief ?? verifier.newEntry()
                 let verdict = verifier.decide(candidate, scope: &belief, entry: entry, draw: generator.nextUnit())
                 served = verdict.decision == .serve
-                if verdict.decision == .explore, let nearest {
+                if verdict.teaches, let nearest {
                     nearest.belief = verifier.learn(verdict, wrong: !answerHeld(nearest.answer), scope: &belief, entry: entry)
                 }
                 scope = belief

@@ -18,7 +18,8 @@ import Testing
             var hits = 0
             var wrongHits = 0
             var explorations = 0
-            var mostExplorationsOverBudget = 0
+            var audits = 0
+            var mostAuditsOverBudget = 0.0
         }
 
         func run(_ configuration: CacheVerifier.Configuration, seed: UInt64) -> Outcome {
@@ -36,18 +37,14 @@ import Testing
                 let candidate = Candidate(similarity: Float(similarity), runnerUpSimilarity: nil, mismatch: Mismatch(negation: negation))
                 let verdict = verifier.decide(candidate, scope: &scope, entry: beliefs[entry], draw: generator.nextUnit())
                 outcome.lookups += 1
-                switch verdict.decision {
-                case .serve:
+                if verdict.decision == .serve {
                     outcome.hits += 1
                     if wrong { outcome.wrongHits += 1 }
-                case .explore:
-                    outcome.explorations += 1
-                    beliefs[entry] = verifier.learn(verdict, wrong: wrong, scope: &scope, entry: beliefs[entry])
-                case .miss:
-                    break
                 }
-                let budget = Double(configuration.initialExplorations) + configuration.exploreShare * Double(outcome.lookups)
-                outcome.mostExplorationsOverBudget = max(outcome.mostExplorationsOverBudget, outcome.explorations - Int(budget.rounded(.up)))
+                if verdict.decision == .explore { outcome.explorations += 1 }
+                if verdict.isAudit { outcome.audits += 1 }
+                if verdict.teaches { beliefs[entry] = verifier.learn(verdict, wrong: wrong, scope: &scope, entry: beliefs[entry]) }
+                outcome.mostAuditsOverBudget = max(outcome.mostAuditsOverBudget, Double(outcome.audits) - configuration.auditShare * Double(outcome.lookups))
             }
             return outcome
         }
@@ -56,8 +53,8 @@ import Testing
     static func logistic(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
 
     /// Wrong more often the less similar; a negation mismatch is wrong 80% of the time.
-    static let typical = Traffic { similarity, negation, offset in
-        negation ? 0.8 : logistic(-5 + 1.6 * (1 - similarity) / 0.05 + offset)
+    static var typical: Traffic {
+        Traffic { similarity, negation, offset in negation ? 0.8 : logistic(-5 + 1.6 * (1 - similarity) / 0.05 + offset) }
     }
 
     @Test(arguments: [0.01, 0.02, 0.05])
@@ -91,14 +88,14 @@ import Testing
         #expect(outcome.hits > outcome.lookups / 3)
     }
 
-    @Test func explorationsStayWithinTheBudget() {
-        for share in [0.02, 0.1] {
-            var configuration = CacheVerifier.Configuration(maxWrongRate: 0.02, exploreShare: share, initialExplorations: 10)
-            configuration.auditShare = 0.05
-            let outcome = Self.typical.run(configuration, seed: 7)
-            #expect(outcome.mostExplorationsOverBudget <= 0)
-            #expect(outcome.explorations > 0)
+    @Test func auditsStayWithinTheirShare() {
+        for share in [0.01, 0.05, 0.5] {
+            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: share), seed: 7)
+            #expect(outcome.mostAuditsOverBudget <= 1, "at most one audit ahead of the share at any time")
+            #expect(outcome.audits > 0)
         }
+        let none = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: 0), seed: 7)
+        #expect(none.audits == 0)
     }
 
     @Test func outcomesMoveTheEstimate() {
@@ -149,7 +146,7 @@ import Testing
         for _ in 0..<200 {
             let candidate = Candidate(similarity: Float(0.85 + 0.15 * generator.nextUnit()), runnerUpSimilarity: nil, mismatch: Mismatch())
             let verdict = verifier.decide(candidate, scope: &scope, entry: entry, draw: generator.nextUnit())
-            if verdict.decision == .explore { entry = verifier.learn(verdict, wrong: generator.nextUnit() < 0.05, scope: &scope, entry: entry) }
+            if verdict.teaches { entry = verifier.learn(verdict, wrong: generator.nextUnit() < 0.05, scope: &scope, entry: entry) }
         }
         let restoredScope = try JSONDecoder().decode(ScopeBelief.self, from: JSONEncoder().encode(scope))
         let restoredEntry = try JSONDecoder().decode(EntryBelief.self, from: JSONEncoder().encode(entry))
