@@ -18,14 +18,19 @@ public struct AnswerEquivalence: Sendable, Equatable {
     /// `vectors`: the two answers' unit-length embeddings, when the caller has them. Without them
     /// two long answers are equivalent only when they normalize to the same text.
     public func areEquivalent(_ a: String, _ b: String, vectors: ([Float], [Float])? = nil) -> Bool {
-        let (normalizedA, normalizedB) = (Self.normalized(a), Self.normalized(b))
-        if normalizedA == normalizedB { return true }
-        let words = max(normalizedA.split(separator: " ").count, normalizedB.split(separator: " ").count)
-        guard words > shortAnswerWords, let (vectorA, vectorB) = vectors, vectorA.count == vectorB.count else { return false }
+        if Self.normalized(a) == Self.normalized(b) { return true }
+        guard comparesByMeaning(a, b), let (vectorA, vectorB) = vectors, vectorA.count == vectorB.count else { return false }
         let similarity = zip(vectorA, vectorB).reduce(Float(0)) { $0 + $1.0 * $1.1 }
         guard similarity >= minimumAnswerSimilarity else { return false }
         let (signatureA, signatureB) = (TextSignature(a), TextSignature(b))
         return signatureA.negations == signatureB.negations && signatureA.numbers == signatureB.numbers
+    }
+
+    /// Whether the two answers are long enough to be compared by their embeddings (and differ as text).
+    public func comparesByMeaning(_ a: String, _ b: String) -> Bool {
+        let (normalizedA, normalizedB) = (Self.normalized(a), Self.normalized(b))
+        let words = max(normalizedA.split(separator: " ").count, normalizedB.split(separator: " ").count)
+        return normalizedA != normalizedB && words > shortAnswerWords
     }
 
     /// Compatibility-composed, lower case, punctuation dropped, runs of white space as one space.

@@ -13,13 +13,17 @@ import Foundation
 ///
 /// Pure: no I/O, no clock, no randomness of its own (the caller passes a uniform draw).
 public struct CacheVerifier: Sendable, Equatable {
-    public struct Configuration: Sendable, Equatable, Codable {
+    public struct Configuration: Sendable, Hashable, Codable {
         /// δ: the largest share of wrong answers among hits the operator accepts.
         public var maxWrongRate: Double
         /// One-sided level of the confidence bounds.
         public var confidence: Double
         /// The share of servable lookups explored anyway (audits): never more than this share of all lookups.
         public var auditShare: Double
+        /// The share of lookups that may be sent to the teacher to learn (explorations and audits
+        /// together); beyond it an uncertain candidate misses. 1: no bound (every lookup not served
+        /// reaches the teacher anyway, as in the benchmark's streams).
+        public var explorationShare: Double
         /// Candidates less similar than this miss without a look, and teach nothing.
         public var minimumSimilarity: Float
         /// The evidence weighed besides the similarity.
@@ -28,12 +32,13 @@ public struct CacheVerifier: Sendable, Equatable {
         public var entryDeviation: Double
 
         public init(
-            maxWrongRate: Double, confidence: Double = 0.95, auditShare: Double = 0.02, minimumSimilarity: Float = 0.7,
-            signals: Signals = .standard, entryDeviation: Double = 0.5
+            maxWrongRate: Double, confidence: Double = 0.95, auditShare: Double = 0.02, explorationShare: Double = 1,
+            minimumSimilarity: Float = 0.7, signals: Signals = .standard, entryDeviation: Double = 0.5
         ) {
             self.maxWrongRate = maxWrongRate
             self.confidence = confidence
             self.auditShare = auditShare
+            self.explorationShare = explorationShare
             self.minimumSimilarity = minimumSimilarity
             self.signals = signals
             self.entryDeviation = entryDeviation
@@ -111,11 +116,13 @@ public struct CacheVerifier: Sendable, Equatable {
         let estimate = estimate(features, scope: scope, entry: entry)
         let decision: Decision
         var isAudit = false
+        let lookups = Double(scope.lookups)
+        let withinBudget = Double(scope.explorations + scope.audits) < configuration.explorationShare * lookups
         if estimate.upperBound <= configuration.maxWrongRate {
-            isAudit = draw < configuration.auditShare && Double(scope.audits) < configuration.auditShare * Double(scope.lookups)
+            isAudit = withinBudget && draw < configuration.auditShare && Double(scope.audits) < configuration.auditShare * lookups
             decision = isAudit ? .explore : .serve
         } else {
-            decision = estimate.lowerBound <= configuration.maxWrongRate ? .explore : .miss
+            decision = estimate.lowerBound <= configuration.maxWrongRate && withinBudget ? .explore : .miss
         }
         switch decision {
         case .serve:

@@ -69,9 +69,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
                 heldAnswerBytes: memory.heldAnswerBytes,
-                scopes: cache.scopes().map {
-                    CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
-                },
+                scopes: cache.scopes().map { scopeInfo(cache, $0.scope, entries: $0.entries) },
                 lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
     }
 
@@ -85,11 +83,30 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         if let ttl = settings.ttlSeconds, ttl < 0 {
             throw APIError.invalidRequest("'ttl_seconds' must not be negative.", code: "invalid_value", param: "ttl_seconds")
         }
-        try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
-        let effective = cache.settings(for: scope)
+        if let maxError = settings.maxError, !(maxError > 0 && maxError < 1) {
+            throw APIError.invalidRequest(
+                "'max_error' must be strictly between 0 and 1 (a share of wrong answers among hits, e.g. 0.05).",
+                code: "invalid_value", param: "max_error")
+        }
+        try await cache.configure(
+            scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+            maxError: settings.maxError)
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(CacheScopeInfo(scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds))
+        return jsonResponse(scopeInfo(cache, scope, entries: entries))
     }
+}
+
+/// A scope's settings in force and what its verified cache has done.
+private func scopeInfo(_ cache: SemanticCache, _ scope: String, entries: Int) -> CacheScopeInfo {
+    let settings = cache.settings(for: scope)
+    let verification = cache.verification(for: scope)
+    return CacheScopeInfo(
+        scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+        maxError: settings.maxError,
+        verification: CacheScopeVerification(
+            lookups: verification.lookups, hits: verification.hits, explorations: verification.explorations,
+            audits: verification.audits, lessons: verification.lessons, wrongLessons: verification.wrongLessons,
+            estimatedWrongRate: verification.estimatedWrongRate, wrongRateUpperBound: verification.wrongRateUpperBound))
 }
 
 private func info(_ entry: CacheEntryRecord, withMessages: Bool = false) -> CacheEntryInfo {

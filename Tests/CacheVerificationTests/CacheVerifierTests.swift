@@ -20,6 +20,8 @@ import Testing
             var explorations = 0
             var audits = 0
             var mostAuditsOverBudget = 0.0
+            /// Explorations (audits included) beyond `explorationShare` of the lookups so far, at most.
+            var mostExploredOverBudget = 0.0
         }
 
         func run(_ configuration: CacheVerifier.Configuration, seed: UInt64) -> Outcome {
@@ -45,6 +47,8 @@ import Testing
                 if verdict.isAudit { outcome.audits += 1 }
                 if verdict.teaches { beliefs[entry] = verifier.learn(verdict, wrong: wrong, scope: &scope, entry: beliefs[entry]) }
                 outcome.mostAuditsOverBudget = max(outcome.mostAuditsOverBudget, Double(outcome.audits) - configuration.auditShare * Double(outcome.lookups))
+                outcome.mostExploredOverBudget = max(
+                    outcome.mostExploredOverBudget, Double(outcome.explorations) - configuration.explorationShare * Double(outcome.lookups))
             }
             return outcome
         }
@@ -96,6 +100,16 @@ import Testing
         }
         let none = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: 0), seed: 7)
         #expect(none.audits == 0)
+    }
+
+    @Test func explorationsStayWithinTheirBudgetAndStillKeepHitsUnderTheBound() {
+        let unbounded = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: 11)
+        for share in [0.005, 0.02] {
+            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, explorationShare: share), seed: 11)
+            #expect(outcome.mostExploredOverBudget <= 1, "at most one exploration ahead of the budget at any time")
+            #expect(outcome.explorations > 0 && outcome.explorations < unbounded.explorations)
+            #expect(Double(outcome.wrongHits) <= 0.05 * Double(outcome.hits))
+        }
     }
 
     @Test func outcomesMoveTheEstimate() {

@@ -37,6 +37,9 @@ import Testing
     ) async throws {
         let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
         var settings = CacheSettings()
+        // A bound loose enough that the verifier's prior alone serves a close paraphrase: these tests
+        // are about entries, indexes and the store (VerifiedCachePathTests: what the verifier decides).
+        settings.maxError = 0.4
         var index = IndexSettings()
         configure(&settings, &index)
         let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
@@ -110,7 +113,7 @@ import Testing
         }
     }
 
-    @Test func aParaphraseAboveTheThresholdHitsAndAnUnrelatedQueryDoesNot() async throws {
+    @Test func aCloseParaphraseHitsAndAnUnrelatedQueryDoesNot() async throws {
         try await withWorld { world in
             _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
             let paraphrase = try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice)
