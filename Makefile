@@ -17,13 +17,17 @@ run: build
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
 # as real processes), then the whole suite, then the short reliability runs on the same build
-# (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together). distill-bench
-# runs the distilld and teacher-sim beside it.
+# (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together; distill-bench
+# runs the distilld and teacher-sim beside it), then the shipped systemd unit under a real
+# systemd in a container (root only). The layout and docs checks come first: they take a second.
 test: bootstrap
+	scripts/check-layout
+	scripts/check-docs
 	$(SWIFT) build --build-tests
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" soak --seconds 60
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" chaos --kills 5
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/deploy-check --debug
 
 # What a server gets: the release distilld and cachectl need nothing from the toolchain, and the
 # systemd unit runs them (a systemd container without /opt/swift). Needs root for the second part.

@@ -157,6 +157,43 @@ public struct TeacherLogEntry: Codable, Sendable, Equatable {
     }
 }
 
+/// `POST /admin/teacher-log/purge`: delete the exchanges older than a duration (of one scope, or all).
+public struct TeacherLogPurgeRequest: Codable, Sendable, Equatable {
+    public var scope: String?
+    public var olderThanSeconds: Double
+
+    public init(scope: String?, olderThanSeconds: Double) { (self.scope, self.olderThanSeconds) = (scope, olderThanSeconds) }
+
+    enum CodingKeys: String, CodingKey {
+        case scope
+        case olderThanSeconds = "older_than_seconds"
+    }
+}
+
+/// What a teacher-log purge deleted, and what it cost: the serving student of a scope that had
+/// learned from deleted exchanges keeps serving, but its successors will not learn from them.
+public struct TeacherLogPurge: Codable, Sendable, Equatable {
+    public var deleted: Int
+    public var scopes: [Scope]
+
+    public struct Scope: Codable, Sendable, Equatable {
+        public var scope: String
+        public var deleted: Int
+        public var servingStudentLearnedFromThem: Bool
+
+        public init(scope: String, deleted: Int, servingStudentLearnedFromThem: Bool) {
+            (self.scope, self.deleted, self.servingStudentLearnedFromThem) = (scope, deleted, servingStudentLearnedFromThem)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case scope, deleted
+            case servingStudentLearnedFromThem = "serving_student_learned_from_them"
+        }
+    }
+
+    public init(deleted: Int, scopes: [Scope]) { (self.deleted, self.scopes) = (deleted, scopes) }
+}
+
 /// A page of the teacher log, oldest first. Ask again with `after=nextAfter` until it is nil.
 public struct TeacherLogPage: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {

@@ -163,6 +163,8 @@ public final class CompletionService: Sendable {
         /// exchange (training data for the student) and, if `writeCache`, the cached entry's vector.
         var vector: [Float]?
         var writeCache = false
+        /// False when the message is longer than the embedder's window: its entry is for exact hits only.
+        var indexEntry = true
         var bestSimilarity: Float?
         /// What the scope's student made of the request, when it has one: an audit compares its
         /// answer with the teacher's.
@@ -181,7 +183,11 @@ public final class CompletionService: Sendable {
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
         for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
-        var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write)
+        // Two prompts that differ only beyond the window have the same vector: neither a paraphrase
+        // nor the student may answer from the part the embedder saw.
+        let seenWhole = embedder.seesWhole(prompt)
+        if policy.read && !seenWhole { metrics.recordCacheBypass(.beyondWindow) }
+        var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write, indexEntry: seenWhole)
         if let cache, policy.read {
             let started = ContinuousClock.now
             do {
@@ -189,13 +195,17 @@ public final class CompletionService: Sendable {
                     metrics.recordCacheLookup(.exactHit, duration: .now - started)
                     return .cached(hit)
                 }
-                // One embedding serves the lookup, the student and the entry the answer is cached under.
-                let vector = try await embedder.embed([prompt])[0]
-                let lookup = try await cache.semanticHit(scope: scope, prompt: prompt, vector: vector, now: clock.now)
-                let result: CacheLookupResult = lookup.hit != nil ? .semanticHit : lookup.lesson?.explores == true ? .explore : .miss
-                metrics.recordCacheLookup(result, duration: .now - started)
-                if let hit = lookup.hit { return .cached(hit) }
-                (plan.vector, plan.bestSimilarity, plan.lesson) = (vector, lookup.best, lookup.lesson)
+                if seenWhole {
+                    // One embedding serves the lookup, the student and the entry the answer is cached under.
+                    let vector = try await embedder.embed([prompt])[0]
+                    let lookup = try await cache.semanticHit(scope: scope, prompt: prompt, vector: vector, now: clock.now)
+                    let result: CacheLookupResult = lookup.hit != nil ? .semanticHit : lookup.lesson?.explores == true ? .explore : .miss
+                    metrics.recordCacheLookup(result, duration: .now - started)
+                    if let hit = lookup.hit { return .cached(hit) }
+                    (plan.vector, plan.bestSimilarity, plan.lesson) = (vector, lookup.best, lookup.lesson)
+                } else {
+                    metrics.recordCacheLookup(.miss, duration: .now - started)
+                }
             } catch {
                 metrics.recordCacheLookup(.error, duration: .now - started)
                 logger.warning(
@@ -220,7 +230,9 @@ public final class CompletionService: Sendable {
             plan.vector = vector
         }
         // A lookup the cache explores is the teacher's to answer: that is how the cache learns.
-        if policy.read, plan.lesson?.explores != true, let students, let decision = students.decide(scope: scope.key, vector: vector) {
+        if policy.read, seenWhole, plan.lesson?.explores != true, let students,
+            let decision = students.decide(scope: scope.key, vector: vector)
+        {
             if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
             plan.student = decision
         }
@@ -258,7 +270,7 @@ public final class CompletionService: Sendable {
         {
             entry = cache.makeEntry(
                 scope: plan.scope, request: request, prompt: prompt, answer: answer.text, finishReason: finishReason,
-                vector: vector, now: now)
+                vector: plan.indexEntry ? vector : nil, now: now)
         }
         let commit: TeacherExchangeCommit
         do {
@@ -270,8 +282,8 @@ public final class CompletionService: Sendable {
                 metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
             throw .answerNotRecorded
         }
-        if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
-            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
+        if let cache, let entry, let entryID = commit.entryID {
+            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry)
         }
         if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
         if let students, let decision = plan.student, case .audit = decision.action {

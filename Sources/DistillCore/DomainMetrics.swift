@@ -32,6 +32,11 @@ public enum CacheBypassReason: String, Sendable, CaseIterable {
     case temperature, n
     /// `Cache-Control: no-cache` / `no-store`; `x-distill-cache: refresh`.
     case noCache = "no-cache", noStore = "no-store", refresh
+    /// Asks for `logprobs`, which distill does not keep: only the teacher has them.
+    case logprobs
+    /// The last user message is longer than the embedder's window: no semantic match, no student
+    /// (an exact hit still serves).
+    case beyondWindow = "beyond-window"
 }
 
 /// Why entries left the cache.

@@ -209,7 +209,8 @@ public final class SemanticCache: Sendable {
             maxError: maxError ?? defaults.maxError)
     }
 
-    /// Replaces a scope's own settings; nil: the global setting applies. `maxError` must be in (0, 1).
+    /// Replaces a scope's own settings (nil: the global one); `maxError` must be in (0, 1). The TTL
+    /// in force governs the entries already cached too: each expires that long after it was created.
     public func configure(scope: String, similarityThreshold: Double?, ttlSeconds: Double?, maxError: Double?) async throws {
         try await store.setScopeSettings(scope: scope, similarityThreshold: similarityThreshold, ttlSeconds: ttlSeconds)
         try await store.setScopeMaxError(scope: scope, maxError)
@@ -217,13 +218,18 @@ public final class SemanticCache: Sendable {
             state.overrides[scope] = similarityThreshold == nil && ttlSeconds == nil ? nil : (similarityThreshold, ttlSeconds)
             state.maxErrors[scope] = maxError
         }
+        try await store.setCacheEntryLifetimes(scope: scope, ttlSeconds: settings(for: scope).ttlSeconds)
+        // Held answers carry the old expiry: the next hit reads the new one from the store.
+        state.withLock { state in
+            for id in state.exact[scope]?.values.map(\.self) ?? [] { state.hot.remove(id) }
+        }
     }
 
     // MARK: - Writing
 
-    /// The entry to commit with a teacher answer.
+    /// The entry to commit with a teacher answer; without a vector, only an exact hit may serve it.
     public func makeEntry(
-        scope: Scope, request: ChatRequest, prompt: String, answer: String, finishReason: String, vector: [Float],
+        scope: Scope, request: ChatRequest, prompt: String, answer: String, finishReason: String, vector: [Float]?,
         now: Date
     ) -> CacheEntryRecord {
         CacheEntryRecord(
@@ -235,7 +241,7 @@ public final class SemanticCache: Sendable {
 
     /// Brings the maps and indexes in line with a committed entry (which replaced the entry
     /// `replaced`, if any), then evicts if over capacity.
-    public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord, vector: [Float]) async {
+    public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord) async {
         let index = state.withLock { state -> ScopeIndex in
             state.exact[entry.scope, default: [:]][entry.exactKey] = id
             if let replaced { state.hot.remove(replaced) }
@@ -247,7 +253,7 @@ public final class SemanticCache: Sendable {
             return index
         }
         if let replaced { _ = index.remove(id: replaced) }
-        index.insert(id: id, vector: vector)
+        if let vector = entry.vector { index.insert(id: id, vector: vector) }
         metrics.setCacheEntries(count)
         await evictIfOverCapacity()
     }
@@ -345,11 +351,13 @@ public final class SemanticCache: Sendable {
         return CacheExportPage(lines: lines, nextAfter: entries.count == limit ? entries.last?.id : nil)
     }
 
-    /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise.
+    /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise
+    /// (none for a prompt longer than the embedder's window: only an exact hit serves it).
     public func importEntries(_ lines: [CacheExportLine]) async throws -> Int {
-        let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model }
-        var vectors = lines.map { line in
-            CacheEntryRecord.decode(Data(base64Encoded: line.embedding) ?? Data())
+        let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model && embedder.seesWhole(lines[$0].prompt) }
+        var vectors = lines.map { line -> [Float]? in
+            guard line.model == indexConfiguration.model, let data = Data(base64Encoded: line.embedding), !data.isEmpty else { return nil }
+            return CacheEntryRecord.decode(data)
         }
         for (index, vector) in zip(foreign, try await embedder.embed(foreign.map { lines[$0].prompt })) {
             vectors[index] = vector
@@ -362,12 +370,12 @@ public final class SemanticCache: Sendable {
             entry.hits = 0
             return entry
         }
-        guard entries.allSatisfy({ $0.vector.count == indexConfiguration.dimension }) else {
+        guard entries.allSatisfy({ ($0.vector?.count ?? indexConfiguration.dimension) == indexConfiguration.dimension }) else {
             throw DistillError.invalidEmbedding(dimension: indexConfiguration.dimension)
         }
         let committed = try await store.insertCacheEntries(entries)
         for ((id, replaced), entry) in zip(committed, entries) {
-            await didCommit(entryID: id, replacing: replaced, entry: entry, vector: entry.vector)
+            await didCommit(entryID: id, replacing: replaced, entry: entry)
         }
         return committed.count
     }
@@ -454,7 +462,7 @@ public final class SemanticCache: Sendable {
     /// snapshot are inserted, those deleted since are removed); rebuilt from the stored vectors when
     /// there is no usable snapshot.
     private func loadIndex(scope: String) async throws -> ScopeIndex {
-        let ids = try await store.cacheEntryIDs(scope: scope)
+        let ids = try await store.indexedCacheEntryIDs(scope: scope)
         if let snapshot = try await store.indexSnapshot(scope: scope) {
             do {
                 let (index, _) = try ScopeIndex.restore(from: snapshot.bytes, configuration: indexConfiguration)
@@ -490,8 +498,9 @@ public final class SemanticCache: Sendable {
         while true {
             let page = try await store.cacheEntries(scope: nil, after: after, limit: 256)
             guard let last = page.last?.id else { break }
-            let vectors = try await embedder.embed(page.map(\.prompt))
-            try await store.replaceCacheVectors(zip(page.compactMap(\.id), vectors).map { ($0, $1) })
+            let seen = page.filter { embedder.seesWhole($0.prompt) }
+            let vectors = try await embedder.embed(seen.map(\.prompt))
+            try await store.replaceCacheVectors(zip(seen.compactMap(\.id), vectors).map { ($0, $1) })
             after = last
             done += page.count
             logger.info("re-embedding", metadata: ["distill.progress": "\(done)/\(total)"])

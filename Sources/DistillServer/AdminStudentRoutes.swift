@@ -32,11 +32,20 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(versions.map(info))
     }
 
-    router.post("/admin/student/versions/:id/promote") { _, context -> Response in
+    router.post("/admin/student/versions/:id/promote") { request, context -> Response in
         guard let id = context.parameters.get("id", as: Int64.self) else {
             throw APIError.invalidRequest("The version id must be an integer.", code: "invalid_value", param: "id")
         }
-        return jsonResponse(info(try await enabled().students.promote(version: id)))
+        let force = request.uri.queryParameters["force"] == "true"
+        return jsonResponse(info(try await enabled().students.promote(version: id, force: force)))
+    }
+
+    router.put("/admin/student/scopes/:scope") { request, context -> Response in
+        let students = try enabled().students
+        let scope = try await resolveScope(context.parameters.get("scope") ?? "")
+        let setting = try await decode(StudentScopeSettings.self, from: request)
+        try await students.setEnabled(setting.enabled, scope: scope)
+        return jsonResponse(StudentScopeSettings(scope: scope, enabled: setting.enabled))
     }
 
     router.post("/admin/student/rollback") { request, _ -> Response in

@@ -51,6 +51,8 @@ public struct DistillConfig: Sendable, Equatable {
 
         /// Holds the SQLite database and the daemon's lock file.
         public var dataDir = "var"
+        /// Teacher-log exchanges older than this many days are deleted (hourly); 0 keeps them all.
+        public var teacherLogRetentionDays = 0.0
         public var databasePath: String { (dataDir as NSString).appendingPathComponent("distill.sqlite") }
     }
 
@@ -190,6 +192,8 @@ extension DistillConfig {
 
         store.dataDir = try f.string("store.data_dir", default: defaults.store.dataDir)
         if store.dataDir.isEmpty { throw .invalidValue(key: "store.data_dir", value: "", expected: "a directory") }
+        store.teacherLogRetentionDays = try f.double(
+            "store.teacher_log_retention_days", default: defaults.store.teacherLogRetentionDays, 0...36_500)
 
         let t = defaults.teacher
         teacher.baseURL = try f.string("teacher.base_url", default: t.baseURL)

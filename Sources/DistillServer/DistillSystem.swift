@@ -23,6 +23,7 @@ public final class DistillSystem: Sendable {
     /// Nil when `student.enabled` is false.
     public let students: Students?
     public let distiller: Distiller?
+    public let teacherLogRetention: TeacherLogRetention
     public let embedder: (any Embedder)?
     public let metrics: DistillMetrics
     public let completions: CompletionService
@@ -131,7 +132,11 @@ public final class DistillSystem: Sendable {
                 metrics: metrics, releaseMemory: Allocator.trim, logger: logger)
         }
         self.distiller = distiller
-        var services: [any Service] = []
+        let retentionDays = config.store.teacherLogRetentionDays
+        self.teacherLogRetention = TeacherLogRetention(
+            store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
+            logger: logger)
+        var services: [any Service] = [teacherLogRetention]
         if let cache {
             services.append(
                 CacheUpkeep(

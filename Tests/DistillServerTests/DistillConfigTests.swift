@@ -70,6 +70,14 @@ import DistillCore
         }
     }
 
+    @Test func theTeacherLogRetentionIsDaysAndNeverNegative() async throws {
+        let loaded = try await DistillConfig.load(file: nil, environment: ["DISTILL_STORE_TEACHER_LOG_RETENTION_DAYS": "30"])
+        #expect(loaded.config.store.teacherLogRetentionDays == 30)
+        await #expect(throws: ConfigError.self) {
+            try await DistillConfig.load(file: nil, environment: ["DISTILL_STORE_TEACHER_LOG_RETENTION_DAYS": "-1"])
+        }
+    }
+
     @Test func unknownKeysInTheFileAreRefused() async throws {
         let file = try writeConfig("teacher:\n  max_atempts: 3\nserver:\n  htp: off\n")
         await #expect(throws: ConfigError.unknownKeys(["server.htp", "teacher.max_atempts"], file: file)) {
