@@ -19,39 +19,49 @@ import Testing
         #expect(Self.classes.newClasses(in: [], minSupport: 1).isEmpty)
     }
 
-    /// In-distribution traffic, novel for 1% of the confident requests as the threshold intends: no shift in 10,000
-    /// requests. New intents, novel half the time: the novelty test alarms within the stated delay, and the scope is
-    /// due once enough novel requests were turned away to learn from.
+    /// A confident prediction beyond the strict threshold (`novel`: beyond the other too) with probability `beyond`.
+    static func prediction(_ generator: inout SplitMix64, beyond: Double) -> StudentPrediction {
+        let outside = generator.nextUnit() < beyond, novel = outside && generator.nextUnit() < 0.1
+        return StudentPrediction(
+            classIndex: 0, answer: "card_arrival", confidence: 0.9, isConfident: true, novelty: outside ? 0.5 : 0.1,
+            novel: novel, borderline: outside && !novel)
+    }
+
+    /// In-distribution traffic, beyond the strict threshold for 15% of the confident requests as it intends: no
+    /// shift in 10,000 requests. New intents, beyond it for 90%: the novelty test alarms within the stated delay,
+    /// and the scope is due once enough requests were turned away to learn from. Requests the student is unsure of
+    /// do not count.
     @Test func novelTrafficMakesTheScopeDueSoonerAndInDistributionTrafficDoesNot() {
         let rule = ShiftRule()
         var generator = SplitMix64(seed: 21)
         let audits = SequentialTest(.audits)
-        var test = rule.noveltyTest(), abstentions = 0
-        for _ in 0..<10_000 {
-            let novel = generator.nextUnit() < 0.01
-            if novel { abstentions += 1 }
-            test.record(!novel)
-        }
-        #expect(!test.alarmed)
-        #expect(rule.dueSooner(novelty: test, novelAbstentions: abstentions, newClasses: []) == nil)
+        var test = rule.noveltyTest()
+        for _ in 0..<10_000 { rule.observe(Self.prediction(&generator, beyond: 0.15), in: &test) }
+        #expect(!test.alarmed && test.observations == 10_000)
+        #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: []) == nil)
         #expect(!rule.suspected(novelty: test, audits: audits, newClasses: []))
+        var unsure = Self.prediction(&generator, beyond: 1)
+        unsure.isConfident = false
+        rule.observe(unsure, in: &test)
+        #expect(test.observations == 10_000)
 
-        let bound = rule.novelty.expectedDelay(share: 0.5)!
+        let bound = rule.novelty.expectedDelay(share: 0.1)!
         var delays: [Int] = []
         for _ in 0..<200 {
-            var shifted = rule.noveltyTest(), requests = 0, turnedAway = 0
+            var shifted = rule.noveltyTest(), turnedAway = 0
             while rule.dueSooner(novelty: shifted, novelAbstentions: turnedAway, newClasses: []) == nil {
-                let novel = generator.nextUnit() < 0.5
-                if novel { turnedAway += 1 }
-                if !shifted.alarmed { requests += 1 }
-                shifted.record(!novel)
+                let prediction = Self.prediction(&generator, beyond: 0.9)
+                // Once a shift is suspected, borderline requests are turned away too.
+                if !prediction.serves(shiftSuspected: shifted.alarmed) { turnedAway += 1 }
+                rule.observe(prediction, in: &shifted)
             }
             #expect(rule.suspected(novelty: shifted, audits: audits, newClasses: []))
             #expect(turnedAway == rule.novelAbstentions)
-            delays.append(requests)
+            // A test counts observations until it alarms.
+            delays.append(shifted.observations)
         }
         let mean = Double(delays.reduce(0, +)) / Double(delays.count)
-        print(String(format: "half the requests novel: shift detected after %.1f confident requests on average (bound %.1f)", mean, bound))
+        print(String(format: "90%% beyond the strict threshold: shift detected after %.1f confident requests on average (bound %.1f)", mean, bound))
         #expect(mean <= bound)
     }
 
