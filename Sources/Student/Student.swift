@@ -1,5 +1,5 @@
 /// A trained student: classes, network, calibration temperature and τ, what it learned from (its novelty
-/// exemplars and threshold), and how it did on its holdout.
+/// exemplars and thresholds), and how it did on its holdout.
 ///
 /// `StudentModel` — int8 weights — is the one evaluated, stored and served; `Student<FloatNetwork>` exists to
 /// measure what quantization costs.
@@ -45,8 +45,9 @@ public struct Student<Network: StudentNetwork>: Sendable {
             isConfident: threshold.map { confidence >= $0 } ?? false, novelty: score, novel: novel, borderline: borderline)
     }
 
-    /// How the student does on teacher exchanges at its τ and novelty threshold (no shift suspected): an answer agrees when it is the teacher's answer
-    /// canonicalized, so students with different classes can be compared on the same exchanges.
+    /// How the student does on teacher exchanges at its τ and novelty threshold (no shift suspected): an answer
+    /// agrees when it is the teacher's answer canonicalized, so students with different classes can be compared on
+    /// the same exchanges.
     public func evaluate(_ exchanges: some Collection<TeacherExchange>) -> HoldoutMetrics {
         HoldoutMetrics(outcomes(exchanges))
     }
@@ -90,8 +91,8 @@ public struct StudentPrediction: Sendable, Hashable {
     }
 }
 
-/// What a student makes of one held-out teacher exchange: whether it would answer (confident, not novel), and whether
-/// its answer is the teacher's; and how many requests of the traffic the exchange stands for.
+/// What a student makes of one held-out teacher exchange: whether it would answer (confident, not novel), and
+/// whether its answer is the teacher's; and how many requests of the traffic the exchange stands for.
 public struct HeldOutOutcome: Sendable, Hashable {
     public var accepted: Bool
     public var agrees: Bool

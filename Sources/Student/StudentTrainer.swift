@@ -218,7 +218,8 @@ public enum StudentTrainer {
                 embeddings: training.map(\.embedding), members: members.map { $0.filter { fold($0) != k } },
                 limit: configuration.noveltyExemplars, dimension: dimension)
         }
-        let exemplarSets = configuration.noveltyExemplars > 0 ? [exemplars(leavingOut: nil)] + (0..<folds).map(exemplars) : []
+        let exemplarSets = configuration.noveltyExemplars > 0
+            ? [exemplars(leavingOut: nil)] + (0..<folds).map(exemplars) : []
         let calibrationQueries = exemplarSets.isEmpty
             ? [] : (holdout + (folds > 0 ? training : [])).map { Exemplars.Query($0.embedding) }
 
@@ -235,7 +236,10 @@ public enum StudentTrainer {
                 let predictions = logits.map {
                     Calibration.confidence(logits: $0, temperature: temperature, classCount: classes.count)
                 }
-                return (predictions.map(\.classIndex), predictions.map(\.probability), zip(predictions, labels).map { $0.classIndex == $1 })
+                return (
+                    predictions.map(\.classIndex), predictions.map(\.probability),
+                    zip(predictions, labels).map { $0.classIndex == $1 }
+                )
             }
             let before = predictions(1), after = predictions(temperature)
             let answers = Array(labels.indices)
@@ -256,7 +260,8 @@ public enum StudentTrainer {
                 }
                 if !learned.isEmpty {
                     func quantile(_ level: Double) -> Float {
-                        Calibration.weightedQuantile(learned.map { distances[$0] }, weights: learned.map { weights[$0] }, level: level)
+                        Calibration.weightedQuantile(
+                            learned.map { distances[$0] }, weights: learned.map { weights[$0] }, level: level)
                     }
                     novelty = Novelty(
                         exemplars: exemplarSets[0], threshold: quantile(configuration.noveltyCoverage),
