@@ -2,32 +2,45 @@
 SWIFT ?= swift
 CONFIG ?= config/distilld.yaml
 
-.PHONY: bootstrap build build-debug run test soak chaos demo clean
+.PHONY: bootstrap build build-debug run test release-check soak chaos demo clean
 
 bootstrap:
 	@scripts/bootstrap
 
+# The release binaries carry the Swift runtime and Foundation (--static-swift-stdlib), so that a
+# server needs no Swift toolchain: deploy/README.md.
 build: bootstrap
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 run: build
 	.build/release/distilld --config $(CONFIG)
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
 # as real processes), then the whole suite, then the short reliability runs on the same build
-# (a 60-s soak and 5 SIGKILLs with the fault checks: about 2 minutes together).
+# (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together; distill-bench
+# runs the distilld and teacher-sim beside it), then the shipped systemd unit under a real
+# systemd in a container (root only). The layout and docs checks come first: they take a second.
 test: bootstrap
+	scripts/check-layout
+	scripts/check-docs
 	$(SWIFT) build --build-tests
 	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
-	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/soak --seconds 60 --debug
-	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/chaos --kills 5 --debug
+	"$$($(SWIFT) build --show-bin-path)/distill-bench" soak --seconds 60
+	"$$($(SWIFT) build --show-bin-path)/distill-bench" chaos --kills 5
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" scripts/deploy-check --debug
+
+# What a server gets: the release distilld and cachectl need nothing from the toolchain, and the
+# systemd unit runs them (a systemd container without /opt/swift). Needs root for the second part.
+release-check: build
+	scripts/release-check
+	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/deploy-check
 
 # The long reliability runs, on the release build: a 10-minute soak, and 50 SIGKILLs under load.
 soak: build
-	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/soak
+	"$$($(SWIFT) build -c release --show-bin-path)/distill-bench" soak
 
 chaos: build
-	DISTILL_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/chaos --kills 50
+	"$$($(SWIFT) build -c release --show-bin-path)/distill-bench" chaos --kills 50
 
 # The replay benchmark on Banking77 with the soft-label teacher (docs/benchmarks.md, "Replay"):
 # teacher-sim and distilld run as real processes on a fresh store; the summary is printed and the

@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Already in the graph through swift-configuration; named for FilePath (the config file's path).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // System libraries
@@ -47,6 +49,19 @@ let package = Package(
 
         // Libraries
         .target(name: "DistillAPI"),
+        // One typed client of distilld's public and admin APIs, over TCP and the Unix socket:
+        // cachectl, distill-bench and the end-to-end tests all speak to the daemon through it.
+        .target(
+            name: "DistillClient",
+            dependencies: [
+                "DistillAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(name: "SeededRandom"),
         // Starting and watching distilld, teacher-sim and cachectl: the end-to-end tests and the replay.
         .target(name: "ChildProcess"),
@@ -56,8 +71,12 @@ let package = Package(
             dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: vectorKernels
         ),
-        .target(name: "Student", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
-        .target(name: "Storage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "Student", dependencies: ["SeededRandom", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: vectorKernels),
+        // The store protocol and its records; SQLiteStore is the embedded implementation.
+        .target(name: "Storage"),
+        .target(name: "SQLiteStore", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Teacher",
             dependencies: [
@@ -68,29 +87,34 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]
         ),
+        // The domain: the request path, the cache, the students, re-distillation. No HTTP.
         .target(
             name: "DistillCore",
             dependencies: [
-                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher", "SeededRandom",
-                .product(name: "Configuration", package: "swift-configuration"),
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The application: configuration, composition root, metrics, the HTTP routes.
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore", "DistillAPI", "Storage", "Embedding",
+                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "Embedding", "Teacher",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // The stand-in teacher, as a library so that tests can run it in-process over loopback.
@@ -108,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "distilld",
             dependencies: [
-                "DistillAPI", "DistillCore", "DistillServer",
+                "DistillAPI", "DistillServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -116,12 +140,8 @@ let package = Package(
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "DistillAPI",
+                "DistillAPI", "DistillClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -134,26 +154,43 @@ let package = Package(
         .executableTarget(
             name: "distill-bench",
             dependencies: [
-                "Embedding", "VectorIndex", "Student", "DistillCore", "Storage", "TeacherSimulator", "SeededRandom",
+                "Embedding", "VectorIndex", "Student", "Storage", "SQLiteStore", "TeacherSimulator", "SeededRandom",
                 "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                // replay: a client of distilld over TCP and its Unix socket (http+unix://), admin API included.
-                "DistillAPI",
+                // replay: a client of distilld over TCP and its Unix socket, admin API included.
+                "DistillAPI", "DistillClient",
+                // The replay sizes its HTTP client's connection pool to its concurrency; soak and
+                // chaos set teacher-sim's faults.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                // soak and chaos check distilld's store as a crash left it (integrity_check on a
+                // copy) and read it beside the daemon, read-only.
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: optimizedAlways
         ),
 
         // Tests
         .testTarget(name: "DistillAPITests", dependencies: ["DistillAPI", "SeededRandom"]),
+        // Against a small Hummingbird app served in-process over loopback and a Unix socket.
+        .testTarget(
+            name: "DistillClientTests",
+            dependencies: [
+                "DistillClient", "DistillAPI",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "SQLiteStoreTests",
+            dependencies: ["SQLiteStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "TeacherTests",
             dependencies: ["Teacher", "TeacherSimulator", .product(name: "Logging", package: "swift-log")]
@@ -169,14 +206,15 @@ let package = Package(
         .testTarget(
             name: "DistillCoreTests",
             dependencies: [
-                "DistillCore", "TeacherSimulator", "Storage", "Student", "Teacher", "Embedding", "VectorIndex", "SeededRandom",
+                "DistillCore", "DistillAPI", "TeacherSimulator", "Storage", "SQLiteStore", "Student", "Teacher", "Embedding",
+                "VectorIndex", "SeededRandom",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "DistillServerTests",
             dependencies: [
-                "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator",
+                "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -185,7 +223,9 @@ let package = Package(
             ]
         ),
         // The replay benchmark's stream generator and report aggregation.
-        .testTarget(name: "DistillBenchTests", dependencies: ["distill-bench", "DistillCore", "Storage", "SeededRandom"]),
+        .testTarget(
+            name: "DistillBenchTests",
+            dependencies: ["distill-bench", "DistillCore", "Storage", "Student", "Embedding", "TeacherSimulator", "SeededRandom"]),
         // Seeded hostile input for the request parser and the teacher-response decoding.
         .testTarget(
             name: "FuzzTests",
@@ -199,11 +239,10 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "DistillAPI", "ChildProcess",
+                "DistillAPI", "DistillClient", "ChildProcess",
+                // teacher-sim's own endpoints (/sim/…), and RawHTTP's bytes no client would send.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -187,10 +187,8 @@ public struct StudentRollbackRequest: Codable, Sendable, Equatable {
 public struct DistillRunInfo: Codable, Sendable, Equatable {
     public var id: Int
     public var scope: String
-    /// `scheduled` (the background service) or `manual` (`cachectl distill run`).
-    public var trigger: String
-    /// queued, loading, embedding, training, evaluating or finished.
-    public var phase: String
+    public var trigger: DistillRunTrigger
+    public var phase: DistillRunPhase
     public var queuedAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
@@ -199,17 +197,17 @@ public struct DistillRunInfo: Codable, Sendable, Equatable {
     /// Epochs run so far, and the most there may be (training stops early when the holdout stops improving).
     public var epoch: Int
     public var maxEpochs: Int
-    /// When finished: promoted, rejected, failed or cancelled; with why, and the version stored.
-    public var outcome: String?
+    /// When finished: how, why, and the version stored.
+    public var outcome: DistillRunOutcome?
     public var reason: String?
     public var version: Int64?
 
-    public init(id: Int, scope: String, trigger: String, queuedAt: Date, maxEpochs: Int) {
-        (self.id, self.scope, self.trigger, self.phase, self.queuedAt) = (id, scope, trigger, "queued", queuedAt)
+    public init(id: Int, scope: String, trigger: DistillRunTrigger, queuedAt: Date, maxEpochs: Int) {
+        (self.id, self.scope, self.trigger, self.phase, self.queuedAt) = (id, scope, trigger, .queued, queuedAt)
         (self.epoch, self.maxEpochs) = (0, maxEpochs)
     }
 
-    public var isFinished: Bool { phase == "finished" }
+    public var isFinished: Bool { phase == .finished }
 
     enum CodingKeys: String, CodingKey {
         case id, scope, trigger, phase, rows, epoch, outcome, reason, version
@@ -218,6 +216,19 @@ public struct DistillRunInfo: Codable, Sendable, Equatable {
         case finishedAt = "finished_at"
         case maxEpochs = "max_epochs"
     }
+}
+
+/// Who asked for a run: the background service, or `cachectl distill run`.
+public enum DistillRunTrigger: String, Codable, Sendable {
+    case scheduled, manual
+}
+
+public enum DistillRunPhase: String, Codable, Sendable {
+    case queued, loading, embedding, training, evaluating, finished
+}
+
+public enum DistillRunOutcome: String, Codable, Sendable, CaseIterable {
+    case promoted, rejected, failed, cancelled
 }
 
 /// `GET /admin/distill`: the re-distillation service and its runs, newest first.

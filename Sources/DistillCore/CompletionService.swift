@@ -46,21 +46,24 @@ public struct CompletionResponse: Sendable {
 /// an answer that would be lost to training. The cache only ever saves work: when it fails, the
 /// teacher answers.
 public final class CompletionService: Sendable {
-    let store: Store
-    let teacher: TeacherClient
+    let store: any DistillStore
+    let teacher: any TeacherUpstream
     let cache: SemanticCache?
     let students: Students?
     let embedder: (any Embedder)?
     let temperatureCeiling: Double
-    let metrics: DistillMetrics
+    let clock: any WallClock
+    let metrics: any DomainMetrics
     let logger: Logger
 
     public init(
-        store: Store, teacher: TeacherClient, cache: SemanticCache?, students: Students?, embedder: (any Embedder)?,
-        temperatureCeiling: Double, metrics: DistillMetrics, logger: Logger
+        store: any DistillStore, teacher: any TeacherUpstream, cache: SemanticCache?, students: Students?,
+        embedder: (any Embedder)?, temperatureCeiling: Double, clock: any WallClock, metrics: any DomainMetrics,
+        logger: Logger
     ) {
         self.store = store
         self.teacher = teacher
+        self.clock = clock
         self.cache = cache
         self.students = students
         self.embedder = embedder
@@ -69,15 +72,15 @@ public final class CompletionService: Sendable {
         self.logger = logger
     }
 
-    public func complete(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionResponse {
+    public func complete(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionResponse {
         switch await route(request, info: info) {
         case .cached(let hit):
             return CompletionResponse(
-                body: Self.completion(hit.answer, finishReason: hit.finishReason, of: request, info: info),
+                body: completion(hit.answer, finishReason: hit.finishReason, of: request, info: info),
                 source: .cache, similarity: hit.similarity)
         case .student(let decision, let similarity):
             return CompletionResponse(
-                body: Self.completion(decision.prediction.answer, finishReason: "stop", of: request, info: info),
+                body: completion(decision.prediction.answer, finishReason: "stop", of: request, info: info),
                 source: .student, similarity: similarity, confidence: decision.prediction.confidence)
         case .teacher(let plan):
             let started = ContinuousClock.now
@@ -99,10 +102,10 @@ public final class CompletionService: Sendable {
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
     /// `ChatCompletion`'s wire form, written as a `JSONValue`: through `JSONEncoder` it took a
     /// twentieth of a cache hit's CPU time.
-    static func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
+    func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
         let completion: JSONValue = [
             "id": .string("chatcmpl-\(info.requestID)"), "object": "chat.completion",
-            "created": .integer(Int64(Date().timeIntervalSince1970)), "model": .string(request.model),
+            "created": .integer(Int64(clock.now.timeIntervalSince1970)), "model": .string(request.model),
             "choices": [["index": 0, "message": ["role": "assistant", "content": .string(answer)], "finish_reason": .string(finishReason)]],
             "usage": ["prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0],
         ]
@@ -110,9 +113,9 @@ public final class CompletionService: Sendable {
     }
 
     /// The same, as a stream of server-sent events ending with `[DONE]`.
-    static func replay(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> CompletionStream.Body {
+    func replay(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> CompletionStream.Body {
         let chunks = ChatCompletionChunk.stream(
-            id: "chatcmpl-\(info.requestID)", created: Int(Date().timeIntervalSince1970), model: request.model,
+            id: "chatcmpl-\(info.requestID)", created: Int(clock.now.timeIntervalSince1970), model: request.model,
             pieces: [answer], finishReason: finishReason,
             usage: request.wantsStreamUsage ? Usage(promptTokens: 0, completionTokens: 0) : nil)
         let events = chunks.map { ServerSentEvent(data: String(decoding: JSONValue.encode($0), as: UTF8.self)) }
@@ -120,16 +123,16 @@ public final class CompletionService: Sendable {
     }
 
     /// Opens a streamed answer. Throws before anything is sent when the teacher cannot start one.
-    public func stream(_ request: ChatRequest, info: RequestInfo) async throws(APIError) -> CompletionStream {
+    public func stream(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionStream {
         switch await route(request, info: info) {
         case .cached(let hit):
             return CompletionStream(
                 source: .cache, similarity: hit.similarity, confidence: nil,
-                body: Self.replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
+                body: replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
         case .student(let decision, let similarity):
             return CompletionStream(
                 source: .student, similarity: similarity, confidence: decision.prediction.confidence,
-                body: Self.replay(decision.prediction.answer, finishReason: "stop", of: request, info: info))
+                body: replay(decision.prediction.answer, finishReason: "stop", of: request, info: info))
         case .teacher(let plan):
             let started = ContinuousClock.now
             do {
@@ -174,23 +177,23 @@ public final class CompletionService: Sendable {
             return .teacher(TeacherPlan(scope: scope))
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
-        for reason in policy.bypassReasons { metrics.recordCacheBypass(reason: reason) }
+        for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
         var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write)
         if let cache, policy.read {
             let started = ContinuousClock.now
             do {
-                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: Date()) {
-                    metrics.recordCacheLookup(result: "exact_hit", duration: .now - started)
+                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now) {
+                    metrics.recordCacheLookup(.exactHit, duration: .now - started)
                     return .cached(hit)
                 }
                 // One embedding serves the lookup, the student and the entry the answer is cached under.
                 let vector = try await embedder.embed([prompt])[0]
-                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: Date())
-                metrics.recordCacheLookup(result: hit == nil ? "miss" : "semantic_hit", duration: .now - started)
+                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: clock.now)
+                metrics.recordCacheLookup(hit == nil ? .miss : .semanticHit, duration: .now - started)
                 if let hit { return .cached(hit) }
                 (plan.vector, plan.bestSimilarity) = (vector, similarity)
             } catch {
-                metrics.recordCacheLookup(result: "error", duration: .now - started)
+                metrics.recordCacheLookup(.error, duration: .now - started)
                 logger.warning(
                     "cache lookup failed; asking the teacher",
                     metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
@@ -219,12 +222,12 @@ public final class CompletionService: Sendable {
         return .teacher(plan)
     }
 
-    func failedTeacherCall(_ error: TeacherError, started: ContinuousClock.Instant, info: RequestInfo) -> APIError {
+    func failedTeacherCall(_ error: TeacherError, started: ContinuousClock.Instant, info: RequestInfo) -> DistillError {
         metrics.recordTeacherCall(outcome: error.outcome, duration: .now - started, usage: nil)
         logger.warning(
             "teacher call failed",
             metadata: ["distill.request_id": "\(info.requestID)", "distill.outcome": "\(error.outcome)", "distill.error": "\(error)"])
-        return error.apiError
+        return .teacher(error)
     }
 
     // MARK: - Recording
@@ -234,8 +237,8 @@ public final class CompletionService: Sendable {
     func record(
         _ answer: TeacherAnswer, of request: ChatRequest, plan: TeacherPlan, info: RequestInfo, latency: Duration,
         streamed: Bool
-    ) async throws(APIError) {
-        let now = Date()
+    ) async throws(DistillError) {
+        let now = clock.now
         let exchange = TeacherLogRecord(
             createdAt: now, requestID: info.requestID, scope: plan.scope.key, model: request.model,
             messages: JSONValue.array(request.messages.map(\.raw)).encodedString,
@@ -256,13 +259,11 @@ public final class CompletionService: Sendable {
         do {
             commit = try await store.appendTeacherExchange(exchange, cacheEntry: entry)
         } catch {
-            metrics.recordStoreFailure(operation: "teacher_log")
+            metrics.recordStoreFailure(.teacherLog)
             logger.error(
                 "cannot record a teacher answer; it is withheld from the client",
                 metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
-            throw APIError(
-                status: 503, type: "server_error", code: "storage_unavailable",
-                message: "The answer could not be recorded, so it was not delivered. Try again later.")
+            throw .answerNotRecorded
         }
         if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
@@ -273,7 +274,7 @@ public final class CompletionService: Sendable {
     }
 }
 
-/// An answer being streamed to the client: `run` sends it as server-sent events.
+/// An answer being streamed to the client: `run` sends it event by event.
 public struct CompletionStream: Sendable {
     public let source: AnswerSource
     /// The best cosine similarity the cache found for the request (nil when it was not consulted).
@@ -282,6 +283,12 @@ public struct CompletionStream: Sendable {
     public let confidence: Float?
     let body: Body
 
+    /// What the client is sent: server-sent events, or, once the stream has started, the error that ends it.
+    public enum Event: Sendable {
+        case event(ServerSentEvent)
+        case failure(DistillError)
+    }
+
     enum Body: Sendable {
         /// An answer distill already has, replayed.
         case replay([ServerSentEvent])
@@ -289,11 +296,11 @@ public struct CompletionStream: Sendable {
     }
 
     /// Sends every event through `send`; returns when the stream is over (or the client gone).
-    public func run(send: (ServerSentEvent) async throws -> Void) async {
+    public func run(send: (Event) async throws -> Void) async {
         switch body {
         case .replay(let events):
             for event in events {
-                do { try await send(event) } catch { return }
+                do { try await send(.event(event)) } catch { return }
             }
         case .teacher(let relay):
             await relay.run(send: send)
@@ -310,11 +317,11 @@ struct TeacherRelay: Sendable {
     let plan: CompletionService.TeacherPlan
     let info: RequestInfo
     let started: ContinuousClock.Instant
-    let upstream: TeacherStream
+    let upstream: any TeacherAnswerStream
 
-    func run(send: (ServerSentEvent) async throws -> Void) async {
+    func run(send: (CompletionStream.Event) async throws -> Void) async {
         var clientGone = false
-        func deliver(_ event: ServerSentEvent) async {
+        func deliver(_ event: CompletionStream.Event) async {
             guard !clientGone else { return }
             do {
                 try await send(event)
@@ -323,7 +330,7 @@ struct TeacherRelay: Sendable {
             }
         }
         var events = upstream.events()
-        do throws(APIError) {
+        do throws(DistillError) {
             while true {
                 let event: TeacherStream.Event?
                 do {
@@ -333,18 +340,18 @@ struct TeacherRelay: Sendable {
                 }
                 switch event {
                 case .chunk(let chunk)?:
-                    await deliver(ServerSentEvent(data: chunk.encodedString))
+                    await deliver(.event(ServerSentEvent(data: chunk.encodedString)))
                 case .finished(let answer)?:
                     let latency = ContinuousClock.now - started
                     service.metrics.recordTeacherCall(outcome: "success", duration: latency, usage: answer.usage)
                     try await service.record(answer, of: request, plan: plan, info: info, latency: latency, streamed: true)
-                    await deliver(ServerSentEvent(data: "[DONE]"))
+                    await deliver(.event(ServerSentEvent(data: "[DONE]")))
                 case nil:
                     return
                 }
             }
         } catch {
-            await deliver(ServerSentEvent(error: error))
+            await deliver(.failure(error))
         }
     }
 }

@@ -20,14 +20,25 @@ import Synchronization
 /// never waits on it. Nothing is written until a run has finished: a version is stored, and made
 /// active, in one transaction, so a crash mid-training leaves the active version serving.
 public final class Distiller: Service, Sendable {
-    let store: Store
+    /// Trains a candidate on `training`, calibrated and evaluated on `holdout`; `shouldStop` is asked after
+    /// every epoch. `StudentTrainer.train` in the daemon; tests give one of their own.
+    public typealias Trainer = @Sendable (
+        _ training: [TeacherExchange], _ holdout: [TeacherExchange], _ configuration: TrainingConfiguration,
+        _ shouldStop: () -> Bool
+    ) throws(StudentTrainingError) -> TrainingResult
+
+    let store: any DistillStore
     let embedder: any Embedder
     let students: Students
-    let configuration: DistillConfig.Distill
+    let configuration: DistillSettings
     let training: TrainingConfiguration
+    let trainer: Trainer
     let fold: HoldoutFold
     let gate: PromotionGate
-    let metrics: DistillMetrics
+    let clock: any WallClock
+    let metrics: any DomainMetrics
+    /// Called after every run, to hand the memory it freed back to the system.
+    let releaseMemory: @Sendable () -> Void
     let logger: Logger
     private let state = Mutex(State())
     private let wakeUps: AsyncStream<Void>
@@ -49,23 +60,30 @@ public final class Distiller: Service, Sendable {
     /// Finished runs kept for `cachectl distill status`.
     static let finishedRunsKept = 50
 
-    init(
-        store: Store, embedder: any Embedder, students: Students, configuration: DistillConfig, metrics: DistillMetrics,
+    public init(
+        store: any DistillStore, embedder: any Embedder, students: Students, settings: DistillSettings,
+        clock: any WallClock, metrics: any DomainMetrics, releaseMemory: @escaping @Sendable () -> Void = {},
+        trainer: @escaping Trainer = { training, holdout, configuration, shouldStop throws(StudentTrainingError) in
+            try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration, shouldStop: shouldStop)
+        },
         logger: Logger
     ) {
+        self.trainer = trainer
         self.store = store
         self.embedder = embedder
         self.students = students
-        self.configuration = configuration.distill
+        self.configuration = settings
         var training = TrainingConfiguration()
-        training.minSupport = configuration.student.minSupport
-        training.targetAgreement = configuration.student.targetAgreement
+        training.minSupport = students.configuration.minSupport
+        training.targetAgreement = students.configuration.targetAgreement
         self.training = training
-        fold = HoldoutFold(share: configuration.distill.holdoutShare)
+        fold = HoldoutFold(share: settings.holdoutShare)
         var gate = PromotionGate()
-        gate.targetAgreement = configuration.student.targetAgreement
+        gate.targetAgreement = students.configuration.targetAgreement
         self.gate = gate
+        self.clock = clock
         self.metrics = metrics
+        self.releaseMemory = releaseMemory
         self.logger = logger
         (wakeUps, wakeUp) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -103,31 +121,22 @@ public final class Distiller: Service, Sendable {
 
     /// Queues a run for `scope`, or for every scope with `distill.min_rows` teacher answers, to start
     /// as soon as the current one (if any) has finished. Scopes already queued are not queued twice.
-    public func requestRuns(scope: String?) async throws(APIError) -> [DistillRunInfo] {
-        let scopes: [String]
+    public func requestRuns(scope: String?) async throws(DistillError) -> [DistillRunInfo] {
+        let untrained: [String: (count: Int, newest: Int64)]
         do {
-            let untrained = try await store.teacherLogActivity()
-            if let scope {
-                guard untrained[scope] != nil else {
-                    throw APIError(
-                        status: 404, type: "invalid_request_error", code: "unknown_scope", param: "scope",
-                        message: "No teacher answers were logged in this scope.")
-                }
-                scopes = [scope]
-            } else {
-                scopes = untrained.filter { $0.value.count >= configuration.minRows }.keys.sorted()
-            }
-        } catch let error as APIError {
-            throw error
+            untrained = try await store.teacherLogActivity()
         } catch {
-            throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The teacher log cannot be read: \(error)")
+            throw .storageUnavailable("the teacher log cannot be read: \(error)")
         }
-        guard !scopes.isEmpty else {
-            throw APIError(
-                status: 409, type: "invalid_request_error", code: "not_enough_answers",
-                message: "No scope has distill.min_rows (\(configuration.minRows)) teacher answers yet.")
+        let scopes: [String]
+        if let scope {
+            guard untrained[scope] != nil else { throw .noTeacherAnswers }
+            scopes = [scope]
+        } else {
+            scopes = untrained.filter { $0.value.count >= configuration.minRows }.keys.sorted()
         }
-        let runs = scopes.map { enqueue(scope: $0, trigger: "manual") }
+        guard !scopes.isEmpty else { throw .notEnoughAnswers(minRows: configuration.minRows) }
+        let runs = scopes.map { enqueue(scope: $0, trigger: .manual) }
         wakeUp.yield()
         return runs
     }
@@ -150,44 +159,29 @@ public final class Distiller: Service, Sendable {
         }
         let (failedAt, trainedOn) = state.withLock { ($0.failedAt, $0.trainedOn) }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
-            let due = Self.untrainedAnswersDue(
+            let due = RetrainingSchedule.untrainedAnswersDue(
                 trained: log.trained, trainedOn: trainedOn[scope], serving: students.active(scope: scope) != nil,
                 failedAt: failedAt[scope], minRows: configuration.minRows, minNewRows: configuration.minNewRows)
-            if log.count >= due { _ = enqueue(scope: scope, trigger: "scheduled", untrained: log.count) }
+            if log.count >= due { _ = enqueue(scope: scope, trigger: .scheduled, untrained: log.count) }
         }
     }
 
-    /// The untrained teacher answers that make a scope due: `distill.min_rows` before its first training; after
-    /// one, a step of `min_new_rows` or a tenth of the answers the last run trained on (`trainedOn`, when known),
-    /// whichever is more, or half the step while no student serves it (every teacher answer is then one a student
-    /// might have saved); after a run that failed, a step more than it failed at. The tenth keeps a large log from
-    /// retraining every few hundred answers: a training's cost grows with the log, what those answers add shrinks.
-    /// The replay's pacing waits by the same rule.
-    public static func untrainedAnswersDue(
-        trained: Bool, trainedOn: Int?, serving: Bool, failedAt: Int?, minRows: Int, minNewRows: Int
-    ) -> Int {
-        let step = max(minNewRows, (trainedOn ?? 0) / 10)
-        if let failedAt { return failedAt + step }
-        guard trained else { return minRows }
-        return serving ? step : max(1, step / 2)
-    }
-
-    private func enqueue(scope: String, trigger: String, untrained: Int? = nil) -> DistillRunInfo {
+    private func enqueue(scope: String, trigger: DistillRunTrigger, untrained: Int? = nil) -> DistillRunInfo {
         state.withLock { state in
-            if let queued = state.runs.last(where: { $0.scope == scope && $0.phase == "queued" }) { return queued }
+            if let queued = state.runs.last(where: { $0.scope == scope && $0.phase == .queued }) { return queued }
             // The student's network and each cross-fitting fold's count their epochs.
             let run = DistillRunInfo(
-                id: state.nextID, scope: scope, trigger: trigger, queuedAt: Date(),
+                id: state.nextID, scope: scope, trigger: trigger, queuedAt: clock.now,
                 maxEpochs: training.maxEpochs * (1 + training.calibrationFolds))
             state.nextID += 1
             state.runs.append(run)
-            if let untrained, trigger == "scheduled" { state.pendingUntrained[run.id] = untrained }
+            if let untrained, trigger == .scheduled { state.pendingUntrained[run.id] = untrained }
             return run
         }
     }
 
     private func nextQueuedRun() -> DistillRunInfo? {
-        state.withLock { $0.runs.first { $0.phase == "queued" } }
+        state.withLock { $0.runs.first { $0.phase == .queued } }
     }
 
     private func update(_ id: Int, _ change: (inout DistillRunInfo) -> Void) {
@@ -199,40 +193,37 @@ public final class Distiller: Service, Sendable {
     /// Trains, evaluates and stores one candidate; records how the run ended.
     private func execute(_ run: DistillRunInfo) async {
         update(run.id) {
-            $0.phase = "loading"
-            $0.startedAt = Date()
+            $0.phase = .loading
+            $0.startedAt = clock.now
         }
         let started = ContinuousClock.now
-        let ending: (outcome: String, reason: String, version: Int64?)
+        let ending: (outcome: DistillRunOutcome, reason: String, version: Int64?)
         do {
             ending = try await distill(run)
         } catch .cancelled {
-            ending = ("cancelled", "the daemon is shutting down", nil)
+            ending = (.cancelled, "the daemon is shutting down", nil)
         } catch {
-            ending = ("failed", "\(error)", nil)
+            ending = (.failed, "\(error)", nil)
         }
         let seconds = (ContinuousClock.now - started) / .seconds(1)
-        metrics.recordDistillRun(outcome: ending.outcome, trainingSeconds: seconds)
-        // The run's rows, vectors and training buffers were freed in whichever malloc arenas its
-        // threads used, and glibc keeps freed arena memory: without a trim, runs under load raised
-        // the RSS by ~7 MiB each (scripts/soak). Give it back to the system.
-        Allocator.trim()
+        metrics.recordDistillRun(ending.outcome, trainingSeconds: seconds)
+        releaseMemory()
         state.withLock { state in
             if let index = state.runs.firstIndex(where: { $0.id == run.id }) {
-                state.runs[index].phase = "finished"
-                state.runs[index].finishedAt = Date()
+                state.runs[index].phase = .finished
+                state.runs[index].finishedAt = clock.now
                 (state.runs[index].outcome, state.runs[index].reason, state.runs[index].version) = ending
                 // A stored version's rows set the scope's next step (`untrainedAnswersDue`).
                 if ending.version != nil, let rows = state.runs[index].rows { state.trainedOn[run.scope] = rows }
             }
             let untrained = state.pendingUntrained.removeValue(forKey: run.id)
-            if ending.outcome == "failed", let untrained { state.failedAt[run.scope] = untrained } else { state.failedAt[run.scope] = nil }
+            if ending.outcome == .failed, let untrained { state.failedAt[run.scope] = untrained } else { state.failedAt[run.scope] = nil }
             let finished = state.runs.indices.filter { state.runs[$0].isFinished }
             if finished.count > Self.finishedRunsKept { state.runs.remove(at: finished[0]) }
         }
-        let level: Logger.Level = ending.outcome == "failed" ? .warning : .info
+        let level: Logger.Level = ending.outcome == .failed ? .warning : .info
         logger.log(
-            level: level, "student training \(ending.outcome)",
+            level: level, "student training \(ending.outcome.rawValue)",
             metadata: [
                 "distill.scope": "\(run.scope.prefix(12))", "distill.run": "\(run.id)", "distill.reason": "\(ending.reason)",
                 "distill.version": "\(ending.version.map(String.init) ?? "-")",
@@ -242,7 +233,7 @@ public final class Distiller: Service, Sendable {
 
     /// The run's work: the scope's newest teacher answers (embedded where the request path did not),
     /// a candidate trained on them, the gate on the held-out fold, the stored version.
-    private func distill(_ run: DistillRunInfo) async throws(DistillRunError) -> (outcome: String, reason: String, version: Int64?) {
+    private func distill(_ run: DistillRunInfo) async throws(DistillRunError) -> (outcome: DistillRunOutcome, reason: String, version: Int64?) {
         let rows: [(record: TeacherLogRecord, vector: [Float])]
         do {
             rows = try await embedded(try await store.latestTeacherLog(scope: run.scope, limit: configuration.maxRows), run: run)
@@ -253,7 +244,7 @@ public final class Distiller: Service, Sendable {
         }
         update(run.id) {
             $0.rows = rows.count
-            $0.phase = "training"
+            $0.phase = .training
         }
         let active = students.active(scope: run.scope)
         let split = fold.split(rows, prompt: \.record.prompt, answer: \.record.answer)
@@ -267,7 +258,7 @@ public final class Distiller: Service, Sendable {
         let trainingStarted = ContinuousClock.now
         let result = try await train(training, holdout: holdout, run: run)
         let trainingSeconds = (ContinuousClock.now - trainingStarted) / .seconds(1)
-        update(run.id) { $0.phase = "evaluating" }
+        update(run.id) { $0.phase = .evaluating }
 
         let outcomes = result.model.outcomes(holdout)
         let incumbent = active.map { (version: $0.version, outcomes: $0.model.outcomes(holdout)) }
@@ -285,23 +276,23 @@ public final class Distiller: Service, Sendable {
             incumbent: incumbent.map { .init(version: $0.version, holdout: HoldoutCounts(HoldoutMetrics($0.outcomes))) },
             decision: decision.description)
         let record = StudentVersionRecord(
-            scope: run.scope, createdAt: Date(), status: decision.promotes ? .active : .rejected,
+            scope: run.scope, createdAt: clock.now, status: decision.promotes ? .active : .rejected,
             model: result.model.encoded(), metrics: String(decoding: JSONValue.encode(versionMetrics), as: UTF8.self),
             trainedThrough: rows.last?.record.id ?? 0, trainingSeconds: trainingSeconds)
         let id: Int64
         do {
             id = try await store.addStudentVersion(record)
         } catch {
-            metrics.recordStoreFailure(operation: "student_versions")
+            metrics.recordStoreFailure(.studentVersions)
             throw .preparation("cannot store the version: \(error)")
         }
-        guard decision.promotes else { return ("rejected", "\(decision)", id) }
+        guard decision.promotes else { return (.rejected, "\(decision)", id) }
         do {
             try students.install(record, id: id)
         } catch {
             throw .install(error)
         }
-        return ("promoted", "\(decision)", id)
+        return (.promoted, "\(decision)", id)
     }
 
     /// Per row, whether it is in the active student's confident stratum (`HoldoutWeights.confidentStratum`): its
@@ -326,7 +317,7 @@ public final class Distiller: Service, Sendable {
             (record: record, vector: record.embedding.map(CacheEntryRecord.decode) ?? [])
         }
         let missing = rows.indices.filter { rows[$0].vector.count != dimension }
-        if !missing.isEmpty { update(run.id) { $0.phase = "embedding" } }
+        if !missing.isEmpty { update(run.id) { $0.phase = .embedding } }
         for start in stride(from: 0, to: missing.count, by: 64) {
             try Task.checkCancellation()
             let batch = missing[start..<min(start + 64, missing.count)]
@@ -353,7 +344,7 @@ public final class Distiller: Service, Sendable {
         _ exchanges: [TeacherExchange], holdout: [TeacherExchange], run: DistillRunInfo
     ) async throws(DistillRunError) -> TrainingResult {
         let stop = StopFlag()
-        let configuration = training
+        let (configuration, trainer) = (training, trainer)
         let result: Result<TrainingResult, StudentTrainingError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let thread = Thread { [self] in
@@ -363,7 +354,7 @@ public final class Distiller: Service, Sendable {
                     var epoch = 0
                     continuation.resume(
                         returning: Result { () throws(StudentTrainingError) in
-                            try StudentTrainer.train(training: exchanges, holdout: holdout, configuration: configuration) {
+                            try trainer(exchanges, holdout, configuration) {
                                 epoch += 1
                                 update(run.id) { $0.epoch = epoch }
                                 return stop.isSet

@@ -56,16 +56,11 @@ extension Scope {
 extension Scope {
     /// The full key that `prefix` (at least 4 characters) starts among `scopes`, the scopes holding
     /// `what`; a full key is taken as it is, so that a scope can be named before it holds anything.
-    public static func resolve(_ prefix: String, among scopes: [String], holding what: String) throws(APIError) -> String {
+    public static func resolve(_ prefix: String, among scopes: [String], holding what: String) throws(DistillError) -> String {
         if prefix.count == 64, prefix.allSatisfy(\.isHexDigit) { return prefix.lowercased() }
         let matches = scopes.filter { $0.hasPrefix(prefix.lowercased()) }
         guard prefix.count >= 4, matches.count == 1 else {
-            throw APIError(
-                status: 404, type: "invalid_request_error", code: matches.count > 1 ? "ambiguous_scope" : "unknown_scope",
-                param: "scope",
-                message: matches.count > 1
-                    ? "'\(prefix)' starts \(matches.count) scopes; give more of the key."
-                    : "No scope with \(what) starts with '\(prefix)' (give at least 4 characters).")
+            throw matches.count > 1 ? .ambiguousScope(prefix: prefix, matches: matches.count) : .unknownScope(prefix: prefix, holding: what)
         }
         return matches[0]
     }

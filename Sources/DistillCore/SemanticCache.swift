@@ -29,18 +29,21 @@ public struct CacheHit: Sendable {
 ///
 /// Scopes are hard partitions: a lookup only ever consults its own scope's map and index.
 public final class SemanticCache: Sendable {
-    /// Where a setting came from: the global default or the scope's override.
-    public struct Settings: Sendable, Equatable {
+    /// The settings in force in a scope: the global default or the scope's override.
+    public struct ScopeSettings: Sendable, Equatable {
         public var similarityThreshold: Double
         /// nil: entries never expire.
         public var ttlSeconds: Double?
     }
 
-    let store: Store
-    let defaults: Settings
+    let store: any DistillStore
+    /// Embeds what an operator searches for, and imported prompts of another model.
+    let embedder: any Embedder
+    let clock: any WallClock
+    let defaults: ScopeSettings
     let maxEntries: Int
     let indexConfiguration: IndexConfiguration
-    let metrics: DistillMetrics
+    let metrics: any DomainMetrics
     let logger: Logger
     private let state: Mutex<State>
 
@@ -71,21 +74,24 @@ public final class SemanticCache: Sendable {
     }
 
     /// The metadata key of the embedding model the stored vectors belong to.
-    static let modelKey = "embedding_model"
+    public static let modelKey = "embedding_model"
 
-    init(store: Store, configuration: DistillConfig, model: EmbeddingModelIdentity, metrics: DistillMetrics, logger: Logger) {
+    init(
+        store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
+        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
+    ) {
         self.store = store
-        self.defaults = Settings(
-            similarityThreshold: configuration.cache.similarityThreshold,
-            ttlSeconds: configuration.cache.ttlSeconds > 0 ? configuration.cache.ttlSeconds : nil)
-        self.maxEntries = configuration.cache.maxEntries
-        self.state = Mutex(State(hot: HotAnswers(capacityBytes: configuration.cache.hotAnswerBytes)))
+        self.embedder = embedder
+        let model = embedder.identity
+        self.clock = clock
+        self.defaults = ScopeSettings(
+            similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds > 0 ? settings.ttlSeconds : nil)
+        self.maxEntries = settings.maxEntries
+        self.state = Mutex(State(hot: HotAnswers(capacityBytes: settings.hotAnswerBytes)))
         self.indexConfiguration = IndexConfiguration(
             model: model.key, dimension: model.dimension,
-            hnsw: HNSWParameters(
-                m: configuration.index.m, efConstruction: configuration.index.efConstruction,
-                efSearch: configuration.index.efSearch),
-            promotionThreshold: configuration.index.flatUntil)
+            hnsw: HNSWParameters(m: index.m, efConstruction: index.efConstruction, efSearch: index.efSearch),
+            promotionThreshold: index.flatUntil)
         self.metrics = metrics
         self.logger = logger
     }
@@ -93,10 +99,12 @@ public final class SemanticCache: Sendable {
     /// Opens the cache over `store`: re-embeds the stored prompts if they were embedded by another
     /// model, then loads every scope's index (from its snapshot, or rebuilt from the vectors).
     public static func open(
-        store: Store, configuration: DistillConfig, embedder: any Embedder, metrics: DistillMetrics, logger: Logger
+        store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
+        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
     ) async throws -> SemanticCache {
         let cache = SemanticCache(
-            store: store, configuration: configuration, model: embedder.identity, metrics: metrics, logger: logger)
+            store: store, settings: settings, index: index, embedder: embedder, clock: clock, metrics: metrics,
+            logger: logger)
         let model = cache.indexConfiguration.model
         if let stored = try await store.metadata(modelKey), stored != model {
             try await cache.reembed(with: embedder, from: stored)
@@ -153,9 +161,9 @@ public final class SemanticCache: Sendable {
     }
 
     /// The settings in force in `scope`.
-    public func settings(for scope: String) -> Settings {
+    public func settings(for scope: String) -> ScopeSettings {
         let override = state.withLock { $0.overrides[scope] }
-        return Settings(
+        return ScopeSettings(
             similarityThreshold: override?.similarityThreshold ?? defaults.similarityThreshold,
             ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds)
     }
@@ -209,7 +217,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Removes what the store deleted from the maps and indexes.
-    func forget(_ keys: [CacheEntryKey], reason: String) {
+    func forget(_ keys: [CacheEntryKey], reason: CacheRemovalReason) {
         guard !keys.isEmpty else { return }
         let indexes = state.withLock { state in
             keys.map { key -> ScopeIndex? in
@@ -222,7 +230,7 @@ public final class SemanticCache: Sendable {
             }
         }
         for (key, index) in zip(keys, indexes) { _ = index?.remove(id: key.id) }
-        metrics.recordCacheEvictions(reason: reason, count: keys.count)
+        metrics.recordCacheEvictions(reason, count: keys.count)
         metrics.setCacheEntries(count)
     }
 
@@ -233,9 +241,9 @@ public final class SemanticCache: Sendable {
             // Recent hits decide what is least recently used: write them first. Evict 1% more
             // than needed so that a full cache does not delete on every insert.
             try await flushHits()
-            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: "lru")
+            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: .lru)
         } catch {
-            metrics.recordStoreFailure(operation: "cache_evict")
+            metrics.recordStoreFailure(.cacheEvict)
             logger.error("cache eviction failed", metadata: ["distill.error": "\(error)"])
         }
     }
@@ -244,28 +252,39 @@ public final class SemanticCache: Sendable {
 
     public func invalidate(ids: [Int64]) async throws -> Int {
         let keys = try await store.deleteCacheEntries(ids: ids)
-        forget(keys, reason: "invalidated")
+        forget(keys, reason: .invalidated)
         return keys.count
     }
 
     public func purge(scope: String?, createdBefore date: Date?) async throws -> Int {
         let keys = try await store.purgeCacheEntries(scope: scope, createdBefore: date)
-        forget(keys, reason: "purged")
+        forget(keys, reason: .purged)
         return keys.count
     }
 
-    /// The `k` entries of `scope` nearest to `vector`, with their similarity.
-    public func nearest(scope: String, vector: [Float], k: Int) async throws -> [(entry: CacheEntryRecord, similarity: Float)] {
-        guard let index = state.withLock({ $0.indexes[scope] }) else { return [] }
+    /// The `limit` entries nearest to `text` in `scope` (in every scope when nil), most similar first.
+    public func search(_ text: String, scope: String?, limit: Int) async throws -> [(entry: CacheEntryRecord, similarity: Float)] {
+        let vector = try await embedder.embed([text])[0]
+        let indexes = state.withLock { state in scope.map { [state.indexes[$0]].compactMap { $0 } } ?? Array(state.indexes.values) }
+        let nearest = indexes.flatMap { $0.search(vector, k: limit) }.sorted { $0.similarity > $1.similarity }.prefix(limit)
         var found: [(CacheEntryRecord, Float)] = []
-        for result in index.search(vector, k: k) {
+        for result in nearest {
             if let entry = try await store.cacheEntry(id: result.id) { found.append((entry, result.similarity)) }
         }
         return found
     }
 
+    /// A page of entries after `id` (of one scope, or all), by id.
+    public func entries(scope: String?, after id: Int64, limit: Int) async throws -> [CacheEntryRecord] {
+        try await store.cacheEntries(scope: scope, after: id, limit: limit)
+    }
+
+    public func entry(id: Int64) async throws -> CacheEntryRecord? {
+        try await store.cacheEntry(id: id)
+    }
+
     /// The full key of the scope with entries that `prefix` starts (`Scope.resolve`).
-    public func resolveScope(_ prefix: String) throws(APIError) -> String {
+    public func resolveScope(_ prefix: String) throws(DistillError) -> String {
         try Scope.resolve(prefix, among: state.withLock { Array($0.exact.keys) }, holding: "entries")
     }
 
@@ -282,7 +301,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise.
-    public func importEntries(_ lines: [CacheExportLine], embedder: any Embedder) async throws -> Int {
+    public func importEntries(_ lines: [CacheExportLine]) async throws -> Int {
         let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model }
         var vectors = lines.map { line in
             CacheEntryRecord.decode(Data(base64Encoded: line.embedding) ?? Data())
@@ -299,9 +318,7 @@ public final class SemanticCache: Sendable {
             return entry
         }
         guard entries.allSatisfy({ $0.vector.count == indexConfiguration.dimension }) else {
-            throw APIError.invalidRequest(
-                "An entry's embedding does not have \(indexConfiguration.dimension) dimensions.", code: "invalid_value",
-                param: "embedding")
+            throw DistillError.invalidEmbedding(dimension: indexConfiguration.dimension)
         }
         let committed = try await store.insertCacheEntries(entries)
         for ((id, replaced), entry) in zip(committed, entries) {
@@ -311,7 +328,7 @@ public final class SemanticCache: Sendable {
     }
 
     /// Scopes with their entry counts and settings.
-    public func scopes() -> [(scope: String, entries: Int, settings: Settings)] {
+    public func scopes() -> [(scope: String, entries: Int, settings: ScopeSettings)] {
         let counts = state.withLock { state in state.exact.mapValues(\.count) }
         return counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value, settings(for: $0.key)) }
     }
@@ -339,10 +356,11 @@ public final class SemanticCache: Sendable {
     }
 
     /// Deletes entries that have expired.
-    public func removeExpired(now: Date) async throws {
+    public func removeExpired() async throws {
+        let now = clock.now
         while true {
             let keys = try await store.deleteExpiredCacheEntries(now: now, limit: 1000)
-            forget(keys, reason: "expired")
+            forget(keys, reason: .expired)
             if keys.count < 1000 { return }
         }
     }

@@ -66,15 +66,18 @@ public final class Students: Sendable {
     /// …and agreement below the target at this many standard errors.
     static let suspensionZ = 3.0
 
-    let store: Store
-    let configuration: DistillConfig.Student
+    let store: any DistillStore
+    let configuration: StudentSettings
     /// The embedding model of the request vectors; versions trained on another model's are not served.
     let embeddingModel: String
-    let metrics: DistillMetrics
+    let metrics: any DomainMetrics
     let logger: Logger
     private let serving = Mutex<[String: Serving]>([:])
 
-    init(store: Store, configuration: DistillConfig.Student, embeddingModel: String, metrics: DistillMetrics, logger: Logger) {
+    init(
+        store: any DistillStore, configuration: StudentSettings, embeddingModel: String, metrics: any DomainMetrics,
+        logger: Logger
+    ) {
         self.store = store
         self.configuration = configuration
         self.embeddingModel = embeddingModel
@@ -84,8 +87,9 @@ public final class Students: Sendable {
 
     /// Loads every scope's current version from the store: the active one, or a suspended one,
     /// which stays suspended.
-    static func open(
-        store: Store, configuration: DistillConfig.Student, embeddingModel: String, metrics: DistillMetrics, logger: Logger
+    public static func open(
+        store: any DistillStore, configuration: StudentSettings, embeddingModel: String, metrics: any DomainMetrics,
+        logger: Logger
     ) async throws -> Students {
         let students = Students(
             store: store, configuration: configuration, embeddingModel: embeddingModel, metrics: metrics, logger: logger)
@@ -170,7 +174,7 @@ public final class Students: Sendable {
         do {
             try await store.setStudentVersionStatus(id: decision.version, .suspended)
         } catch {
-            metrics.recordStoreFailure(operation: "student_versions")
+            metrics.recordStoreFailure(.studentVersions)
             logger.error(
                 "cannot record the suspension; the version stays suspended until restart",
                 metadata: ["distill.version": "\(decision.version)", "distill.error": "\(error)"])
@@ -212,69 +216,58 @@ public final class Students: Sendable {
     }
 
     /// `cachectl student promote V`: makes a stored version its scope's active one, whatever the gate said.
-    public func promote(version id: Int64) async throws(APIError) -> StudentVersionRecord {
-        let record: StudentVersionRecord
+    public func promote(version id: Int64) async throws(DistillError) -> StudentVersionRecord {
+        let found: StudentVersionRecord?
         do {
-            guard let found = try await store.studentVersion(id: id) else {
-                throw APIError(status: 404, type: "invalid_request_error", code: "unknown_version", message: "No student version \(id).")
-            }
-            record = found
-        } catch let error as APIError {
-            throw error
+            found = try await store.studentVersion(id: id)
         } catch {
-            throw Self.storageError(error)
+            throw .storageUnavailable("\(error)")
         }
+        guard let record = found else { throw .unknownVersion(id) }
         return try await activate(record, id: id)
     }
 
     /// `cachectl student rollback`: the scope's version before the current one (active or suspended)
     /// serves again. `scope` may be nil when only one scope has versions.
-    public func rollback(scope: String?) async throws(APIError) -> StudentVersionRecord {
+    public func rollback(scope: String?) async throws(DistillError) -> StudentVersionRecord {
         let versions: [StudentVersionRecord]
         do {
             versions = try await store.studentVersions(scope: scope)
         } catch {
-            throw Self.storageError(error)
+            throw .storageUnavailable("\(error)")
         }
         let scopes = Set(versions.map(\.scope))
         guard scopes.count == 1 else {
-            throw APIError(
-                status: scopes.isEmpty ? 404 : 400, type: "invalid_request_error",
-                code: scopes.isEmpty ? "no_versions" : "scope_required", param: "scope",
-                message: scopes.isEmpty
-                    ? "There are no student versions\(scope == nil ? "" : " in this scope")."
-                    : "\(scopes.count) scopes have student versions: name one.")
+            throw scopes.isEmpty ? .noVersions(inScope: scope != nil) : .scopeRequired(scopes: scopes.count)
         }
         // Newest first: the current version, then the newest one that served before it.
         guard let current = versions.firstIndex(where: { $0.status == .active || $0.status == .suspended }),
             let previous = versions[(current + 1)...].first(where: { $0.status == .retired }), let id = previous.id
         else {
-            throw APIError(
-                status: 409, type: "invalid_request_error", code: "nothing_to_roll_back_to",
-                message: "The scope has no earlier version that served.")
+            throw .nothingToRollBackTo
         }
+        let found: StudentVersionRecord?
         do {
-            guard let record = try await store.studentVersion(id: id) else { throw StoreError.noSuchRow(table: "student_versions", id: id) }
-            return try await activate(record, id: id)
-        } catch let error as APIError {
-            throw error
+            found = try await store.studentVersion(id: id)
         } catch {
-            throw Self.storageError(error)
+            throw .storageUnavailable("\(error)")
         }
+        guard let record = found else { throw .unknownVersion(id) }
+        return try await activate(record, id: id)
     }
 
     /// Activates a version in the store, then in service; a version that cannot serve is refused first.
-    private func activate(_ record: StudentVersionRecord, id: Int64) async throws(APIError) -> StudentVersionRecord {
+    private func activate(_ record: StudentVersionRecord, id: Int64) async throws(DistillError) -> StudentVersionRecord {
         let version: Serving
         do {
             version = try prepare(record, id: id)
         } catch {
-            throw APIError(status: 409, type: "invalid_request_error", code: "version_cannot_serve", message: "Version \(id) cannot serve: \(error).")
+            throw .versionCannotServe(id: id, reason: "\(error)")
         }
         do {
             try await store.activateStudentVersion(id: id)
         } catch {
-            throw Self.storageError(error)
+            throw .storageUnavailable("\(error)")
         }
         serve(version, scope: record.scope)
         var activated = record
@@ -282,8 +275,24 @@ public final class Students: Sendable {
         return activated
     }
 
-    private static func storageError(_ error: any Error) -> APIError {
-        APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
+    /// Every stored version (of one scope, or all), newest first.
+    public func versions(scope: String?) async throws(DistillError) -> [StudentVersionRecord] {
+        do {
+            return try await store.studentVersions(scope: scope)
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+    }
+
+    /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
+    public func resolveScope(_ prefix: String) async throws(DistillError) -> String {
+        let scopes: [String]
+        do {
+            scopes = Array(try await store.teacherLogActivity().keys)
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
     }
 
     public func status() -> StudentStatus {

@@ -6,7 +6,7 @@ import Hummingbird
 import Synchronization
 
 /// Where a router serves the admin API.
-public enum AdminAccess: Sendable {
+enum AdminAccess: Sendable {
     /// Not at all (the TCP listener, unless `admin.token` is set).
     case none
     /// To anyone who can connect: the Unix socket, whose mode (0600) is the guard.

@@ -1,6 +1,5 @@
 import DistillAPI
 import DistillCore
-import Embedding
 import Foundation
 import Hummingbird
 import NIOCore
@@ -8,28 +7,25 @@ import Storage
 
 /// `/admin/cache/…`: the semantic cache's admin API (on the Unix socket only).
 func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSystem) {
+    /// The cache; a 409 when it is disabled.
     @Sendable func cache() throws(APIError) -> SemanticCache {
-        try enabledCache().cache
-    }
-    /// The cache and the embedder behind it; a 409 when the cache is disabled.
-    @Sendable func enabledCache() throws(APIError) -> (cache: SemanticCache, embedder: any Embedder) {
-        guard let cache = system.cache, let embedder = system.embedder else {
+        guard let cache = system.cache else {
             throw APIError(status: 409, type: "invalid_request_error", code: "cache_disabled", message: "The cache is disabled (cache.enabled).")
         }
-        return (cache, embedder)
+        return cache
     }
 
     router.get("/admin/cache/entries") { request, _ -> Response in
         let cache = try cache()
-        let scope = try request.uri.queryParameters["scope"].map { prefix throws(APIError) in try cache.resolveScope(String(prefix)) }
+        let scope = try request.uri.queryParameters["scope"].map { prefix throws(DistillError) in try cache.resolveScope(String(prefix)) }
         let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
         let limit = Int(try request.uri.queryParameters.integer("limit", default: 100, in: 1...5000))
-        let entries = try await system.store.cacheEntries(scope: scope, after: after, limit: limit)
+        let entries = try await cache.entries(scope: scope, after: after, limit: limit)
         return jsonResponse(CacheEntryPage(entries: entries.map { info($0) }, nextAfter: entries.count == limit ? entries.last?.id : nil))
     }
 
     router.get("/admin/cache/entries/:id") { _, context -> Response in
-        guard let entry = try await system.store.cacheEntry(id: try entryID(context)) else { throw noSuchEntry(context) }
+        guard let entry = try await cache().entry(id: try entryID(context)) else { throw noSuchEntry(context) }
         return jsonResponse(info(entry, withMessages: true))
     }
 
@@ -38,23 +34,17 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     }
 
     router.post("/admin/cache/search") { request, _ -> Response in
-        let (cache, embedder) = try enabledCache()
+        let cache = try cache()
         let search = try await decode(CacheSearchRequest.self, from: request)
-        let vector = try await embedder.embed([search.text])[0]
-        let scopes = try search.scope.map { prefix throws(APIError) in [try cache.resolveScope(prefix)] } ?? cache.scopes().map(\.scope)
-        var results: [CacheSearchResult] = []
-        for scope in scopes {
-            for (entry, similarity) in try await cache.nearest(scope: scope, vector: vector, k: search.limit) {
-                results.append(CacheSearchResult(entry: info(entry), similarity: similarity))
-            }
-        }
-        return jsonResponse(Array(results.sorted { $0.similarity > $1.similarity }.prefix(max(search.limit, 0))))
+        let scope = try search.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
+        let found = try await cache.search(search.text, scope: scope, limit: max(search.limit, 0))
+        return jsonResponse(found.map { CacheSearchResult(entry: info($0.entry), similarity: $0.similarity) })
     }
 
     router.post("/admin/cache/purge") { request, _ -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
-        let scope = try purge.scope.map { prefix throws(APIError) in try cache.resolveScope(prefix) }
+        let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
         let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
         return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
     }
@@ -66,9 +56,9 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     }
 
     router.post("/admin/cache/import") { request, _ -> Response in
-        let (cache, embedder) = try enabledCache()
+        let cache = try cache()
         let lines = try await decode([CacheExportLine].self, from: request)
-        return jsonResponse(CacheCount(count: try await cache.importEntries(lines, embedder: embedder)))
+        return jsonResponse(CacheCount(count: try await cache.importEntries(lines)))
     }
 
     router.get("/admin/cache/stats") { _, _ -> Response in

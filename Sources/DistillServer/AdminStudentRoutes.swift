@@ -15,15 +15,9 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return (students, distiller)
     }
 
-    /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
-    @Sendable func resolveScope(_ prefix: String) async throws(APIError) -> String {
-        let scopes: [String]
-        do {
-            scopes = Array(try await system.store.teacherLogActivity().keys)
-        } catch {
-            throw APIError(status: 503, type: "server_error", code: "storage_unavailable", message: "The store failed: \(error)")
-        }
-        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
+    /// A scope key, or an unambiguous prefix of a scope with teacher answers.
+    @Sendable func resolveScope(_ prefix: String) async throws -> String {
+        try await enabled().students.resolveScope(prefix)
     }
 
     router.get("/admin/student") { _, _ -> Response in
@@ -34,7 +28,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         _ = try enabled()
         var scope: String?
         if let prefix = request.uri.queryParameters["scope"] { scope = try await resolveScope(String(prefix)) }
-        let versions = try await system.store.studentVersions(scope: scope)
+        let versions = try await enabled().students.versions(scope: scope)
         return jsonResponse(versions.map(info))
     }
 

@@ -25,37 +25,11 @@ public enum Daemon {
         // background services that flush what the requests left.
         var services: [any Service] = system.services
         if let http = config.server.http {
-            services.append(
-                Application(
-                    router: buildRouter(system: system, listeners: listeners, admin: config.admin.token.map { .bearer(token: $0) } ?? .none),
-                    server: httpServer(config.server, metrics: system.metrics),
-                    configuration: .init(
-                        address: .hostname(http.host, port: http.port), serverName: "distilld",
-                        availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
-                    onServerRunning: { channel in
-                        let port = channel.localAddress?.port ?? http.port
-                        announce("http://\(DistillConfig.HostPort(host: http.host, port: port))", listeners, logger)
-                    },
-                    logger: logger))
+            services.append(buildApplication(system: system, listener: .tcp(http), listeners: listeners, logger: logger))
         }
         if let socket = config.server.socket {
             try UnixSocket.prepare(path: socket)
-            services.append(
-                Application(
-                    router: buildRouter(system: system, listeners: listeners, admin: .socket),
-                    server: httpServer(config.server, metrics: system.metrics),
-                    configuration: .init(
-                        address: .unixDomainSocket(path: socket), serverName: "distilld",
-                        availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
-                    onServerRunning: { _ in
-                        do {
-                            try UnixSocket.restrict(path: socket)
-                            announce("unix:\(socket)", listeners, logger)
-                        } catch {
-                            logger.critical("\(error)")
-                        }
-                    },
-                    logger: logger))
+            services.append(buildApplication(system: system, listener: .unix(socket), listeners: listeners, logger: logger))
         }
 
         var groupConfiguration = ServiceGroupConfiguration(
@@ -73,32 +47,79 @@ public enum Daemon {
         await system.shutdown(logger: logger)
         if let socket = config.server.socket { unlink(socket) }
     }
+}
 
-    /// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
-    /// closes a connection whose response is not being read.
-    static func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
-        let refused = { @Sendable (code: String) in
-            metrics.registry.makeCounter(
-                name: "distill_http_refusals_total", labels: [("code", code)],
-                help: "Requests refused before routing: request_timeout, request_header_fields_too_large, invalid_http."
-            ).increment()
-        }
-        return .http1(
-            configuration: .init(
-                additionalChannelHandlers: [
-                    RequestGuard(
-                        headerTimeout: .nanoseconds(Int64(server.headerTimeoutSeconds * 1e9)),
-                        bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused)
-                ],
-                idleTimeout: .seconds(60)))
-    }
+/// Where an application listens, and so which admin API it serves: all of it on the Unix socket,
+/// on TCP only with `admin.token`.
+public enum Listener: Sendable {
+    case tcp(DistillConfig.HostPort)
+    case unix(String)
+}
 
-    private static func announce(_ address: String, _ listeners: Listeners, _ logger: Logger) {
-        listeners.add(address)
-        logger.info("listening on \(address)")
-        // Unbuffered, so that a supervisor or a test reading the pipe sees it at once.
-        FileHandle.standardOutput.write(Data("distilld listening on \(address)\n".utf8))
+/// The HTTP application of one listener: the routes over `system`, with distilld's server settings.
+/// Each listener announces itself on stdout once it accepts connections, as
+/// `distilld listening on http://HOST:PORT` or `distilld listening on unix:PATH`.
+public func buildApplication(
+    system: DistillSystem, listener: Listener, listeners: Listeners, logger: Logger
+) -> some ApplicationProtocol {
+    let config = system.config
+    let address: BindAddress
+    let admin: AdminAccess
+    switch listener {
+    case .tcp(let http):
+        address = .hostname(http.host, port: http.port)
+        admin = config.admin.token.map { .bearer(token: $0) } ?? .none
+    case .unix(let path):
+        address = .unixDomainSocket(path: path)
+        admin = .socket
     }
+    return Application(
+        router: buildRouter(system: system, listeners: listeners, admin: admin),
+        server: httpServer(config.server, metrics: system.metrics),
+        configuration: .init(
+            address: address, serverName: "distilld",
+            availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
+        onServerRunning: { channel in
+            switch listener {
+            case .tcp(let http):
+                let port = channel.localAddress?.port ?? http.port
+                announce("http://\(DistillConfig.HostPort(host: http.host, port: port))", listeners, logger)
+            case .unix(let path):
+                do {
+                    try UnixSocket.restrict(path: path)
+                    announce("unix:\(path)", listeners, logger)
+                } catch {
+                    logger.critical("\(error)")
+                }
+            }
+        },
+        logger: logger)
+}
+
+/// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
+/// closes a connection whose response is not being read.
+private func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
+    let refused = { @Sendable (code: String) in
+        metrics.registry.makeCounter(
+            name: "distill_http_refusals_total", labels: [("code", code)],
+            help: "Requests refused before routing: request_timeout, request_header_fields_too_large, invalid_http."
+        ).increment()
+    }
+    return .http1(
+        configuration: .init(
+            additionalChannelHandlers: [
+                RequestGuard(
+                    headerTimeout: .nanoseconds(Int64(server.headerTimeoutSeconds * 1e9)),
+                    bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused)
+            ],
+            idleTimeout: .seconds(60)))
+}
+
+private func announce(_ address: String, _ listeners: Listeners, _ logger: Logger) {
+    listeners.add(address)
+    logger.info("listening on \(address)")
+    // Unbuffered, so that a supervisor or a test reading the pipe sees it at once.
+    FileHandle.standardOutput.write(Data("distilld listening on \(address)\n".utf8))
 }
 
 public enum DaemonError: Error, CustomStringConvertible {

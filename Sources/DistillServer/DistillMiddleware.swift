@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Teacher
 
 /// Wraps every route: gives the request its id, turns any error into an OpenAI-style error
 /// response, stamps `x-request-id` (and `x-distill-source` on completions), and records metrics.
@@ -50,6 +51,10 @@ struct DistillMiddleware: RouterMiddleware {
         switch error {
         case let error as APIError:
             apiError = error
+        case let error as DistillError:
+            apiError = error.apiError
+        case let error as TeacherError:
+            apiError = error.apiError
         case is NIOTooManyBytesError:
             apiError = APIError(
                 status: 413, type: "invalid_request_error", code: "request_too_large",

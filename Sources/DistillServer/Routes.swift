@@ -7,7 +7,7 @@ import NIOCore
 
 /// The routes of distilld. The public API is OpenAI's plus health and metrics; the admin API
 /// (`/admin/…`) is added as `admin` says: on the Unix socket, and on TCP with `admin.token`.
-public func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess) -> Router<DistillRequestContext> {
+func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess) -> Router<DistillRequestContext> {
     let router = Router(context: DistillRequestContext.self)
     router.add(middleware: DistillMiddleware(metrics: system.metrics))
     let maxBodyBytes = system.config.server.maxBodyBytes
@@ -36,7 +36,12 @@ public func buildRouter(system: DistillSystem, listeners: Listeners, admin: Admi
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                await stream.run { event in try await writer.write(ByteBuffer(string: event.encoded)) }
+                await stream.run { event in
+                    switch event {
+                    case .event(let event): try await writer.write(ByteBuffer(string: event.encoded))
+                    case .failure(let error): try await writer.write(ByteBuffer(string: ServerSentEvent(error: error.apiError).encoded))
+                    }
+                }
                 try await writer.finish(nil)
             })
     }

@@ -158,7 +158,7 @@ public enum StudentTrainer {
     ///
     /// The folds are contiguous runs of `training`: give the exchanges of one prompt next to each other (the
     /// distiller orders them by prompt hash), or a fold's network will have learned the very prompt it scores. Folds
-    /// by index modulo k did exactly that with a teacher log full of repeated prompts (`scripts/soak`'s refreshes):
+    /// by index modulo k did exactly that with a teacher log full of repeated prompts (`distill-bench soak`'s refreshes):
     /// τ fell to 0.25 and a version accepted every request at 94% agreement.
     ///
     /// Synchronous, on the calling thread only (run it on a thread of its own); `shouldStop` is asked before every

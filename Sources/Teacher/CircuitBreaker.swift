@@ -4,6 +4,9 @@ import Synchronization
 /// timeouts: after `failureThreshold` consecutive failures the breaker opens and refuses calls for
 /// `openDuration`; then one probe goes through (half-open): its success closes the breaker, its
 /// failure opens it again.
+///
+/// A call is whatever its user guards with one `permit()` and one verdict: for the teacher, one
+/// request with all of its retries.
 public final class CircuitBreaker: Sendable {
     public enum State: String, Sendable {
         case closed
@@ -25,17 +28,25 @@ public final class CircuitBreaker: Sendable {
 
     public let failureThreshold: Int
     public let openDuration: Duration
+    /// The current instant; tests pass a clock they move by hand.
+    private let now: @Sendable () -> ContinuousClock.Instant
     private let machine = Mutex(Machine())
 
-    public init(failureThreshold: Int, openDuration: Duration) {
+    public init(
+        failureThreshold: Int, openDuration: Duration,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
         precondition(failureThreshold >= 1, "a breaker needs a failure threshold of at least 1")
         self.failureThreshold = failureThreshold
         self.openDuration = openDuration
+        self.now = now
     }
 
-    /// Asks to make a call at `now`. Returns nil if allowed, else how long until a probe may go.
-    public func permit(at now: ContinuousClock.Instant = .now) -> Duration? {
-        machine.withLock { m in
+    /// Asks to make a call. Returns nil if allowed, else how long until a probe may go.
+    /// An allowed call must end in exactly one of `recordSuccess`, `recordFailure`, `recordAbandoned`.
+    public func permit() -> Duration? {
+        let now = now()
+        return machine.withLock { m in
             switch m.state {
             case .closed:
                 return nil
@@ -60,7 +71,8 @@ public final class CircuitBreaker: Sendable {
         }
     }
 
-    public func recordFailure(at now: ContinuousClock.Instant = .now) {
+    public func recordFailure() {
+        let now = now()
         machine.withLock { m in
             m.consecutiveFailures += 1
             m.probeInFlight = false

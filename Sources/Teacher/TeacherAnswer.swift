@@ -11,6 +11,14 @@ public struct TeacherAnswer: Sendable, Equatable {
     public var finishReason: String?
     /// Upstream attempts made (1 = no retry).
     public var attempts: Int
+
+    public init(text: String, topLogprobs: [TokenLogprob]? = nil, usage: Usage? = nil, finishReason: String?, attempts: Int = 1) {
+        self.text = text
+        self.topLogprobs = topLogprobs
+        self.usage = usage
+        self.finishReason = finishReason
+        self.attempts = attempts
+    }
 }
 
 /// A complete (non-streamed) teacher answer, with the body the client receives.
@@ -18,6 +26,11 @@ public struct TeacherCompletion: Sendable {
     public var answer: TeacherAnswer
     /// The upstream's completion, minus the fields distill asked for on its own behalf.
     public var clientBody: JSONValue
+
+    public init(answer: TeacherAnswer, clientBody: JSONValue) {
+        self.answer = answer
+        self.clientBody = clientBody
+    }
 }
 
 /// Builds a `TeacherAnswer` from the upstream's JSON, complete or chunk by chunk.

@@ -8,9 +8,10 @@ import NIOFoundationCompat
 /// Calls the teacher: any OpenAI-compatible chat-completions upstream.
 ///
 /// Retries connect errors, 429 and 5xx with exponential backoff and jitter (honouring
-/// `Retry-After`) within the request budget, and trips a circuit breaker when the upstream keeps
-/// failing. Asks for `top_logprobs` (soft labels for the student) and, on streams, for usage; what
-/// it asked for on its own behalf is stripped from what the client receives.
+/// `Retry-After`) within the request budget, and trips a circuit breaker when requests keep
+/// failing (a request counts once, however many attempts it made). Asks for `top_logprobs` (soft
+/// labels for the student) and, on streams, for usage; what it asked for on its own behalf is
+/// stripped from what the client receives.
 public final class TeacherClient: Sendable {
     public let configuration: TeacherConfiguration
     public let breaker: CircuitBreaker
@@ -21,7 +22,11 @@ public final class TeacherClient: Sendable {
     /// A larger completion is treated as a bad answer rather than buffered.
     static let maxResponseBytes = 16 << 20
 
-    public init(configuration: TeacherConfiguration, logger: Logger) {
+    /// `now`: the breaker's clock (tests move one by hand to end its open period).
+    public init(
+        configuration: TeacherConfiguration, logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.timeout = .init(
             connect: TimeAmount(configuration.connectTimeout), read: TimeAmount(configuration.readTimeout))
@@ -32,7 +37,8 @@ public final class TeacherClient: Sendable {
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
         self.configuration = configuration
         self.breaker = CircuitBreaker(
-            failureThreshold: configuration.breakerFailureThreshold, openDuration: configuration.breakerOpenDuration)
+            failureThreshold: configuration.breakerFailureThreshold, openDuration: configuration.breakerOpenDuration,
+            now: now)
         self.backoff = Backoff(initial: configuration.backoffInitial, maximum: configuration.backoffMax)
         self.logger = logger
     }
@@ -44,20 +50,15 @@ public final class TeacherClient: Sendable {
     /// Asks for a complete answer (`stream: false`).
     public func complete(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> TeacherCompletion {
         let call = prepare(request, stream: false)
-        let (response, attempts) = try await send(call, requestID: requestID)
-        do throws(TeacherError) {
+        return try await guarded { () async throws(TeacherError) -> TeacherCompletion in
+            let (response, attempts) = try await send(call, requestID: requestID)
             let buffer: ByteBuffer
             do {
                 buffer = try await response.body.collect(upTo: Self.maxResponseBytes)
             } catch {
                 throw Self.classify(error, afterHead: true)
             }
-            let completion = try Self.completion(from: Data(buffer: buffer), call: call, attempts: attempts)
-            breaker.recordSuccess()
-            return completion
-        } catch {
-            error == .cancelled ? breaker.recordAbandoned() : breaker.recordFailure()
-            throw error
+            return try Self.completion(from: Data(buffer: buffer), call: call, attempts: attempts)
         }
     }
 
@@ -82,9 +83,11 @@ public final class TeacherClient: Sendable {
     /// so a failure before the first byte can still reach the client as an ordinary error.
     public func stream(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> TeacherStream {
         let call = prepare(request, stream: true)
-        let (response, attempts) = try await send(call, requestID: requestID)
-        // The upstream is alive and answering: that is the breaker's verdict for a stream.
-        breaker.recordSuccess()
+        // The upstream is alive and answering once the 2xx head is in: that is the breaker's
+        // verdict for a stream; a body that breaks off later counts as one failure.
+        let (response, attempts) = try await guarded { () async throws(TeacherError) in
+            try await send(call, requestID: requestID)
+        }
         return TeacherStream(body: response.body, call: call, attempts: attempts, breaker: breaker)
     }
 
@@ -115,6 +118,19 @@ public final class TeacherClient: Sendable {
             throw error
         } catch {
             throw Self.classify(error)
+        }
+    }
+
+    /// Runs one request past the breaker: one permit, one verdict, however many attempts it makes.
+    private func guarded<T>(_ request: () async throws(TeacherError) -> T) async throws(TeacherError) -> T {
+        if let wait = breaker.permit() { throw .circuitOpen(retryAfter: wait) }
+        do {
+            let result = try await request()
+            breaker.recordSuccess()
+            return result
+        } catch {
+            breaker.record(error)
+            throw error
         }
     }
 
@@ -188,7 +204,6 @@ public final class TeacherClient: Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            if let wait = breaker.permit() { throw .circuitOpen(retryAfter: wait) }
             let failure: TeacherError
             var retryAfter: Duration?
             do {
@@ -199,20 +214,15 @@ public final class TeacherClient: Sendable {
                 case 200..<300:
                     return (response, attempt)
                 case 429:
-                    // Rate limiting is back-pressure from a healthy upstream, not a failure.
-                    breaker.recordAbandoned()
                     retryAfter = response.headers.first(name: "retry-after").flatMap { parseRetryAfter($0) }
                     failure = .rateLimited(retryAfter: retryAfter)
                 case 401, 403:
-                    breaker.recordSuccess()
                     throw TeacherError.unauthorized(status: Int(response.status.code))
                 case 400..<500:
-                    breaker.recordSuccess()
                     let body = try? await response.body.collect(upTo: 64 << 10)
                     let error = body.flatMap { try? JSONDecoder().decode(ErrorBody.self, from: Data(buffer: $0)) }
                     throw TeacherError.rejected(status: Int(response.status.code), error: error)
                 default:
-                    breaker.recordFailure()
                     retryAfter = response.headers.first(name: "retry-after").flatMap { parseRetryAfter($0) }
                     failure = .upstreamFailure(status: Int(response.status.code))
                 }
@@ -222,11 +232,7 @@ public final class TeacherClient: Sendable {
                 throw error
             } catch {
                 let classified = Self.classify(error)
-                guard case .unreachable = classified else {
-                    classified == .cancelled ? breaker.recordAbandoned() : breaker.recordFailure()
-                    throw classified
-                }
-                breaker.recordFailure()
+                guard case .unreachable = classified else { throw classified }
                 failure = classified
             }
 
@@ -344,6 +350,7 @@ public struct TeacherStream: Sendable {
 
         private mutating func fail(_ error: TeacherError) -> TeacherError {
             ended = true
+            // The request's verdict was given at its head; a body that breaks off adds a failure.
             if error != .cancelled { breaker.recordFailure() }
             return error
         }
@@ -351,6 +358,22 @@ public struct TeacherStream: Sendable {
         private static func interruption(_ error: TeacherError) -> TeacherError {
             guard case .unreachable(let detail) = error else { return error }
             return .interrupted(detail: detail)
+        }
+    }
+}
+
+extension CircuitBreaker {
+    /// Records what the error that ended a request says about the upstream.
+    func record(_ error: TeacherError) {
+        switch error {
+        case .unreachable, .timedOut, .upstreamFailure, .badResponse, .interrupted:
+            recordFailure()
+        case .unauthorized, .rejected:
+            // The upstream answered; the credentials or the request were at fault.
+            recordSuccess()
+        case .rateLimited, .cancelled, .circuitOpen:
+            // Rate limiting is back-pressure from a healthy upstream; a cancelled call says nothing.
+            recordAbandoned()
         }
     }
 }

@@ -20,7 +20,8 @@ public struct TeacherConfiguration: Sendable, Equatable {
     /// A `Retry-After` longer than this is not waited for: the error goes back to the client.
     public var maxRetryAfter: Duration
 
-    /// Consecutive failed calls that open the circuit breaker.
+    /// Consecutive failed requests that open the circuit breaker (a request that used up its
+    /// attempts is one failure).
     public var breakerFailureThreshold: Int
     /// How long an open breaker refuses calls before letting one probe through.
     public var breakerOpenDuration: Duration

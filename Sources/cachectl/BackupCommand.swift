@@ -1,10 +1,6 @@
 import ArgumentParser
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a consistent copy of distilld's store (SQLite's online backup) to a file.",
@@ -22,36 +18,19 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         try await runCommand {
             guard force || !FileManager.default.fileExists(atPath: path) else {
-                throw CachectlError.requestFailed(status: 0, message: "\(path) exists (pass --force to replace it)")
+                throw CachectlError("\(path) exists (pass --force to replace it)")
             }
-            // Written beside PATH, then renamed: PATH is never a partial copy.
-            let partial = path + ".partial"
-            unlink(partial)
-            let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard descriptor >= 0 else {
-                throw CachectlError.requestFailed(status: 0, message: "cannot create \(partial): \(String(cString: strerror(errno)))")
-            }
-            let sink = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-            do {
-                let (headers, bytes) = try await root.client.download("/admin/backup", to: sink)
-                guard let expected = headers.first(name: "content-length").flatMap(Int64.init), expected == bytes else {
-                    throw CachectlError.requestFailed(status: 0, message: "the copy arrived incomplete (\(bytes) bytes)")
+            let download = try await ReplacementFile.write(path) { file in
+                let download = try await root.client.backup(to: file.handle)
+                guard download.isComplete else {
+                    throw CachectlError("the copy arrived incomplete (\(download.bytes) bytes)")
                 }
-                try sink.synchronize()
-                try sink.close()
-                try checkSQLiteHeader(partial)
-                guard rename(partial, path) == 0 else {
-                    throw CachectlError.requestFailed(status: 0, message: "cannot rename \(partial) to \(path): \(String(cString: strerror(errno)))")
-                }
-                syncDirectory(of: path)
-                let rows = headers.first(name: "x-distill-backup-teacher-log-rows") ?? "?"
-                let entries = headers.first(name: "x-distill-backup-cache-entries") ?? "?"
-                print("backed up \(formatBytes(bytes)) to \(path): \(rows) teacher log rows, \(entries) cache entries")
-            } catch {
-                try? sink.close()
-                unlink(partial)
-                throw error
+                try checkSQLiteHeader(file.partial)
+                return download
             }
+            let rows = download.teacherLogRows.map(String.init) ?? "?"
+            let entries = download.cacheEntries.map(String.init) ?? "?"
+            print("backed up \(formatBytes(download.bytes)) to \(path): \(rows) teacher log rows, \(entries) cache entries")
         }
     }
 
@@ -59,16 +38,7 @@ struct Backup: AsyncParsableCommand {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
         defer { try? handle.close() }
         guard try handle.read(upToCount: 16) == Data("SQLite format 3\0".utf8) else {
-            throw CachectlError.requestFailed(status: 0, message: "what arrived is not an SQLite database")
+            throw CachectlError("what arrived is not an SQLite database")
         }
-    }
-
-    /// Makes the rename itself durable.
-    private func syncDirectory(of file: String) {
-        let parent = (file as NSString).deletingLastPathComponent
-        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)
-        guard directory >= 0 else { return }
-        fsync(directory)
-        close(directory)
     }
 }

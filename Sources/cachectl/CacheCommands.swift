@@ -1,6 +1,11 @@
 import ArgumentParser
 import DistillAPI
+import DistillClient
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct CacheCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,9 +24,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                var query = "/admin/cache/entries?limit=\(limit)"
-                if let scope { query += "&scope=\(scope)" }
-                let page = try await group.root.client.get(query, as: CacheEntryPage.self)
+                let page = try await group.root.client.cacheEntries(scope: scope, limit: limit)
                 if output.json { return try printJSON(page) }
                 print(table([["ID", "SCOPE", "HITS", "CREATED", "PROMPT", "ANSWER"]] + page.entries.map { entry in
                     [String(entry.id), String(entry.scope.prefix(12)), String(entry.hits), entry.createdAt.formatted(.iso8601),
@@ -40,7 +43,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let entry = try await group.root.client.get("/admin/cache/entries/\(id)", as: CacheEntryInfo.self)
+                let entry = try await group.root.client.cacheEntry(id: id)
                 if output.json { return try printJSON(entry) }
                 print(table([
                     ["id", String(entry.id)], ["scope", entry.scope], ["prompt", entry.prompt], ["answer", entry.answer],
@@ -61,11 +64,15 @@ struct CacheCommand: AsyncParsableCommand {
         @Option(help: "Only this scope (default: every scope).") var scope: String?
         @Option(help: "How many entries.") var limit = 10
 
+        func validate() throws {
+            guard !text.allSatisfy(\.isWhitespace) else {
+                throw ValidationError("Give the text to search for: an empty one is near to nothing.")
+            }
+        }
+
         func run() async throws {
             try await runCommand {
-                let results = try await group.root.client.send(
-                    .POST, "/admin/cache/search", json: CacheSearchRequest(text: text, scope: scope, limit: limit),
-                    as: [CacheSearchResult].self)
+                let results = try await group.root.client.searchCache(CacheSearchRequest(text: text, scope: scope, limit: limit))
                 if output.json { return try printJSON(results) }
                 print(table([["SIMILARITY", "ID", "SCOPE", "PROMPT", "ANSWER"]] + results.map { result in
                     [String(format: "%.4f", result.similarity), String(result.entry.id), String(result.entry.scope.prefix(12)),
@@ -84,7 +91,7 @@ struct CacheCommand: AsyncParsableCommand {
             try await runCommand {
                 var deleted = 0
                 for id in ids {
-                    deleted += try await group.root.client.send(.DELETE, "/admin/cache/entries/\(id)", json: [String: String](), as: CacheCount.self).count
+                    deleted += try await group.root.client.invalidateCacheEntry(id: id)
                 }
                 print("invalidated \(deleted) of \(ids.count) entries")
             }
@@ -111,7 +118,7 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCommand {
                 let request = CachePurgeRequest(scope: scope, olderThanSeconds: olderThan.flatMap(parseDuration))
-                let count = try await group.root.client.send(.POST, "/admin/cache/purge", json: request, as: CacheCount.self).count
+                let count = try await group.root.client.purgeCache(request)
                 print("purged \(count) entries")
             }
         }
@@ -127,16 +134,10 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink = try openOutput(file)
-                var cursor: Int64? = 0
-                var count = 0
-                while let after = cursor {
-                    let page = try await group.root.client.get("/admin/cache/export?after=\(after)&limit=500", as: CacheExportPage.self)
-                    try writeLines(page.lines, to: sink)
-                    count += page.lines.count
-                    cursor = page.nextAfter
+                let count = try await exportPages(to: file, after: 0) { after in
+                    let page = try await group.root.client.exportCache(after: after, limit: 500)
+                    return (page.lines, page.nextAfter)
                 }
-                try sink.synchronize()
                 FileHandle.standardError.write(Data("exported \(count) cache entries\n".utf8))
             }
         }
@@ -145,32 +146,46 @@ struct CacheCommand: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add entries from JSON Lines written by `cache export`.",
-            discussion: "Vectors made by another embedding model are re-computed. An entry replaces one with the same scope and message.")
+            discussion: """
+                Vectors made by another embedding model are re-computed. An entry replaces one with the same \
+                scope and message. Every line is checked before any is sent: a bad one imports nothing.
+                """)
         @ParentCommand var group: CacheCommand
         @Argument(help: "The file to read, or - for stdin.") var file: String
 
         func run() async throws {
             try await runCommand {
-                let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-                let decoder = JSONDecoder.admin
-                var batch: [CacheExportLine] = []
+                let lines = try readLines()
                 var imported = 0
-                func flush() async throws {
-                    guard !batch.isEmpty else { return }
-                    imported += try await group.root.client.send(.POST, "/admin/cache/import", json: batch, as: CacheCount.self).count
-                    batch.removeAll()
+                for start in stride(from: 0, to: lines.count, by: 200) {
+                    imported += try await group.root.client.importCache(Array(lines[start..<min(start + 200, lines.count)]))
                 }
-                for (number, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
-                    do {
-                        batch.append(try decoder.decode(CacheExportLine.self, from: line))
-                    } catch {
-                        throw ValidationError("\(file):\(number + 1): not a cache export line: \(error)")
-                    }
-                    if batch.count == 200 { try await flush() }
-                }
-                try await flush()
                 print("imported \(imported) entries")
             }
+        }
+
+        private func readLines() throws -> [CacheExportLine] {
+            let name = file == "-" ? "stdin" : file
+            let data: Data?
+            if file == "-" {
+                data = try? FileHandle.standardInput.readToEnd()
+            } else {
+                let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { throw CachectlError("cannot read \(file): \(String(cString: strerror(errno)))") }
+                data = try? FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readToEnd()
+            }
+            guard let data else { throw CachectlError("cannot read \(name)") }
+            let decoder = JSONDecoder.admin
+            var lines: [CacheExportLine] = []
+            for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+            where !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
+                do {
+                    lines.append(try decoder.decode(CacheExportLine.self, from: line))
+                } catch {
+                    throw CachectlError("\(name):\(index + 1): not a cache export line: \(describe(error))")
+                }
+            }
+            return lines
         }
     }
 
@@ -181,7 +196,7 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let stats = try await group.root.client.get("/admin/cache/stats", as: CacheStats.self)
+                let stats = try await group.root.client.cacheStats()
                 if output.json { return try printJSON(stats) }
                 func counts(_ values: [String: Int64]) -> String {
                     values.isEmpty ? "none" : values.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
@@ -220,10 +235,24 @@ struct CacheCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCommand {
                 let settings = CacheScopeSettings(similarityThreshold: threshold, ttlSeconds: ttl.map { $0 == "0" ? 0 : parseDuration($0)! })
-                let info = try await group.root.client.send(.PUT, "/admin/cache/scopes/\(scope)", json: settings, as: CacheScopeInfo.self)
+                let info = try await group.root.client.configureCacheScope(scope, settings)
                 print("scope \(info.scope.prefix(16)): threshold \(String(format: "%.3f", info.similarityThreshold)), ttl \(info.ttlSeconds.map { formatDuration($0) } ?? "never")")
             }
         }
+    }
+}
+
+/// A decoding error in a few words: which field, and what is wrong with it.
+func describe(_ error: any Error) -> String {
+    guard let error = error as? DecodingError else { return "\(error)" }
+    func path(_ keys: [any CodingKey]) -> String { "\"" + keys.map(\.stringValue).joined(separator: ".") + "\"" }
+    switch error {
+    case .keyNotFound(let key, let context): return "no \(path(context.codingPath + [key]))"
+    case .valueNotFound(_, let context): return "\(path(context.codingPath)) is null"
+    case .typeMismatch(let type, let context): return "\(path(context.codingPath)) is not a \(type)"
+    case .dataCorrupted(let context) where context.codingPath.isEmpty: return "not JSON"
+    case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
+    @unknown default: return "\(error)"
     }
 }
 
@@ -241,20 +270,3 @@ func clip(_ text: String, _ length: Int) -> String {
     return line.count <= length ? line : String(line.prefix(length - 1)) + "…"
 }
 
-func openOutput(_ path: String?) throws -> FileHandle {
-    guard let path else { return FileHandle.standardOutput }
-    guard FileManager.default.createFile(atPath: path, contents: nil) else {
-        throw CachectlError.requestFailed(status: 0, message: "cannot create \(path)")
-    }
-    return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-}
-
-func writeLines(_ values: [some Encodable], to sink: FileHandle) throws {
-    let encoder = JSONEncoder.admin
-    var lines = Data()
-    for value in values {
-        lines.append(try encoder.encode(value))
-        lines.append(UInt8(ascii: "\n"))
-    }
-    sink.write(lines)
-}

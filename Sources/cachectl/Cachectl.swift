@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillAPI
+import DistillClient
 import Foundation
 
 @main
@@ -9,8 +10,15 @@ struct Cachectl: AsyncParsableCommand {
         abstract: "Administers a running distilld through its Unix socket (or its TCP port, with the admin token).",
         discussion: """
             Over TCP (--url), the token is read from $DISTILL_ADMIN_TOKEN, never from the command \
-            line, where other users could see it.
-            Exit codes: 0 success, 1 failure, 2 distilld not running.
+            line, where other users could see it; distilld serves its admin API on TCP only when it \
+            has an admin.token.
+
+            Exit codes:
+              0   success
+              1   distilld refused the request (its message says why), or this side failed (a file \
+            that cannot be read or written, a bad line in an import)
+              2   distilld cannot be reached: not running, or not at --socket/--url
+              64  usage error: a bad option or argument (nothing was sent)
             """,
         version: DistillVersion.current,
         subcommands: [
@@ -24,12 +32,30 @@ struct Cachectl: AsyncParsableCommand {
     @Option(help: "distilld's TCP address instead, e.g. http://127.0.0.1:8080 (default: $DISTILL_ADMIN_URL).")
     var url: String?
 
-    var client: AdminClient {
-        let environment = ProcessInfo.processInfo.environment
-        if let url = url ?? environment["DISTILL_ADMIN_URL"] {
-            return AdminClient(endpoint: .http(baseURL: url, token: environment["DISTILL_ADMIN_TOKEN"]))
+    private static let environment = ProcessInfo.processInfo.environment
+
+    /// distilld's TCP address, if cachectl is to use TCP.
+    private var tcpURL: String? { url ?? Self.environment["DISTILL_ADMIN_URL"] }
+
+    func validate() throws {
+        if let tcpURL, !tcpURL.hasPrefix("http://") {
+            throw ValidationError("--url (or $DISTILL_ADMIN_URL) takes distilld's TCP address as http://HOST:PORT, not '\(tcpURL)'.")
         }
-        return AdminClient(endpoint: .socket(path: socket ?? environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock"))
+    }
+
+    var client: DistillClient {
+        if let tcpURL { return DistillClient(.tcp(tcpURL), adminToken: Self.environment["DISTILL_ADMIN_TOKEN"]) }
+        return DistillClient(.unix(socket ?? Self.environment["DISTILL_SERVER_SOCKET"] ?? "var/distilld.sock"))
+    }
+
+    /// What to do about `error`, when cachectl can say.
+    static func hint(for error: DistillClientError) -> String? {
+        switch error {
+        case .socketMissing: "start it, or pass --socket PATH or --url URL"
+        case .daemon(let error) where error.code == "invalid_admin_token" && environment["DISTILL_ADMIN_TOKEN"] == nil:
+            "set $DISTILL_ADMIN_TOKEN to distilld's admin.token"
+        default: nil
+        }
     }
 }
 
@@ -38,15 +64,26 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
-/// Runs a command body, turning an unreachable daemon into exit code 2 with a clear message.
+/// Runs a command body; a failure becomes one line on stderr that says where it came from, and
+/// the exit code the help lists: 1 (distilld refused, or this side failed), 2 (distilld unreachable).
 func runCommand(_ body: () async throws -> Void) async throws {
     do {
         try await body()
+    } catch let error as DistillClientError {
+        let hint = Cachectl.hint(for: error).map { " (\($0))" } ?? ""
+        FileHandle.standardError.write(Data("cachectl: \(error)\(hint)\n".utf8))
+        throw error.fromDaemon ? ExitCode.failure : ExitCode(2)
     } catch let error as CachectlError {
         FileHandle.standardError.write(Data("cachectl: \(error)\n".utf8))
-        if case .daemonNotRunning = error { throw ExitCode(2) }
         throw ExitCode.failure
     }
+}
+
+/// A failure on this side: a file that cannot be read or written, a bad import line, a copy
+/// that arrived incomplete.
+struct CachectlError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 func printJSON(_ value: some Encodable) throws {
@@ -91,7 +128,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand {
-            let status = try await root.client.get("/admin/status", as: DaemonStatus.self)
+            let status = try await root.client.status()
             if options.json { return try printJSON(status) }
             print(
                 table([
@@ -112,7 +149,7 @@ struct Stats: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand {
-            let stats = try await root.client.get("/admin/stats", as: DaemonStats.self)
+            let stats = try await root.client.stats()
             if options.json { return try printJSON(stats) }
             func section(_ title: String, _ counts: [String: Int64]) -> [[String]] {
                 [[title, ""]] + (counts.isEmpty ? [["  (none)", ""]] : counts.sorted { $0.key < $1.key }.map { ["  \($0.key)", String($0.value)] })
@@ -145,16 +182,10 @@ struct TeacherLog: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let sink = try openOutput(output)
-                var cursor: Int64? = after
-                var count = 0
-                while let next = cursor {
-                    let page = try await group.root.client.get("/admin/teacher-log?after=\(next)&limit=1000", as: TeacherLogPage.self)
-                    try writeLines(page.entries, to: sink)
-                    count += page.entries.count
-                    cursor = page.nextAfter
+                let count = try await exportPages(to: output, after: after) { after in
+                    let page = try await group.root.client.teacherLog(after: after, limit: 1000)
+                    return (page.entries, page.nextAfter)
                 }
-                try sink.synchronize()
                 FileHandle.standardError.write(Data("exported \(count) teacher log rows\n".utf8))
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillAPI
+import DistillClient
 import Foundation
 
 #if canImport(Glibc)
@@ -22,7 +23,7 @@ struct StudentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let status = try await group.root.client.get("/admin/student", as: StudentStatus.self)
+                let status = try await group.root.client.studentStatus()
                 if output.json { return try printJSON(status) }
                 print("target agreement \(percent(status.targetAgreement)), audit share \(percent(status.auditShare))")
                 guard !status.scopes.isEmpty else { return print("no scope has a student yet") }
@@ -45,9 +46,7 @@ struct StudentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                var path = "/admin/student/versions"
-                if let scope { path += "?scope=\(scope)" }
-                let versions = try await group.root.client.get(path, as: [StudentVersionInfo].self)
+                let versions = try await group.root.client.studentVersions(scope: scope)
                 if output.json { return try printJSON(versions) }
                 guard !versions.isEmpty else { return print("no student versions yet") }
                 print(table([["VERSION", "SCOPE", "STATUS", "CREATED", "ROWS", "CLASSES", "τ", "COVERAGE", "AGREEMENT", "FLOAT AGREEMENT", "DECISION"]] + versions.map { version in
@@ -71,8 +70,7 @@ struct StudentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let promoted = try await group.root.client.send(
-                    .POST, "/admin/student/versions/\(version)/promote", json: [String: String](), as: StudentVersionInfo.self)
+                let promoted = try await group.root.client.promoteStudentVersion(version)
                 if output.json { return try printJSON(promoted) }
                 print("version \(promoted.id) now serves scope \(promoted.scope.prefix(12))")
             }
@@ -89,8 +87,7 @@ struct StudentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let restored = try await group.root.client.send(
-                    .POST, "/admin/student/rollback", json: StudentRollbackRequest(scope: scope), as: StudentVersionInfo.self)
+                let restored = try await group.root.client.rollbackStudent(scope: scope)
                 if output.json { return try printJSON(restored) }
                 print("version \(restored.id) serves scope \(restored.scope.prefix(12)) again")
             }
@@ -117,7 +114,7 @@ struct DistillCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCommand {
                 let client = group.root.client
-                let queued = try await client.send(.POST, "/admin/distill/runs", json: DistillRunRequest(scope: scope), as: [DistillRunInfo].self)
+                let queued = try await client.requestDistillRuns(scope: scope)
                 guard wait else {
                     if output.json { return try printJSON(queued) }
                     return print(queued.map { "run \($0.id) queued for scope \($0.scope.prefix(12))" }.joined(separator: "\n"))
@@ -126,9 +123,9 @@ struct DistillCommand: AsyncParsableCommand {
                 let progress = ProgressLine()
                 var runs: [DistillRunInfo]
                 while true {
-                    runs = try await client.get("/admin/distill", as: DistillStatus.self).runs.filter { ids.contains($0.id) }
+                    runs = try await client.distillStatus().runs.filter { ids.contains($0.id) }
                     if runs.allSatisfy(\.isFinished) { break }
-                    if let current = runs.first(where: { !$0.isFinished && $0.phase != "queued" }) ?? runs.first(where: { !$0.isFinished }) {
+                    if let current = runs.first(where: { !$0.isFinished && $0.phase != .queued }) ?? runs.first(where: { !$0.isFinished }) {
                         progress.show(current, finished: runs.count(where: \.isFinished), of: runs.count)
                     }
                     try await Task.sleep(for: .milliseconds(250))
@@ -136,7 +133,7 @@ struct DistillCommand: AsyncParsableCommand {
                 progress.clear()
                 if output.json { return try printJSON(runs) }
                 print(runTable(runs.sorted { $0.id < $1.id }))
-                if runs.contains(where: { $0.outcome == "failed" || $0.outcome == "cancelled" }) { throw ExitCode.failure }
+                if runs.contains(where: { $0.outcome == .failed || $0.outcome == .cancelled }) { throw ExitCode.failure }
             }
         }
     }
@@ -148,7 +145,7 @@ struct DistillCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCommand {
-                let status = try await group.root.client.get("/admin/distill", as: DistillStatus.self)
+                let status = try await group.root.client.distillStatus()
                 if output.json { return try printJSON(status) }
                 print(status.enabled
                     ? "on each teacher answer (every \(formatDuration(status.intervalSeconds)) as a backstop): scopes with \(status.minNewRows) new teacher answers, or a tenth of those last trained on if more (\(status.minRows) for a first student)"
@@ -161,8 +158,8 @@ struct DistillCommand: AsyncParsableCommand {
 
 private func runTable(_ runs: [DistillRunInfo]) -> String {
     table([["RUN", "SCOPE", "TRIGGER", "PHASE", "ROWS", "EPOCHS", "OUTCOME", "VERSION", "WHY"]] + runs.map { run in
-        [String(run.id), String(run.scope.prefix(12)), run.trigger, run.phase, run.rows.map(String.init) ?? "-", String(run.epoch),
-         run.outcome ?? "-", run.version.map(String.init) ?? "-", run.reason ?? ""]
+        [String(run.id), String(run.scope.prefix(12)), run.trigger.rawValue, run.phase.rawValue, run.rows.map(String.init) ?? "-", String(run.epoch),
+         run.outcome?.rawValue ?? "-", run.version.map(String.init) ?? "-", run.reason ?? ""]
     })
 }
 
@@ -173,7 +170,7 @@ private func percent(_ share: Double) -> String {
 /// A progress line on stderr, redrawn in place on a terminal; off a terminal, one line per phase.
 private final class ProgressLine {
     private let isTerminal = isatty(STDERR_FILENO) != 0
-    private var lastPhase = ""
+    private var lastPhase: DistillRunPhase?
 
     func show(_ run: DistillRunInfo, finished: Int, of total: Int) {
         let label = "run \(run.id) (\(finished + 1)/\(total)) \(run.scope.prefix(12)) \(run.phase)"
@@ -184,9 +181,9 @@ private final class ProgressLine {
         }
         // Training usually stops early; the bar shows epochs against the most there may be.
         let width = 30
-        let filled = run.phase == "training" ? min(width, run.epoch * width / max(run.maxEpochs, 1)) : 0
+        let filled = run.phase == .training ? min(width, run.epoch * width / max(run.maxEpochs, 1)) : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let epochs = run.phase == "training" ? " epoch \(run.epoch)" : ""
+        let epochs = run.phase == .training ? " epoch \(run.epoch)" : ""
         FileHandle.standardError.write(Data("\r\u{1B}[K\(label) [\(bar)]\(epochs)".utf8))
     }
 

@@ -1,11 +1,10 @@
 import ArgumentParser
-import DistillCore
+import Embedding
 import Foundation
-import Logging
 import TeacherSimulator
 
 /// The measurement behind the default `cache.similarity_threshold`.
-struct CacheThresholdBenchmark: AsyncParsableCommand {
+struct CacheThresholdBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-threshold",
         abstract: "Cache hits and wrong answers by similarity threshold, on labelled queries.",
@@ -20,17 +19,15 @@ struct CacheThresholdBenchmark: AsyncParsableCommand {
     @Option(help: "Seed of the arrival order.") var seed: UInt64 = 1
     @Flag(help: "Print JSON.") var json = false
 
-    func run() async throws {
+    func run() throws {
         let rows = try CSV.parse(String(contentsOfFile: data, encoding: .utf8))
         guard let header = rows.first, let text = header.firstIndex(of: "text"), let category = header.firstIndex(of: "category") else {
             throw ValidationError("\(data) needs text and category columns")
         }
         let queries = rows.dropFirst().filter { $0.count == header.count }
-        var embedding = DistillConfig.Embedding()
-        embedding.modelDir = model
-        let embedder = try DistillSystem.loadEmbedder(embedding, logger: Logger(label: "distill-bench"))
+        let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: model))
         FileHandle.standardError.write(Data("embedding \(queries.count) queries…\n".utf8))
-        let vectors = try await embedder.embed(queries.map { $0[text] })
+        let vectors = try encoder.embed(queries.map { $0[text] })
         let thresholds = (0...7).map { 0.8 + 0.025 * Double($0) }
         let study = ThresholdStudy.run(vectors: vectors, labels: queries.map { $0[category] }, thresholds: thresholds, seed: seed)
         if json {

@@ -2,10 +2,8 @@ import ArgumentParser
 import AsyncHTTPClient
 import ChildProcess
 import DistillAPI
+import DistillClient
 import Foundation
-import NIOCore
-import NIOFoundationCompat
-import NIOHTTP1
 import SeededRandom
 import Synchronization
 import TeacherSimulator
@@ -97,7 +95,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let teacherFile = (softJSONL ?? gpt4CSV)!
         let dataset = try softJSONL.map { try TeacherDataset.loadSoftJSONL(path: $0) } ?? TeacherDataset.loadGPT4CSV(path: gpt4CSV!)
         var workload = Self.uniqueQueries(dataset)
-        guard !workload.isEmpty else { throw ReplayError("\(teacherFile) has no queries") }
+        guard !workload.isEmpty else { throw BenchError("\(teacherFile) has no queries") }
         if let queries, queries < workload.count {
             var random = SplitMix64(seed: seed ^ 0x5EED_0F_5A_4D_93)
             workload = random.permutation(workload.count).prefix(queries).sorted().map { workload[$0] }
@@ -107,8 +105,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-replay-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let interrupt = Self.killChildrenOnInterrupt()
-        defer { interrupt.cancel() }
+        let interrupt = BenchProcesses.killAllOnInterrupt()
+        defer { interrupt.forEach { $0.cancel() } }
         note("replaying \(stream.order.count) requests (\(workload.count) unique queries, \(stream.repeats) repeats) of \(teacherFile)")
 
         let started = Date()
@@ -143,7 +141,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             print(summary(report, teacherFile: teacherFile, seconds: seconds, paths: paths, comparison: comparison))
         }
         if report.errors > 0 {
-            throw ReplayError("\(report.errors) of \(outcomes.count) requests failed (see the report); the figures leave them out")
+            throw BenchError("\(report.errors) of \(outcomes.count) requests failed (see the report); the figures leave them out")
         }
     }
 
@@ -169,14 +167,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
     ) async throws -> RunResult {
         // The caller's DISTILL_ variables are dropped: the daemon runs on its defaults.
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DISTILL_") }
-        let simulator = try ReplayProcesses.start(
+        let simulator = try BenchProcesses.start(
             executable: binaries.appendingPathComponent("teacher-sim"),
             arguments: [
                 "--port", "0", softJSONL == nil ? "--gpt4-csv" : "--soft-jsonl", Self.absolute(teacherFile),
                 "--latency-ms", String(teacherLatency), "--jitter-ms", String(teacherJitter), "--seed", String(seed),
             ],
             environment: environment, directory: directory)
-        return try await ReplayProcesses.whileRunning(simulator) {
+        return try await BenchProcesses.whileRunning(simulator) {
             let simulatorURL = try await simulator.address("http://")
             environment["DISTILL_EMBEDDING_MODEL_DIR"] = Self.absolute(model)
             for entry in daemonEnvironment {
@@ -184,21 +182,21 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 environment[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             let socket = directory.appendingPathComponent("distilld.sock").path
-            let daemon = try ReplayProcesses.start(
+            let daemon = try BenchProcesses.start(
                 executable: binaries.appendingPathComponent("distilld"),
                 arguments: [
                     "--http", "127.0.0.1:0", "--socket", socket, "--data-dir", directory.appendingPathComponent("data").path,
                     "--teacher-url", "\(simulatorURL)/v1",
                 ],
                 environment: environment, directory: directory)
-            return try await ReplayProcesses.whileRunning(daemon) {
+            return try await BenchProcesses.whileRunning(daemon) {
                 let http = try await daemon.address("http://")
                 _ = try await daemon.address("unix:")
-                let url = switch transport {
-                case .http: "\(http)/v1/chat/completions"
-                case .unix: "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)/v1/chat/completions"
+                let address: DistillClient.Address = switch transport {
+                case .http: .tcp(http)
+                case .unix: .unix(socket)
                 }
-                return try await send(stream: stream, workload: workload, url: url, socket: socket, daemon: daemon)
+                return try await send(stream: stream, workload: workload, address: address, socket: socket, daemon: daemon)
             }
         }
     }
@@ -206,18 +204,19 @@ struct ReplayBenchmark: AsyncParsableCommand {
     /// Sends the stream with `concurrency` requests in flight, drawing the progress bar; then asks
     /// the daemon's admin API what its distiller did meanwhile.
     func send(
-        stream: ReplayStream, workload: [ReplayQuery], url: String, socket: String, daemon: ChildProcess
+        stream: ReplayStream, workload: [ReplayQuery], address: DistillClient.Address, socket: String, daemon: ChildProcess
     ) async throws -> RunResult {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let admin = DistillClient(.unix(socket), timeout: .seconds(30), http: client)
         let runStart = Date()
         let sender = RequestSender(
-            client: client, url: url, modelName: modelName, systemPrompt: systemPrompt, queries: workload, daemon: daemon,
-            runStart: runStart)
+            client: DistillClient(address, timeout: .seconds(600), http: client), modelName: modelName, systemPrompt: systemPrompt,
+            queries: workload, daemon: daemon, runStart: runStart)
         let progress = ReplayProgress(total: stream.order.count)
         let state = ReplayState(count: stream.order.count)
-        var pacing = freeRunning ? nil : await ReplayPacing { await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket) }
+        var pacing = freeRunning ? nil : await ReplayPacing { await Self.admin(APIPath.distill) { try await admin.distillStatus() } }
         let ticker = Task { await progress.run() }
         defer { ticker.cancel() }
         let start = ContinuousClock.now
@@ -267,8 +266,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         ticker.cancel()
         progress.finish()
         let outcomes = state.outcomes
-        let distill = await Self.admin(DistillStatus.self, "/admin/distill", client: client, socket: socket)
-        let student = await Self.admin(StudentStatus.self, "/admin/student", client: client, socket: socket)
+        let distill = await Self.admin(APIPath.distill) { try await admin.distillStatus() }
+        let student = await Self.admin(APIPath.student) { try await admin.studentStatus() }
         try await client.shutdown()
 
         // Requests completed by a time: places the distiller's runs in the stream.
@@ -277,7 +276,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         let runs = (distill?.runs ?? []).sorted { $0.id < $1.id }.map { run in
             ReplayDistillRun(
-                id: run.id, outcome: run.outcome, reason: run.reason, version: run.version, rows: run.rows,
+                id: run.id, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
                 trainingSeconds: run.startedAt.flatMap { started in run.finishedAt.map { $0.timeIntervalSince(started) } },
                 startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
         }
@@ -286,17 +285,10 @@ struct ReplayBenchmark: AsyncParsableCommand {
             heldSeconds: pacing.map { Self.seconds($0.held) })
     }
 
-    /// An admin API answer over the daemon's Unix socket; nil (with a note) when it cannot be had.
-    static func admin<T: Decodable>(_ type: T.Type, _ path: String, client: HTTPClient, socket: String) async -> T? {
-        let url = "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)\(path)"
+    /// An admin API answer; nil (with a note) when it cannot be had.
+    static func admin<T>(_ path: APIPath, _ call: () async throws -> T) async -> T? {
         do {
-            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 16 << 20)
-            guard response.status == .ok else {
-                note("GET \(path): HTTP \(response.status.code): \(String(buffer: body))")
-                return nil
-            }
-            return try JSONDecoder.admin.decode(T.self, from: Data(buffer: body))
+            return try await call()
         } catch {
             note("GET \(path): \(error)")
             return nil
@@ -315,19 +307,6 @@ struct ReplayBenchmark: AsyncParsableCommand {
     static func absolute(_ path: String) -> String {
         let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         return (full as NSString).standardizingPath
-    }
-
-    /// On SIGINT or SIGTERM, the processes the run started die with it.
-    static func killChildrenOnInterrupt() -> any DispatchSourceSignal {
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        signal(SIGINT, SIG_IGN)
-        source.setEventHandler {
-            ReplayProcesses.killAll()
-            FileHandle.standardError.write(Data("\ninterrupted\n".utf8))
-            Foundation.exit(130)
-        }
-        source.resume()
-        return source
     }
 
     // MARK: - Output
@@ -382,7 +361,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: path),
             let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
             let previous = object["sources"] as? String
-        else { throw ReplayError("\(path) is not a replay report (no \"sources\")") }
+        else { throw BenchError("\(path) is not a replay report (no \"sources\")") }
         let pairs = zip(sources.utf8, previous.utf8)
         let compared = min(sources.utf8.count, previous.utf8.count)
         return (compared == 0 ? 0 : Double(pairs.count { $0 == $1 }) / Double(compared), compared)
@@ -402,7 +381,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             "",
             "  source    share   agrees with teacher      p50       p99",
         ]
-        for source in ReplaySource.allCases {
+        for source in DistillSource.allCases {
             let latency = w.latencyMilliseconds[source.rawValue]
             lines.append(
                 "  " + source.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
@@ -450,7 +429,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
 }
 
 extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
+    func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
@@ -482,8 +461,7 @@ final class ReplayState: Sendable {
 
 /// Sends one query and reads back the answer and distilld's headers.
 struct RequestSender: Sendable {
-    let client: HTTPClient
-    let url: String
+    let client: DistillClient
     let modelName: String
     let systemPrompt: String?
     let queries: [ReplayQuery]
@@ -494,38 +472,27 @@ struct RequestSender: Sendable {
     /// itself, its requests reached the daemon over a few hundred milliseconds, the last ones after
     /// the first teacher answers were cached: which of them were cache hits differed from run to run.
     func openConnections(_ count: Int) async throws {
-        let health = HTTPClientRequest(url: url.replacingOccurrences(of: "/v1/chat/completions", with: "/healthz"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<count {
-                group.addTask { _ = try await client.execute(health, timeout: .seconds(30)).body.collect(upTo: 1 << 16) }
+                group.addTask { _ = try await client.health() }
             }
             try await group.waitForAll()
         }
     }
 
     func send(query: Int) async throws -> ReplayOutcome {
-        var messages: [[String: String]] = []
-        if let systemPrompt { messages.append(["role": "system", "content": systemPrompt]) }
-        messages.append(["role": "user", "content": queries[query].text])
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: ["model": modelName, "messages": messages])))
-
         var outcome = ReplayOutcome(query: query)
         let started = ContinuousClock.now
-        let status: UInt
-        let headers: HTTPHeaders
-        let body: Data
+        let reply: ChatReply?
         do {
-            let response = try await client.execute(request, timeout: .seconds(600))
-            body = Data(buffer: try await response.body.collect(upTo: 16 << 20))
-            status = response.status.code
-            headers = response.headers
+            reply = try await client.complete(ChatCompletionRequest(model: modelName, system: systemPrompt, user: queries[query].text))
+        } catch let error as DistillClientError where error.fromDaemon {
+            outcome.error = "\(error)"
+            reply = nil
         } catch {
             // A daemon that died ends the run; anything else is this request's failure.
             guard daemon.isRunning else {
-                throw ReplayError("distilld exited during the replay; the end of its log (\(daemon.stderrPath)):\n\(daemon.stderrTail())")
+                throw BenchError("distilld exited during the replay; the end of its log (\(daemon.stderrPath)):\n\(daemon.stderrTail())")
             }
             outcome.error = "\(error)"
             return outcome
@@ -533,23 +500,16 @@ struct RequestSender: Sendable {
         let elapsed = ContinuousClock.now - started
         outcome.completedAt = Date().timeIntervalSince(runStart)
         outcome.latencyMilliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) * 1e-15
-        let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        guard status == 200, let object,
-            let choices = object["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any],
-            let answer = message["content"] as? String,
-            let source = headers.first(name: "x-distill-source").flatMap(ReplaySource.init(rawValue:))
-        else {
-            outcome.error = "HTTP \(status): \(String(decoding: body.prefix(300), as: UTF8.self))"
+        guard let reply else { return outcome }
+        guard let answer = reply.answer, let source = reply.info.source else {
+            outcome.error = "distilld answered without \(reply.answer == nil ? "an answer" : DistillHeader.source)"
             return outcome
         }
         outcome.source = source
         outcome.answer = answer
-        outcome.similarity = headers.first(name: "x-distill-similarity").flatMap(Double.init)
-        outcome.confidence = headers.first(name: "x-distill-confidence").flatMap(Double.init)
-        if source == .teacher, let usage = object["usage"] as? [String: Any] {
-            outcome.tokens = (usage["total_tokens"] as? Int)
-                ?? ((usage["prompt_tokens"] as? Int ?? 0) + (usage["completion_tokens"] as? Int ?? 0))
-        }
+        outcome.similarity = reply.info.similarity
+        outcome.confidence = reply.info.confidence
+        if source == .teacher, let usage = reply.completion.usage { outcome.tokens = usage.totalTokens }
         return outcome
     }
 }
@@ -563,7 +523,7 @@ final class ReplayProgress: Sendable {
 
     init(total: Int) { self.total = total }
 
-    func record(_ source: ReplaySource?) {
+    func record(_ source: DistillSource?) {
         let line: String? = counts.withLock { c in
             c.done += 1
             switch source {

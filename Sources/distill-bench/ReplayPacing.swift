@@ -1,5 +1,5 @@
 import DistillAPI
-import DistillCore
+import Student
 import Foundation
 
 /// Holds the stream while the daemon's distiller retrains, so that each student version takes
@@ -32,7 +32,7 @@ struct ReplayPacing {
         guard let initial = await status(), initial.enabled else { return nil }
         self.status = status
         (minRows, minNewRows) = (initial.minRows, initial.minNewRows)
-        nextTraining = Distiller.untrainedAnswersDue(
+        nextTraining = RetrainingSchedule.untrainedAnswersDue(
             trained: false, trainedOn: nil, serving: false, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         lastRun = initial.runs.map(\.id).max() ?? 0
     }
@@ -60,10 +60,10 @@ struct ReplayPacing {
         }
         // The daemon's rule; a scope is served once a version has been promoted.
         let runs = await status()?.runs
-        let serving = runs?.contains { $0.outcome == "promoted" } ?? true
+        let serving = runs?.contains { $0.outcome == .promoted } ?? true
         let trainedOn = runs?.filter { $0.version != nil }.max { $0.id < $1.id }?.rows
         nextTraining = teacherAnswers
-            + Distiller.untrainedAnswersDue(
+            + RetrainingSchedule.untrainedAnswersDue(
                 trained: true, trainedOn: trainedOn, serving: serving, failedAt: nil, minRows: minRows, minNewRows: minNewRows)
         held += ContinuousClock.now - started
     }

@@ -1,11 +1,6 @@
 import DistillAPI
 import Foundation
 
-/// Where a response came from, as its `x-distill-source` header says.
-enum ReplaySource: String, Codable, CaseIterable, Sendable {
-    case cache, student, teacher
-}
-
 /// One query of the workload: its text, the data set's gold label (if any) and the teacher's answer.
 struct ReplayQuery: Sendable, Equatable {
     var text: String
@@ -18,7 +13,7 @@ struct ReplayOutcome: Sendable, Equatable {
     /// Index into the workload's queries.
     var query: Int
     /// nil when the request failed.
-    var source: ReplaySource?
+    var source: DistillSource?
     var answer: String = ""
     var similarity: Double?
     var confidence: Double?
@@ -147,7 +142,7 @@ struct ReplayReport: Encodable {
 
     /// A served answer that differs from the teacher's, counted by source and by (teacher, served) pair.
     struct Disagreement: Encodable, Equatable {
-        var source: ReplaySource
+        var source: DistillSource
         var teacher: String
         var served: String
         var count: Int
@@ -288,8 +283,8 @@ struct ReplayReport: Encodable {
         func ratio(_ part: Int, _ whole: Int) -> Double? { whole == 0 ? nil : Double(part) / Double(whole) }
         func agreeing(_ items: [ReplayOutcome]) -> Int { items.count { same($0.answer, queries[$0.query].teacher) } }
 
-        var agreement: [ReplaySource: Double?] = [:]
-        for source in ReplaySource.allCases {
+        var agreement: [DistillSource: Double?] = [:]
+        for source in DistillSource.allCases {
             let served = answered.filter { $0.source == source }
             let share = Double(served.count) / Double(outcomes.count)
             agreement[source] = ratio(agreeing(served), served.count)

@@ -1,14 +1,15 @@
+import DistillAPI
 import Foundation
 
 /// The replay report as one self-contained HTML page: tables and inline SVG charts, no scripts,
 /// no external files, so it can be mailed or attached to an issue as it is.
 extension ReplayReport {
-    static let colors: [ReplaySource: String] = [.cache: "#3b82c4", .student: "#2f9e6e", .teacher: "#d9623b"]
+    static let colors: [DistillSource: String] = [.cache: "#3b82c4", .student: "#2f9e6e", .teacher: "#d9623b"]
 
     func html(title: String) -> String {
         let figures = whole
         var rows = ""
-        for source in ReplaySource.allCases {
+        for source in DistillSource.allCases {
             let share = Self.share(figures.share, source)
             let latency = figures.latencyMilliseconds[source.rawValue]
             rows += "<tr><td><span class=\"key\" style=\"background:\(Self.colors[source]!)\"></span>\(source)</td>"
@@ -101,7 +102,7 @@ extension ReplayReport {
         var bars = ""
         for (i, window) in windows.enumerated() {
             var y = Self.top + plotHeight
-            for source in ReplaySource.allCases {
+            for source in DistillSource.allCases {
                 let h = Self.share(window.figures.share, source) * plotHeight
                 guard h > 0 else { continue }
                 y -= h
@@ -119,7 +120,7 @@ extension ReplayReport {
             bars += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(color)\" "
             bars += "stroke-width=\"1.5\" stroke-dasharray=\"4 3\"><title>run \(run.id): \(Self.escape(run.outcome ?? "")) at request \(at)</title></line>\n"
         }
-        let legend = ReplaySource.allCases.map { ($0.rawValue, Self.colors[$0]!, false) }
+        let legend = DistillSource.allCases.map { ($0.rawValue, Self.colors[$0]!, false) }
         return svg(yLabels: [(0, "0%"), (0.5, "50%"), (1, "100%")], yRange: 0...1, content: bars, legend: legend)
     }
 
@@ -151,7 +152,7 @@ extension ReplayReport {
 
     /// Horizontal bars of p50 and p99 per source, on a log scale (cache hits take milliseconds, the teacher hundreds).
     func latencyChart() -> String {
-        let present = ReplaySource.allCases.compactMap { source in whole.latencyMilliseconds[source.rawValue].map { (source, $0) } }
+        let present = DistillSource.allCases.compactMap { source in whole.latencyMilliseconds[source.rawValue].map { (source, $0) } }
         guard let slowest = present.map(\.1.p99).max() else { return "<p>no answers</p>" }
         let decades = max(1, Int(log10(max(slowest, 1)).rounded(.up)))
         let rowHeight = 40.0
@@ -211,7 +212,7 @@ extension ReplayReport {
 
     // MARK: - Formatting
 
-    static func share(_ shares: ReplayFigures.Shares, _ source: ReplaySource) -> Double {
+    static func share(_ shares: ReplayFigures.Shares, _ source: DistillSource) -> Double {
         switch source {
         case .cache: shares.cache
         case .student: shares.student
@@ -219,7 +220,7 @@ extension ReplayReport {
         }
     }
 
-    static func agreement(_ agreement: ReplayFigures.Agreement, _ source: ReplaySource) -> Double? {
+    static func agreement(_ agreement: ReplayFigures.Agreement, _ source: DistillSource) -> Double? {
         switch source {
         case .cache: agreement.cache
         case .student: agreement.student

@@ -1,8 +1,8 @@
 import ArgumentParser
 import DistillAPI
-import DistillCore
 import Embedding
 import Foundation
+import SQLiteStore
 import Storage
 import Student
 import TeacherSimulator
@@ -28,7 +28,7 @@ struct VersionsBenchmark: AsyncParsableCommand {
     @Option(help: "The GPT-4 teacher file the replay ran on.") var gpt4Csv: String?
     @Option(help: "The embedding model directory.") var model = "models/all-MiniLM-L6-v2"
     @Option(help: "The agreement the last column's coverage must reach.") var target = 0.95
-    @Option(help: "The daemon's distill.holdout_share when it trained them.") var holdoutShare = DistillConfig.Distill().holdoutShare
+    @Option(help: "The daemon's distill.holdout_share when it trained them.") var holdoutShare = HoldoutFold.defaultShare
 
     func validate() throws {
         guard (softJsonl == nil) != (gpt4Csv == nil) else { throw ValidationError("give one of --soft-jsonl and --gpt4-csv") }
@@ -41,7 +41,7 @@ struct VersionsBenchmark: AsyncParsableCommand {
         let nested = URL(fileURLWithPath: directory).appendingPathComponent("data/distill.sqlite").path
         let path = FileManager.default.fileExists(atPath: nested) ? nested : URL(fileURLWithPath: directory).appendingPathComponent("distill.sqlite").path
         guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no distill.sqlite in \(directory) or its data/") }
-        let store = try Store(path: path)
+        let store = try SQLiteStore(path: path)
         let listed = try await store.studentVersions(scope: nil).sorted { ($0.id ?? 0) < ($1.id ?? 0) }
         guard !listed.isEmpty else { throw ValidationError("\(path) holds no student version") }
 

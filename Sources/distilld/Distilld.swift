@@ -1,6 +1,5 @@
 import ArgumentParser
 import DistillAPI
-import DistillCore
 import DistillServer
 import Foundation
 import Logging

@@ -1,4 +1,4 @@
-import DistillCore
+import Student
 import Foundation
 import Storage
 import Testing

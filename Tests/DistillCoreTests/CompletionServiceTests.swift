@@ -1,6 +1,7 @@
 import DistillAPI
 import Foundation
 import Logging
+import SQLiteStore
 import Storage
 import Teacher
 import TeacherSimulator
@@ -20,18 +21,19 @@ import Testing
     }
 
     /// A request path over a fresh store and a simulator on loopback.
-    func withService(faults: SimulatorFaults = SimulatorFaults(), _ body: (CompletionService, Store, TeacherSimulator) async throws -> Void) async throws {
+    func withService(faults: SimulatorFaults = SimulatorFaults(), _ body: (CompletionService, SQLiteStore, TeacherSimulator) async throws -> Void) async throws {
         var options = SimulatorOptions()
         options.faults = faults
         let simulator = TeacherSimulator(dataset: Self.dataset, options: options)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-core-\(UUID().uuidString)")
-        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
         try await simulator.serve { baseURL in
             let teacher = TeacherClient(
                 configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 2, backoffInitial: .milliseconds(1), topLogprobs: 2),
                 logger: Self.quiet)
             let service = CompletionService(
-                store: store, teacher: teacher, cache: nil, students: nil, embedder: nil, temperatureCeiling: 1, metrics: DistillMetrics(),
+                store: store, teacher: teacher, cache: nil, students: nil, embedder: nil, temperatureCeiling: 1, clock: SystemClock(),
+                metrics: RecordingMetrics(),
                 logger: Self.quiet)
             try await body(service, store, simulator)
             try await teacher.shutdown()
@@ -64,7 +66,8 @@ import Testing
             let stream = try await service.stream(try request(#","stream":true"#), info: info)
             var text = ""
             var rowsWhenDone: Int64?
-            await stream.run { event in
+            await stream.run { sent in
+                guard case .event(let event) = sent else { return }
                 if event.isDone {
                     rowsWhenDone = try await store.teacherLogCount()
                 } else {
@@ -90,13 +93,13 @@ import Testing
         var faults = SimulatorFaults()
         faults.errorRate = 1
         try await withService(faults: faults) { service, store, simulator in
-            await #expect(throws: TeacherError.upstreamFailure(status: 500).apiError) {
+            await #expect(throws: DistillError.teacher(.upstreamFailure(status: 500))) {
                 try await service.complete(try request(), info: info)
             }
             #expect(simulator.stats.errors == 2)
             let rows = try await store.teacherLogCount()
             #expect(rows == 0)
-            #expect(service.metrics.stats.teacherCallsByOutcome == ["upstream_error": 1])
+            #expect((service.metrics as? RecordingMetrics)?.snapshot.teacherCalls == ["upstream_error": 1])
         }
     }
 
@@ -106,13 +109,16 @@ import Testing
             await #expect {
                 try await service.complete(try request(), info: info)
             } throws: { error in
-                (error as? APIError)?.status == 503 && (error as? APIError)?.code == "storage_unavailable"
+                error as? DistillError == .answerNotRecorded
             }
             let stream = try await service.stream(try request(#","stream":true"#), info: info)
-            var events: [ServerSentEvent] = []
+            var events: [CompletionStream.Event] = []
             await stream.run { events.append($0) }
-            #expect(!events.contains { $0.isDone }, "no [DONE] for an answer that was not recorded")
-            #expect(events.last?.data.contains("storage_unavailable") == true)
+            #expect(!events.contains { if case .event(let event) = $0 { event.isDone } else { false } }, "no [DONE] for an answer that was not recorded")
+            guard case .failure(.answerNotRecorded) = events.last else {
+                Issue.record("the stream ends with the error: \(String(describing: events.last))")
+                return
+            }
         }
     }
 }

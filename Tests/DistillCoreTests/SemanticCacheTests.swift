@@ -2,6 +2,7 @@ import DistillAPI
 import Embedding
 import Foundation
 import Logging
+import SQLiteStore
 import Storage
 import Teacher
 import TeacherSimulator
@@ -11,13 +12,8 @@ import Testing
 
 /// The cache on the request path, with the real embedder, a real store and the simulator.
 @Suite struct SemanticCacheTests {
-    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-    static let embedder: any Embedder = {
-        var embedding = DistillConfig.Embedding()
-        embedding.modelDir = root.appendingPathComponent("models/all-MiniLM-L6-v2").path
-        return try! DistillSystem.loadEmbedder(embedding, logger: quiet)
-    }()
+    static let quiet = quietLogger
+    static let embedder = sharedEmbedder
     static let dataset = TeacherDataset(entries: [
         .init(text: "I am still waiting on my card?", gold: nil, answer: "card_arrival", top: [("card_arrival", 1)]),
         .init(text: "How do I top up my account?", gold: nil, answer: "top_up", top: [("top_up", 1)]),
@@ -29,26 +25,32 @@ import Testing
     struct World {
         let service: CompletionService
         let cache: SemanticCache
-        let store: Store
+        let store: SQLiteStore
         let simulator: TeacherSimulator
+        let clock: ManualClock
+        let metrics: RecordingMetrics
     }
 
     func withWorld(
         directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cache-\(UUID().uuidString)"),
-        configure: (inout DistillConfig) -> Void = { _ in }, _ body: (World) async throws -> Void
+        configure: (inout CacheSettings, inout IndexSettings) -> Void = { _, _ in }, _ body: (World) async throws -> Void
     ) async throws {
         let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
-        var config = DistillConfig()
-        configure(&config)
-        let store = try Store(path: directory.appendingPathComponent("distill.sqlite").path)
+        var settings = CacheSettings()
+        var index = IndexSettings()
+        configure(&settings, &index)
+        let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
+        let clock = ManualClock()
         try await simulator.serve { baseURL in
-            let metrics = DistillMetrics()
-            let cache = try await SemanticCache.open(store: store, configuration: config, embedder: Self.embedder, metrics: metrics, logger: Self.quiet)
+            let metrics = RecordingMetrics()
+            let cache = try await SemanticCache.open(
+                store: store, settings: settings, index: index, embedder: Self.embedder, clock: clock, metrics: metrics,
+                logger: Self.quiet)
             let teacher = TeacherClient(configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 1), logger: Self.quiet)
             let service = CompletionService(
                 store: store, teacher: teacher, cache: cache, students: nil, embedder: Self.embedder,
-                temperatureCeiling: config.cache.temperatureCeiling, metrics: metrics, logger: Self.quiet)
-            try await body(World(service: service, cache: cache, store: store, simulator: simulator))
+                temperatureCeiling: settings.temperatureCeiling, clock: clock, metrics: metrics, logger: Self.quiet)
+            try await body(World(service: service, cache: cache, store: store, simulator: simulator, clock: clock, metrics: metrics))
             try await teacher.shutdown()
         }
         try store.close()
@@ -83,7 +85,7 @@ import Testing
     /// A held answer serves without a store read: an entry deleted behind the cache's back still
     /// serves from memory, and with no memory for answers it does not (but hits still serve).
     @Test(arguments: [64 << 20, 0]) func hitsAreServedFromMemoryWithinItsBudget(hotAnswerBytes: Int) async throws {
-        try await withWorld(configure: { $0.cache.hotAnswerBytes = hotAnswerBytes }) { world in
+        try await withWorld(configure: { cache, _ in cache.hotAnswerBytes = hotAnswerBytes }) { world in
             let question = try Self.request("I am still waiting on my card?")
             _ = try await world.service.complete(question, info: alice)
             #expect(try await world.service.complete(question, info: alice).source == .cache)
@@ -140,7 +142,7 @@ import Testing
             #expect(hot.source == .teacher && world.cache.count == 0, "not read, not written")
             let several = try await world.service.complete(try Self.request(question, #","n":2"#), info: alice)
             #expect(several.source == .teacher && world.cache.count == 0)
-            #expect(world.service.metrics.cacheStats.bypasses == ["temperature": 1, "n": 1])
+            #expect(world.metrics.snapshot.bypasses == [.temperature: 1, .n: 1])
         }
     }
 
@@ -164,27 +166,29 @@ import Testing
     }
 
     @Test func entriesExpireAfterTheirTTL() async throws {
-        try await withWorld(configure: { $0.cache.ttlSeconds = 60 }) { world in
+        try await withWorld(configure: { cache, _ in cache.ttlSeconds = 60 }) { world in
             let question = try Self.request("Can I get a refund?")
             _ = try await world.service.complete(question, info: alice)
-            let scope = Scope(of: question, tenant: "alice")
-            let created = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.createdAt)
-            let key = SemanticCache.exactKey("Can I get a refund?")
-            #expect(try await world.cache.exactHit(scope: scope, key: key, now: created + 59) != nil)
-            #expect(try await world.cache.exactHit(scope: scope, key: key, now: created + 60) == nil, "expired entries do not serve")
-            try await world.cache.removeExpired(now: created + 61)
+            world.clock.advance(by: 59)
+            #expect(try await world.service.complete(question, info: alice).source == .cache)
+            world.clock.advance(by: 1)
+            #expect(try await world.service.complete(question, info: alice).source == .teacher, "expired entries do not serve")
+            world.clock.advance(by: 61)
+            try await world.cache.removeExpired()
             #expect(world.cache.count == 0)
-            #expect(world.service.metrics.cacheStats.evictions == ["expired": 1])
+            #expect(world.metrics.snapshot.removals == [.expired: 1])
         }
     }
 
     @Test func theLeastRecentlyUsedEntryGoesAtTheCap() async throws {
-        try await withWorld(configure: { $0.cache.maxEntries = 3 }) { world in
+        try await withWorld(configure: { cache, _ in cache.maxEntries = 3 }) { world in
             for question in ["I am still waiting on my card?", "How do I top up my account?", "What is the exchange rate?"] {
                 _ = try await world.service.complete(try Self.request(question), info: alice)
+                world.clock.advance(by: 1)
             }
             // The oldest is hit, so the second is now the least recently used.
             #expect(try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice).source == .cache)
+            world.clock.advance(by: 1)
             _ = try await world.service.complete(try Self.request("Can I get a refund?"), info: alice)
             #expect(world.cache.count == 3)
             let prompts = try await world.store.cacheEntries(scope: nil, after: 0, limit: 10).map(\.prompt)
@@ -242,7 +246,7 @@ import Testing
             let stream = try await world.service.stream(try Self.request("What is the exchange rate?", #","stream":true,"stream_options":{"include_usage":true}"#), info: alice)
             #expect(stream.source == .cache)
             var wire = ""
-            await stream.run { wire += $0.encoded }
+            await stream.run { if case .event(let event) = $0 { wire += event.encoded } }
             var parser = ServerSentEventParser()
             let events = try parser.feed(wire.utf8)
             #expect(events.last?.isDone == true)

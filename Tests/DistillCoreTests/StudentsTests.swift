@@ -2,6 +2,7 @@ import DistillAPI
 import Foundation
 import Logging
 import SeededRandom
+import SQLiteStore
 import Storage
 import Student
 import Testing
@@ -14,10 +15,10 @@ import Testing
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     static let model = "test-embedder@0"
     static let scope = String(repeating: "ab", count: 32)
-    let store: Store
+    let store: SQLiteStore
 
     init() throws {
-        store = try Store(path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-students-\(UUID().uuidString)/distill.sqlite").path)
+        store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-students-\(UUID().uuidString)/distill.sqlite").path)
     }
 
     /// Three well-separated clusters in 8 dimensions; `answers` names them.
@@ -49,10 +50,10 @@ import Testing
     }
 
     func students(auditShare: Double = 0.02) async throws -> Students {
-        var configuration = DistillConfig.Student()
+        var configuration = StudentSettings()
         configuration.auditShare = auditShare
         return try await Students.open(
-            store: store, configuration: configuration, embeddingModel: Self.model, metrics: DistillMetrics(), logger: Self.quiet)
+            store: store, configuration: configuration, embeddingModel: Self.model, metrics: RecordingMetrics(), logger: Self.quiet)
     }
 
     @Test func theAuditShareOfConfidentAnswersHolds() async throws {
@@ -154,7 +155,7 @@ import Testing
         #expect(restored.id == first && restored.status == .active)
         #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "c")
         #expect(try await store.studentVersion(id: second)?.status == .retired)
-        await #expect(throws: APIError.self) { try await students.rollback(scope: nil) }
+        await #expect(throws: DistillError.self) { try await students.rollback(scope: nil) }
 
         _ = try await students.promote(version: second)
         #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
@@ -165,6 +166,6 @@ import Testing
         let other = try await addVersion(answers: ["a", "b", "c"], status: .active, embeddingModel: "another@1")
         let students = try await students()
         #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil)
-        await #expect(throws: APIError.self) { try await students.promote(version: other) }
+        await #expect(throws: DistillError.self) { try await students.promote(version: other) }
     }
 }

@@ -64,10 +64,8 @@ import Testing
     }
 
     @Test func theAdminAPIOnTCPNeedsTheTokenOnEveryAdminRouteAndOnlyThere() async throws {
-        try await routes.withApp(admin: false) { _, system, _ in
-            let app = Application(
-                router: buildRouter(system: system, listeners: Listeners(), admin: .bearer(token: Self.token)), logger: RoutesTests.quiet)
-            try await app.test(.router) { client in
+        try await routes.withApp(admin: false, configure: { $0.admin.token = Self.token }) { client, _, _ in
+            do {
                 for (authorization, status) in [(nil, HTTPResponse.Status.unauthorized), ("Bearer wrong", .unauthorized), ("Bearer \(Self.token)", .ok)] {
                     for path in ["/admin/status", "/admin/stats", "/admin/cache/stats", "/admin/teacher-log"] {
                         var headers: HTTPFields = [:]

@@ -37,7 +37,9 @@ import Testing
             config.server.maxBodyBytes = 4096
             configure(&config)
             let system = try await DistillSystem.open(config: config, environment: [:], embedder: Self.embedder, logger: logger)
-            let app = Application(router: buildRouter(system: system, listeners: Listeners(), admin: admin ? .socket : .none), logger: logger)
+            // The daemon's own application; the router test never binds its address.
+            let listener: Listener = admin ? .unix(config.store.dataDir + "/distilld.sock") : .tcp(.init(host: "127.0.0.1", port: 0))
+            let app = buildApplication(system: system, listener: listener, listeners: Listeners(), logger: logger)
             try await app.test(.router) { client in try await test(client, system, simulator) }
             await system.shutdown(logger: logger)
         }

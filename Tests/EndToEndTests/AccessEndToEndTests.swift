@@ -1,4 +1,5 @@
 import DistillAPI
+import DistillClient
 import Foundation
 import Testing
 
@@ -16,22 +17,23 @@ struct AccessEndToEndTests {
             "DISTILL_SERVER_RATE_LIMIT_PER_SECOND": "0.001", "DISTILL_SERVER_RATE_LIMIT_BURST": "3",
         ])
         do {
-            let url = "\(world.http)/v1/chat/completions"
             let (query, answer) = EndToEnd.sample
-            func ask(_ key: String?) async throws -> EndToEnd.Reply {
-                try await EndToEnd.send(url, headers: key.map { ["authorization": "Bearer \($0)"] } ?? [:], body: EndToEnd.completion(query))
+            func ask(_ key: String?) async throws -> ChatReply {
+                try await world.client(key: key).complete(EndToEnd.request(query))
             }
-            #expect(try await ask(nil).errorCode == "missing_api_key")
-            #expect(try await ask("sk-e2e-guessed-000000000").errorCode == "invalid_api_key")
-            let first = try await ask(Self.keys[0])
-            #expect(first.status == 200 && first.json["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == answer)
-            #expect(try await ask(Self.keys[0]).headers["x-distill-source"] == "cache")
-            #expect(try await ask(Self.keys[1]).headers["x-distill-source"] == "teacher", "each key is a tenant of its own")
-            #expect(try await ask(Self.keys[0]).status == 200)
-            let limited = try await ask(Self.keys[0])
-            #expect(limited.status == 429 && limited.errorCode == "rate_limit_exceeded")
-            #expect(Int(limited.headers["retry-after"] ?? "").map { $0 > 900 } == true)
-            #expect(try await ask(Self.keys[1]).status == 200, "the other key has its own bucket")
+            func refusal(_ key: String?) async -> APIError? {
+                await #expect(throws: DistillClientError.self) { try await ask(key) }?.apiError
+            }
+            #expect(await refusal(nil)?.code == "missing_api_key")
+            #expect(await refusal("sk-e2e-guessed-000000000")?.code == "invalid_api_key")
+            #expect(try await ask(Self.keys[0]).answer == answer)
+            #expect(try await ask(Self.keys[0]).info.source == .cache)
+            #expect(try await ask(Self.keys[1]).info.source == .teacher, "each key is a tenant of its own")
+            _ = try await ask(Self.keys[0])
+            let limited = await refusal(Self.keys[0])
+            #expect(limited?.status == 429 && limited?.code == "rate_limit_exceeded")
+            #expect(limited?.retryAfterSeconds.map { $0 > 900 } == true)
+            _ = try await ask(Self.keys[1])  // the other key has its own bucket
 
             // The admin API on TCP, behind the token; however the path is spelt.
             for path in ["/admin/status", "/%61dmin/status", "/admin/cache/stats"] {
@@ -39,14 +41,15 @@ struct AccessEndToEndTests {
                 #expect(anonymous.status == 401 || anonymous.status == 404, "\(path) without the token: \(anonymous.answer.prefix(200))")
                 #expect(!anonymous.body.contains("uptime"))
             }
-            let wrong = try await EndToEnd.send("\(world.http)/admin/status", method: .GET, headers: ["authorization": "Bearer \(Self.keys[0])"])
-            #expect(wrong.status == 401 && wrong.errorCode == "invalid_admin_token", "an API key is not the admin token")
-            let admin = try await EndToEnd.send("\(world.http)/admin/status", method: .GET, headers: ["authorization": "Bearer \(Self.adminToken)"])
-            #expect(admin.status == 200 && admin.json["uptime_seconds"] != nil)
+            let wrong = await #expect(throws: DistillClientError.self) {
+                try await DistillClient(.tcp(world.http), adminToken: Self.keys[0]).status()
+            }?.apiError
+            #expect(wrong?.status == 401 && wrong?.code == "invalid_admin_token", "an API key is not the admin token")
+            #expect(try await DistillClient(.tcp(world.http), adminToken: Self.adminToken).status().uptimeSeconds >= 0)
             // The socket needs no token: its mode is the guard.
             #expect(try await world.cachectl(["status"]).status == 0)
             // cachectl over TCP takes the token from the environment.
-            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String) {
+            func cachectlOverTCP(token: String) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await runToCompletion(
                     "cachectl", ["--url", world.http, "cache", "stats", "--json"], environment: ["DISTILL_ADMIN_TOKEN": token],
                     in: world.directory)
@@ -54,6 +57,8 @@ struct AccessEndToEndTests {
             let stats = try await cachectlOverTCP(token: Self.adminToken)
             #expect(stats.status == 0 && stats.stdout.contains("\"entries\""))
             #expect(try await cachectlOverTCP(token: Self.keys[0]).status == 1, "a wrong token is refused")
+            let anonymous = try await runToCompletion("cachectl", ["--url", world.http, "status"], in: world.directory)
+            #expect(anonymous.status == 1 && anonymous.stderr.contains("(set $DISTILL_ADMIN_TOKEN"), "\(anonymous.stderr)")
 
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0)

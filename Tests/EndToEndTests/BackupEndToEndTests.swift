@@ -9,9 +9,9 @@ struct BackupEndToEndTests {
         let world = try await EndToEnd.World.start()
         var restored = try await EndToEnd.World.start()
         do {
-            let url = "\(world.http)/v1/chat/completions"
+            let client = world.client()
             for sample in EndToEnd.samples.prefix(3) {
-                #expect(try await EndToEnd.send(url, body: EndToEnd.completion(sample.query)).status == 200)
+                _ = try await client.complete(EndToEnd.request(sample.query))
             }
             let file = world.directory.appendingPathComponent("backups/distill-1.sqlite").path
             try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -19,7 +19,7 @@ struct BackupEndToEndTests {
             // The daemon keeps answering while the copy is made.
             async let backup = world.cachectl(["backup", file])
             for sample in EndToEnd.samples[3..<8] {
-                #expect(try await EndToEnd.send(url, body: EndToEnd.completion(sample.query)).status == 200)
+                _ = try await client.complete(EndToEnd.request(sample.query))
             }
             let made = try await backup
             #expect(made.status == 0)
@@ -44,9 +44,8 @@ struct BackupEndToEndTests {
             try await restored.startDaemon()
             let export = try await restored.cachectl(["teacher-log", "export"])
             #expect(export.stdout.split(separator: "\n").count == rows)
-            let again = try await EndToEnd.send(
-                "\(restored.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.samples[0].query))
-            #expect(again.headers["x-distill-source"] == "cache", "the restored cache answers")
+            let again = try await restored.client().complete(EndToEnd.request(EndToEnd.samples[0].query))
+            #expect(again.info.source == .cache, "the restored cache answers")
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr.suffix(3000))")
             await world.stop()

@@ -1,4 +1,5 @@
 import DistillAPI
+import DistillClient
 import Foundation
 import Testing
 
@@ -10,13 +11,12 @@ struct CacheEndToEndTests {
     static let paraphrase = "Still waiting on my card?"
     static let unrelated = "How do I top up my account?"
 
-    static func ask(
-        _ world: EndToEnd.World, _ text: String, key: String = "key-a", extra: [String: JSONValue] = [:],
-        headers: [String: String] = [:], stream: Bool = false
-    ) async throws -> EndToEnd.Reply {
-        try await EndToEnd.send(
-            "\(world.http)/v1/chat/completions", headers: ["authorization": "Bearer \(key)"].merging(headers) { $1 },
-            body: EndToEnd.completion(text, stream: stream, extra: extra))
+    /// Who answered `text`, asked with an API key (the tenant).
+    static func source(
+        _ world: EndToEnd.World, _ text: String, key: String = "key-a", parameters: [String: JSONValue] = [:],
+        headers: [String: String] = [:]
+    ) async throws -> DistillSource? {
+        try await world.client(key: key).complete(EndToEnd.request(text, parameters: parameters), headers: headers).info.source
     }
 
     static func answered(_ world: EndToEnd.World) async throws -> Int {
@@ -26,42 +26,36 @@ struct CacheEndToEndTests {
     @Test func servesRepeatsAndParaphrasesPerTenantHonoursBypassesAndSurvivesARestart() async throws {
         var world = try await EndToEnd.World.start()
         do {
-            let first = try await Self.ask(world, Self.question)
-            #expect(first.headers["x-distill-source"] == "teacher")
-            let answer = first.json["choices"]?.arrayValue?.first?["message"]?["content"]
+            let client = world.client(key: "key-a")
+            let first = try await client.complete(EndToEnd.request(Self.question))
+            #expect(first.info.source == .teacher)
 
-            let repeated = try await Self.ask(world, Self.question)
-            #expect(repeated.headers["x-distill-source"] == "cache")
-            #expect(repeated.headers["x-distill-similarity"] == "1.0000")
-            #expect(repeated.json["choices"]?.arrayValue?.first?["message"]?["content"] == answer)
-            let paraphrased = try await Self.ask(world, Self.paraphrase)
-            #expect(paraphrased.headers["x-distill-source"] == "cache")
-            #expect(Double(paraphrased.headers["x-distill-similarity"] ?? "") ?? 0 >= 0.925)
+            let repeated = try await client.complete(EndToEnd.request(Self.question))
+            #expect(repeated.info.source == .cache)
+            #expect(repeated.info.similarity == 1)
+            #expect(repeated.answer == first.answer)
+            let paraphrased = try await client.complete(EndToEnd.request(Self.paraphrase))
+            #expect(paraphrased.info.source == .cache)
+            #expect(paraphrased.info.similarity ?? 0 >= 0.925)
             #expect(try await Self.answered(world) == 1, "no teacher call for the repeat and the paraphrase")
 
-            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "teacher")
-            #expect(try await Self.ask(world, Self.question, key: "key-b").headers["x-distill-source"] == "teacher", "another key is another tenant")
+            #expect(try await Self.source(world, Self.unrelated) == .teacher)
+            #expect(try await Self.source(world, Self.question, key: "key-b") == .teacher, "another key is another tenant")
 
             // A streamed hit is a well-formed event stream.
-            let streamed = try await Self.ask(world, Self.question, stream: true)
-            #expect(streamed.headers["x-distill-source"] == "cache")
-            var parser = ServerSentEventParser()
-            let events = try parser.feed(streamed.body)
-            #expect(events.last?.isDone == true)
-            let text = try events.dropLast().compactMap {
-                try JSONDecoder().decode(ChatCompletionChunk.self, from: Data($0.data.utf8)).choices.first?.delta.content
-            }.joined()
-            #expect(.string(text) == answer)
+            let streamed = try await client.stream(EndToEnd.request(Self.question))
+            #expect(streamed.info.source == .cache)
+            #expect(try await streamed.collect().answer == first.answer)
 
             // Each bypass rule sends the request to the teacher.
             let before = try await Self.answered(world)
-            #expect(try await Self.ask(world, Self.question, extra: ["temperature": 1.5]).headers["x-distill-source"] == "teacher")
-            #expect(try await Self.ask(world, Self.question, extra: ["n": 2]).headers["x-distill-source"] == "teacher")
-            #expect(try await Self.ask(world, Self.question, headers: ["cache-control": "no-cache"]).headers["x-distill-source"] == "teacher")
-            #expect(try await Self.ask(world, Self.question, headers: ["x-distill-cache": "refresh"]).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.source(world, Self.question, parameters: ["temperature": 1.5]) == .teacher)
+            #expect(try await Self.source(world, Self.question, parameters: ["n": 2]) == .teacher)
+            #expect(try await Self.source(world, Self.question, headers: ["cache-control": "no-cache"]) == .teacher)
+            #expect(try await Self.source(world, Self.question, headers: [DistillHeader.cache: "refresh"]) == .teacher)
             let unseen = EndToEnd.samples[5].query
-            #expect(try await Self.ask(world, unseen, headers: ["cache-control": "no-store"]).headers["x-distill-source"] == "teacher")
-            #expect(try await Self.ask(world, unseen).headers["x-distill-source"] == "teacher", "no-store wrote nothing")
+            #expect(try await Self.source(world, unseen, headers: ["cache-control": "no-store"]) == .teacher)
+            #expect(try await Self.source(world, unseen) == .teacher, "no-store wrote nothing")
             #expect(try await Self.answered(world) == before + 6)
 
             // cachectl sees the entries and the counters.
@@ -79,7 +73,7 @@ struct CacheEndToEndTests {
             let exportPath = world.directory.appendingPathComponent("cache.jsonl").path
             #expect(try await world.cachectl(["cache", "export", "--file", exportPath]).status == 0)
             #expect(try await world.cachectl(["cache", "purge", "--all"]).stdout.contains("purged 4 entries"))
-            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "teacher")
+            #expect(try await Self.source(world, Self.unrelated) == .teacher)
             #expect(try await world.cachectl(["cache", "import", exportPath]).stdout.contains("imported 4 entries"))
 
             // Stop, start again: the entries and their index are still there.
@@ -87,9 +81,9 @@ struct CacheEndToEndTests {
             #expect(await world.daemon.exitStatus() == 0)
             try await world.startDaemon()
             let answeredBefore = try await Self.answered(world)
-            #expect(try await Self.ask(world, Self.question).headers["x-distill-source"] == "cache")
-            #expect(try await Self.ask(world, Self.paraphrase).headers["x-distill-source"] == "cache")
-            #expect(try await Self.ask(world, Self.unrelated).headers["x-distill-source"] == "cache")
+            #expect(try await Self.source(world, Self.question) == .cache)
+            #expect(try await Self.source(world, Self.paraphrase) == .cache)
+            #expect(try await Self.source(world, Self.unrelated) == .cache)
             #expect(try await Self.answered(world) == answeredBefore)
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
@@ -103,13 +97,13 @@ struct CacheEndToEndTests {
         let world = try await EndToEnd.World.start(environment: ["DISTILL_CACHE_MAX_ENTRIES": "2", "DISTILL_CACHE_TTL_SECONDS": "0"])
         do {
             let (a, b, c) = (EndToEnd.samples[10].query, EndToEnd.samples[20].query, EndToEnd.samples[30].query)
-            _ = try await Self.ask(world, a)
-            _ = try await Self.ask(world, b)
-            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache")
-            _ = try await Self.ask(world, c)  // over the cap: b, the least recently used, goes
-            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache")
-            #expect(try await Self.ask(world, b).headers["x-distill-source"] == "teacher", "evicted")
-            #expect(try await Self.ask(world, a).headers["x-distill-source"] == "cache", "c went this time, not a")
+            _ = try await Self.source(world, a)
+            _ = try await Self.source(world, b)
+            #expect(try await Self.source(world, a) == .cache)
+            _ = try await Self.source(world, c)  // over the cap: b, the least recently used, goes
+            #expect(try await Self.source(world, a) == .cache)
+            #expect(try await Self.source(world, b) == .teacher, "evicted")
+            #expect(try await Self.source(world, a) == .cache, "c went this time, not a")
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()
@@ -123,18 +117,18 @@ struct CacheEndToEndTests {
         do {
             let query = EndToEnd.samples[10].query
             let started = ContinuousClock.now
-            _ = try await Self.ask(world, query)
+            _ = try await Self.source(world, query)
             var committed = ContinuousClock.now  // the entry was created before the answer came back
-            let repeated = try await Self.ask(world, query)
+            let repeated = try await Self.source(world, query)
             // On a machine so loaded that the repeat came after the TTL, the first half proves nothing, and the
             // teacher's second answer made a new entry, whose TTL is the one to wait out.
             if ContinuousClock.now - started < .seconds(4) {
-                #expect(repeated.headers["x-distill-source"] == "cache")
+                #expect(repeated == .cache)
             }
-            if repeated.headers["x-distill-source"] == "teacher" { committed = ContinuousClock.now }
+            if repeated == .teacher { committed = ContinuousClock.now }
             // The TTL is a wall-clock rule: wait it out.
             try await Task.sleep(until: committed + .seconds(4.2))
-            #expect(try await Self.ask(world, query).headers["x-distill-source"] == "teacher", "expired")
+            #expect(try await Self.source(world, query) == .teacher, "expired")
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()

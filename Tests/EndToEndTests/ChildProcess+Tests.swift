@@ -21,11 +21,11 @@ extension ChildProcess {
     }
 }
 
-/// Runs a command to completion and returns its exit status and stdout.
+/// Runs a command to completion and returns its exit status, stdout and stderr.
 func runToCompletion(
     _ executable: String, _ arguments: [String], environment: [String: String] = [:], in directory: URL
-) async throws -> (status: Int32, stdout: String) {
+) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = try ChildProcess(executable, arguments, environment: environment, in: directory)
     let stdout = await process.fullOutput()
-    return (await process.exitStatus(), stdout)
+    return (await process.exitStatus(), stdout, process.stderr)
 }

@@ -1,9 +1,6 @@
-import AsyncHTTPClient
 import DistillAPI
+import DistillClient
 import Foundation
-import NIOCore
-import NIOFoundationCompat
-import NIOHTTP1
 import Testing
 
 /// distilld, teacher-sim and cachectl as real processes, over loopback TCP and a Unix socket.
@@ -15,24 +12,16 @@ struct DaemonEndToEndTests {
         do {
             let (query, answer) = EndToEnd.sample
 
-            let plain = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(query))
-            #expect(plain.status == 200)
-            #expect(plain.headers["x-distill-source"] == "teacher")
-            let plainID = try #require(plain.headers["x-request-id"])
-            #expect(plain.json["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == answer)
+            let plain = try await world.client().complete(EndToEnd.request(query))
+            #expect(plain.info.source == .teacher)
+            let plainID = try #require(plain.info.requestID)
+            #expect(plain.answer == answer)
 
+            // A stream (text/event-stream, to [DONE]), over the socket.
             let (streamedQuery, streamedAnswer) = EndToEnd.samples[1]
-            let streamed = try await EndToEnd.send(EndToEnd.unixURL(world.socket, "/v1/chat/completions"), body: EndToEnd.completion(streamedQuery, stream: true))
-            #expect(streamed.status == 200)
-            #expect(streamed.headers["content-type"] == "text/event-stream")
-            #expect(streamed.headers["x-distill-source"] == "teacher")
-            var parser = ServerSentEventParser()
-            let events = try parser.feed(streamed.body)
-            #expect(events.last?.isDone == true)
-            let text = events.dropLast().compactMap { event in
-                (try? JSONValue.parse(Data(event.data.utf8)))?["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue
-            }.joined()
-            #expect(text == streamedAnswer)
+            let streamed = try await world.socketClient.stream(EndToEnd.request(streamedQuery))
+            #expect(streamed.info.source == .teacher)
+            #expect(try await streamed.collect().answer == streamedAnswer)
 
             // The socket is its owner's only.
             let mode = try FileManager.default.attributesOfItem(atPath: world.socket)[.posixPermissions] as? NSNumber
@@ -56,8 +45,7 @@ struct DaemonEndToEndTests {
             let stats = try await world.cachectl(["stats", "--json"])
             #expect(try JSONDecoder.admin.decode(DaemonStats.self, from: Data(stats.stdout.utf8)).requestsBySource == ["teacher": 2])
 
-            let metrics = try await EndToEnd.get("\(world.http)/metrics")
-            #expect(String(decoding: metrics.body, as: UTF8.self).contains(#"distill_teacher_calls_total{outcome="success"} 2"#))
+            #expect(try await world.client().metrics().contains(#"distill_teacher_calls_total{outcome="success"} 2"#))
 
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0)
@@ -73,8 +61,7 @@ struct DaemonEndToEndTests {
     @Test func anAnswerGivenBeforeAKillIsInTheLogAfterRestart() async throws {
         var world = try await EndToEnd.World.start()
         do {
-            let reply = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(reply.status == 200)
+            let reply = try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
             world.daemon.signal(SIGKILL)
             #expect(await world.daemon.exitStatus() == SIGKILL)
 
@@ -82,10 +69,10 @@ struct DaemonEndToEndTests {
             try await world.startDaemon()
             let export = try await world.cachectl(["teacher-log", "export"])
             let entries = try export.stdout.split(separator: "\n").map { try JSONDecoder.admin.decode(TeacherLogEntry.self, from: Data($0.utf8)) }
-            #expect(entries.map(\.requestID) == [reply.headers["x-request-id"]])
+            #expect(entries.map(\.requestID) == [reply.info.requestID])
             // Its cache entry was committed with it, and the index rebuilt without a snapshot.
-            let again = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(again.headers["x-distill-source"] == "cache")
+            let again = try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
+            #expect(again.info.source == .cache)
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()
@@ -94,33 +81,40 @@ struct DaemonEndToEndTests {
         await world.stop()
     }
 
-    @Test func aFailingTeacherGivesA502WithinTheRetryBudgetThenOpensTheBreaker() async throws {
+    @Test func aFailingTeacherGivesA502WithinTheRetryBudgetThenOpensTheBreakerAfterFailedRequests() async throws {
         let world = try await EndToEnd.World.start(
             simulatorFlags: ["--error-rate", "1"],
             environment: [
                 "DISTILL_TEACHER_MAX_ATTEMPTS": "3", "DISTILL_TEACHER_BACKOFF_INITIAL_MS": "20",
                 "DISTILL_TEACHER_BACKOFF_MAX_MS": "50", "DISTILL_TEACHER_REQUEST_TIMEOUT_SECONDS": "10",
-                "DISTILL_TEACHER_BREAKER_FAILURE_THRESHOLD": "3", "DISTILL_TEACHER_BREAKER_OPEN_SECONDS": "60",
+                "DISTILL_TEACHER_BREAKER_FAILURE_THRESHOLD": "2", "DISTILL_TEACHER_BREAKER_OPEN_SECONDS": "60",
             ])
         do {
-            let started = ContinuousClock.now
-            let failed = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(ContinuousClock.now - started < .seconds(10), "within the request budget")
-            #expect(failed.status == 502)
-            #expect(failed.errorCode == "teacher_error")
-            #expect(failed.json["error"]?["type"] == "upstream_error")
-            #expect(try await world.simulatorStats()["errors"] == 3, "three attempts")
+            // Each failed request made three attempts and counts once: the second is not refused.
+            for failures in 1...2 {
+                let started = ContinuousClock.now
+                let failed = await #expect(throws: DistillClientError.self) {
+                    try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
+                }?.apiError
+                #expect(ContinuousClock.now - started < .seconds(10), "within the request budget")
+                #expect(failed?.status == 502)
+                #expect(failed?.code == "teacher_error")
+                #expect(failed?.type == "upstream_error")
+                #expect(try await world.simulatorStats()["errors"] == 3 * failures, "three attempts")
+            }
 
-            let refused = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(refused.status == 503)
-            #expect(refused.errorCode == "teacher_circuit_open")
-            #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 > 0)
-            #expect(try await world.simulatorStats()["requests"] == 3, "the open breaker kept the call from the teacher")
+            let refused = await #expect(throws: DistillClientError.self) {
+                try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
+            }?.apiError
+            #expect(refused?.status == 503)
+            #expect(refused?.code == "teacher_circuit_open")
+            #expect(refused?.retryAfterSeconds ?? 0 > 0)
+            #expect(try await world.simulatorStats()["requests"] == 6, "the open breaker kept the call from the teacher")
 
             let status = try await world.cachectl(["status", "--json"])
             #expect(try JSONDecoder.admin.decode(DaemonStatus.self, from: Data(status.stdout.utf8)).teacher.breakerState == "open")
-            #expect(try await EndToEnd.get("\(world.http)/readyz").status == 503)
-            #expect(try await world.simulatorStats()["errors"] == 3)
+            #expect(try await world.client().readiness().status == "not_ready")
+            #expect(try await world.simulatorStats()["errors"] == 6)
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()
@@ -132,29 +126,34 @@ struct DaemonEndToEndTests {
     @Test func badInputGetsAClearErrorAndTheDaemonKeepsServing() async throws {
         let world = try await EndToEnd.World.start()
         do {
+            // What a client can say that is wrong: a clear error, with its status and code.
+            for (name, request, code) in [
+                ("wrong type", EndToEnd.request("hi", parameters: ["temperature": "warm"]), "invalid_type"),
+                ("empty content", EndToEnd.request(""), "empty_content"),
+            ] {
+                let error = await #expect(throws: DistillClientError.self, "\(name)") { try await world.client().complete(request) }
+                #expect(error?.apiError?.status == 400 && error?.apiError?.code == code, "\(name)")
+                #expect(error?.apiError?.message.isEmpty == false, "\(name)")
+            }
+            // Bytes that are not a request at all.
             var invalidUTF8 = Data(#"{"model":"m","messages":[{"role":"user","content":""#.utf8)
             invalidUTF8.append(contentsOf: [0xFF, 0xFE])
             invalidUTF8.append(Data(#""}]}"#.utf8))
-            let cases: [(String, Data, Int, String)] = [
+            for (name, body, status, code) in [
                 ("malformed JSON", Data(#"{"model": "m", "messages": [}"#.utf8), 400, "invalid_json"),
-                ("wrong type", Data(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":"warm"}"#.utf8), 400, "invalid_type"),
                 ("missing messages", Data(#"{"model":"m"}"#.utf8), 400, "missing_required_parameter"),
-                ("empty content", Data(#"{"model":"m","messages":[{"role":"user","content":""}]}"#.utf8), 400, "empty_content"),
                 ("invalid UTF-8", invalidUTF8, 400, "invalid_encoding"),
                 ("2 MiB body", Data(repeating: UInt8(ascii: " "), count: 2 << 20), 413, "request_too_large"),
-            ]
-            for (name, body, status, code) in cases {
-                let reply = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: body)
+            ] {
+                let reply = try await RawHTTP.post(.init(world.http), .chatCompletions, body: body)
                 #expect(reply.status == status, "\(name)")
                 #expect(reply.errorCode == code, "\(name)")
-                #expect(reply.json["error"]?["message"]?.stringValue?.isEmpty == false, "\(name)")
             }
-            let unknown = try await EndToEnd.get("\(world.http)/v1/nothing-here")
+            let unknown = try await RawHTTP.request(.init(world.http), "GET /v1/nothing-here HTTP/1.1\r\nHost: x\r\n")
             #expect(unknown.status == 404 && unknown.errorCode == "unknown_url")
             #expect(try await world.simulatorStats()["requests"] == 0, "nothing bad reached the teacher")
 
-            let good = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(good.status == 200)
+            #expect(try await world.client().complete(EndToEnd.request(EndToEnd.sample.query)).answer != nil)
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()

@@ -1,12 +1,11 @@
-import ChildProcess
 import AsyncHTTPClient
+import ChildProcess
 import DistillAPI
+import DistillClient
 import Foundation
 import NIOCore
-import NIOFoundationCompat
-import NIOHTTP1
 
-/// What the end-to-end suites share: data, a world of processes, and an HTTP client.
+/// What the end-to-end suites share: data, and a world of processes with clients of them.
 enum EndToEnd {
     static let softLabels = ChildProcess.packageRoot.appendingPathComponent("../shared/data/banking77/teacher_soft.jsonl").standardized.path
     static let modelDirectory = ChildProcess.packageRoot.appendingPathComponent("models/all-MiniLM-L6-v2").path
@@ -61,46 +60,25 @@ enum EndToEnd {
             await simulator.stop()
         }
 
-        func cachectl(_ arguments: [String]) async throws -> (status: Int32, stdout: String) {
+        /// distilld over TCP; `key` is sent as the API key (the tenant).
+        func client(key: String? = nil) -> DistillClient { DistillClient(.tcp(http), apiKey: key) }
+
+        /// distilld over its Unix socket: the admin API, and the public one.
+        var socketClient: DistillClient { DistillClient(.unix(socket)) }
+
+        func cachectl(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
             try await runToCompletion("cachectl", ["--socket", socket] + arguments, in: directory)
         }
 
+        /// teacher-sim's counters (`GET /sim/stats`): what reached the teacher.
         func simulatorStats() async throws -> JSONValue {
-            try await get("\(simulatorURL)/sim/stats").json
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(simulatorURL)/sim/stats"), timeout: .seconds(30))
+            return try JSONValue.parse(Data(String(buffer: try await response.body.collect(upTo: 1 << 20)).utf8))
         }
     }
 
-    struct Reply {
-        var status: Int
-        var headers: [String: String]
-        var body: Data
-        var json: JSONValue { (try? JSONValue.parse(body)) ?? .null }
-        var errorCode: String? { json["error"]?["code"]?.stringValue }
+    /// A request for one user message, as the tests send it.
+    static func request(_ query: String, parameters: [String: JSONValue] = [:]) -> ChatCompletionRequest {
+        ChatCompletionRequest(model: "gpt-test", user: query, parameters: parameters)
     }
-
-    static func send(_ url: String, method: HTTPMethod = .POST, headers: [String: String] = [:], body: Data? = nil) async throws -> Reply {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(data: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        let data = try await response.body.collect(upTo: 16 << 20)
-        return Reply(
-            status: Int(response.status.code),
-            headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a }),
-            body: Data(buffer: data))
-    }
-
-    static func get(_ url: String) async throws -> Reply { try await send(url, method: .GET) }
-
-    static func completion(_ query: String, stream: Bool = false, extra: [String: JSONValue] = [:]) -> Data {
-        var body: [String: JSONValue] = ["model": "gpt-test", "stream": .bool(stream), "messages": [["role": "user", "content": .string(query)]]]
-        body.merge(extra) { $1 }
-        return JSONValue.object(body).encoded()
-    }
-
-    static func unixURL(_ socket: String, _ path: String) -> String {
-        "http+unix://\(socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)\(path)"
-    }
-
 }

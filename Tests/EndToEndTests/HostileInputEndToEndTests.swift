@@ -1,4 +1,5 @@
 import DistillAPI
+import DistillClient
 import Foundation
 import Testing
 
@@ -17,8 +18,7 @@ struct HostileInputEndToEndTests {
         let world = try await EndToEnd.World.start(environment: Self.deadlines)
         do {
             try await body(world)
-            let after = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(EndToEnd.sample.query))
-            #expect(after.status == 200, "the daemon still answers")
+            #expect(try await world.client().complete(EndToEnd.request(EndToEnd.sample.query)).answer != nil, "the daemon still answers")
             world.daemon.signal(SIGTERM)
             #expect(await world.daemon.exitStatus() == 0, "and stops cleanly")
         } catch {
@@ -29,15 +29,14 @@ struct HostileInputEndToEndTests {
         await world.stop()
     }
 
-    static let completions = "/v1/chat/completions"
+    static let completions = APIPath.chatCompletions.pattern
 
     @Test func hostileBodiesGetBoundedClearAnswers() async throws {
         try await withWorld { world in
-            let url = "\(world.http)\(Self.completions)"
             func expectError(_ body: Data, _ status: Int, _ code: String, _ what: String) async throws {
-                let reply = try await EndToEnd.send(url, body: body)
+                let reply = try await RawHTTP.post(.init(world.http), .chatCompletions, body: body)
                 #expect(reply.status == status, "\(what)")
-                #expect(reply.errorCode == code, "\(what): \(String(decoding: reply.body.prefix(300), as: UTF8.self))")
+                #expect(reply.errorCode == code, "\(what): \(reply.answer.prefix(300))")
             }
             let ask = #"{"model":"m","messages":[{"role":"user","content":"#
 
@@ -58,17 +57,15 @@ struct HostileInputEndToEndTests {
             try await expectError(Data((ask + #""\ud800"}]}"#).utf8), 400, "invalid_json", "a lone surrogate")
 
             // 30,000 messages (under 1 MiB): parsed, scoped, sent upstream and logged, in bounded time.
-            let many = (0..<30_000).map { _ in #"{"role":"user","content":"hi"}"# }.joined(separator: ",")
-            let reply = try await EndToEnd.send(
-                url, body: Data((#"{"model":"m","messages":["# + many + #",{"role":"user","content":"\#(EndToEnd.sample.query)"}]}"#).utf8))
-            #expect(reply.status == 200, "a huge messages array is answered")
-            #expect(reply.headers["x-distill-source"] == "teacher")
+            let many = ChatCompletionRequest(
+                model: "m", messages: Array(repeating: .init(role: "user", content: "hi"), count: 30_000) + [.init(role: "user", content: EndToEnd.sample.query)])
+            #expect(try await world.client().complete(many).info.source == .teacher, "a huge messages array is answered")
 
             // A body larger than the limit, in chunks with no length announced.
             let chunk = String(repeating: "x", count: 600_000)
             let chunked = try await RawHTTP.request(
                 .init(world.http), "POST \(Self.completions) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n",
-                body: "927c0\r\n\(chunk)\r\n927c0\r\n\(chunk)\r\n0\r\n\r\n")
+                body: Data("927c0\r\n\(chunk)\r\n927c0\r\n\(chunk)\r\n0\r\n\r\n".utf8))
             #expect(chunked.status == 413, "a chunked body over the limit: \(chunked.answer.prefix(200))")
         }
     }
@@ -76,16 +73,15 @@ struct HostileInputEndToEndTests {
     @Test func slowClientsAreCutOffWhileOthersAreServed() async throws {
         try await withWorld { world in
             let address = RawHTTP.Address(world.http)
-            let completions = "\(world.http)\(Self.completions)"
             // Answered once by the teacher, so that asking again is a cache hit: quick on any machine.
-            #expect(try await EndToEnd.send(completions, body: EndToEnd.completion(EndToEnd.sample.query)).status == 200)
+            _ = try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
             let (connected, connection) = AsyncStream.makeStream(of: Void.self)
             let slowClients = 12
             try await withThrowingTaskGroup(of: (String, RawHTTP.Exchange).self) { group in
                 // Slowloris: a header line every 300 ms, for up to 30 s.
                 for _ in 0..<8 {
                     group.addTask {
-                        let pieces = ["POST \(Self.completions) HTTP/1.1\r\nHost: x\r\n"] + (0..<100).map { "X-Slow-\($0): 1\r\n" }
+                        let pieces = (["POST \(Self.completions) HTTP/1.1\r\nHost: x\r\n"] + (0..<100).map { "X-Slow-\($0): 1\r\n" }).map { Data($0.utf8) }
                         return ("head", try await RawHTTP.exchange(address, pieces, pause: .milliseconds(300)) { connection.yield() })
                     }
                 }
@@ -93,7 +89,7 @@ struct HostileInputEndToEndTests {
                 for _ in 0..<(slowClients - 8) {
                     group.addTask {
                         let head = "POST \(Self.completions) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-                        let pieces = [head] + Array(repeating: " ", count: 100)
+                        let pieces = ([head] + Array(repeating: " ", count: 100)).map { Data($0.utf8) }
                         return ("body", try await RawHTTP.exchange(address, pieces, pause: .milliseconds(300)) { connection.yield() })
                     }
                 }
@@ -104,25 +100,26 @@ struct HostileInputEndToEndTests {
                         started += 1
                         if started == slowClients { break }
                     }
-                    let cached = try await EndToEnd.send(completions, body: EndToEnd.completion(EndToEnd.sample.query))
-                    #expect(cached.status == 200 && cached.headers["x-distill-source"] == "cache")
-                    #expect(try await EndToEnd.get("\(world.http)/healthz").status == 200)
-                    #expect(try await EndToEnd.send(EndToEnd.unixURL(world.socket, "/healthz"), method: .GET).status == 200)
+                    let cached = try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
+                    let health = try await world.client().health()
+                    let socketHealth = try await world.socketClient.health()
+                    #expect(cached.info.source == .cache && health.status == "ok" && socketHealth.status == "ok")
                     return ("served", RawHTTP.Exchange(answer: "", sentAll: true, closedAt: .now))
                 }
-                var results: [(String, RawHTTP.Exchange)] = []
-                for try await result in group { results.append(result) }
-
-                let served = try #require(results.first { $0.0 == "served" }?.1)
-                let slow = results.filter { $0.0 != "served" }
+                var served: RawHTTP.Exchange?
+                var slow: [(kind: String, exchange: RawHTTP.Exchange)] = []
+                for try await (kind, exchange) in group {
+                    if kind == "served" { served = exchange } else { slow.append((kind, exchange)) }
+                }
+                let others = try #require(served)
                 #expect(slow.count == slowClients)
                 for (kind, exchange) in slow {
                     #expect(exchange.status == 408, "a slow \(kind): \(exchange.answer.prefix(200))")
                     #expect(exchange.body.contains("request_timeout"))
                     #expect(!exchange.sentAll, "the slow \(kind) was cut off before it finished")
-                    #expect(served.closedAt < exchange.closedAt, "the others were served while the slow \(kind) was connected")
+                    #expect(others.closedAt < exchange.closedAt, "the others were served while the slow \(kind) was connected")
                 }
-                let metrics = String(decoding: try await EndToEnd.get("\(world.http)/metrics").body, as: UTF8.self)
+                let metrics = try await world.client().metrics()
                 #expect(metrics.contains(#"distill_http_refusals_total{code="request_timeout"} \#(slowClients)"#), "\(metrics)")
             }
         }
@@ -173,7 +170,7 @@ struct HostileInputEndToEndTests {
                 #expect(answer.status == status, "\(method) \(path): \(answer.answer.prefix(200))")
             }
             let scope = try await RawHTTP.request(
-                socket, "PUT /admin/cache/scopes/..%2F..%2Fetc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n", body: "{}")
+                socket, "PUT /admin/cache/scopes/..%2F..%2Fetc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n", body: Data("{}".utf8))
             #expect(scope.status == 400 || scope.status == 404, "a scope that climbs: \(scope.answer.prefix(200))")
             let status = try await RawHTTP.request(socket, "GET /admin/status HTTP/1.1\r\nHost: x\r\n")
             #expect(status.status == 200 && status.body.contains("uptime"), "the socket serves the admin API")

@@ -1,9 +1,11 @@
+import DistillAPI
 import Foundation
 import NIOCore
 import NIOPosix
 
 /// A client connection that sends bytes exactly as given — partial heads, header floods, paths
-/// no HTTP client would normalize — and reads what the server answers until it closes.
+/// no HTTP client would normalize, bodies that are not JSON — and reads what the server answers
+/// until it closes. Everything a well-formed request can say goes through `DistillClient`.
 enum RawHTTP {
     enum Address {
         case tcp(host: String, port: Int)
@@ -27,12 +29,14 @@ enum RawHTTP {
 
         var status: Int? { answer.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } }
         var body: String { answer.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n") }
+        /// The OpenAI-shaped error's code, if the body is one.
+        var errorCode: String? { (try? JSONValue.parse(Data(body.utf8)))?["error"]?["code"]?.stringValue }
     }
 
     /// Writes `pieces` one after another, `pause` apart, until the server closes the connection;
     /// `started` runs once the first piece is written.
     static func exchange(
-        _ address: Address, _ pieces: [String], pause: Duration = .zero, started: @escaping @Sendable () -> Void = {}
+        _ address: Address, _ pieces: [Data], pause: Duration = .zero, started: @escaping @Sendable () -> Void = {}
     ) async throws -> Exchange {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         let wrap = { @Sendable (channel: any Channel) in
@@ -58,7 +62,7 @@ enum RawHTTP {
                         if index > 0, pause > .zero { try? await Task.sleep(for: pause) }
                         guard !Task.isCancelled else { return .wrote(all: false) }
                         do {
-                            try await outbound.write(ByteBuffer(string: piece))
+                            try await outbound.write(ByteBuffer(bytes: piece))
                         } catch {
                             return .wrote(all: false)
                         }
@@ -84,7 +88,14 @@ enum RawHTTP {
     }
 
     /// One request written at once, with `Connection: close`; the answer is read to the close.
-    static func request(_ address: Address, _ head: String, body: String = "") async throws -> Exchange {
-        try await exchange(address, [head + "Connection: close\r\n\r\n" + body])
+    static func request(_ address: Address, _ head: String, body: Data = Data()) async throws -> Exchange {
+        try await exchange(address, [Data((head + "Connection: close\r\n\r\n").utf8) + body])
+    }
+
+    /// A POST of `body`, bytes as given, with its length.
+    static func post(_ address: Address, _ path: APIPath, body: Data) async throws -> Exchange {
+        try await request(
+            address, "POST \(path.pattern) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n",
+            body: body)
     }
 }

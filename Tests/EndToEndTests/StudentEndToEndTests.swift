@@ -1,4 +1,5 @@
 import DistillAPI
+import DistillClient
 import Foundation
 import Testing
 
@@ -22,20 +23,18 @@ struct StudentEndToEndTests {
     /// Sends `queries` eight at a time; the replies in order.
     static func send(
         _ world: EndToEnd.World, _ queries: ArraySlice<(query: String, answer: String)>, headers: [String: String] = [:]
-    ) async throws -> [EndToEnd.Reply] {
+    ) async throws -> [ChatReply] {
         let indexed = Array(queries.enumerated())
-        var replies = [EndToEnd.Reply?](repeating: nil, count: indexed.count)
+        let client = world.client()
+        var replies = [ChatReply?](repeating: nil, count: indexed.count)
         for start in stride(from: 0, to: indexed.count, by: 8) {
-            try await withThrowingTaskGroup(of: (Int, EndToEnd.Reply).self) { group in
+            try await withThrowingTaskGroup(of: (Int, ChatReply).self) { group in
                 for (offset, item) in indexed[start..<min(start + 8, indexed.count)] {
-                    group.addTask {
-                        (offset, try await EndToEnd.send("\(world.http)/v1/chat/completions", headers: headers, body: EndToEnd.completion(item.query)))
-                    }
+                    group.addTask { (offset, try await client.complete(EndToEnd.request(item.query), headers: headers)) }
                 }
                 for try await (offset, reply) in group { replies[offset] = reply }
             }
         }
-        #expect(replies.allSatisfy { $0?.status == 200 })
         return replies.compactMap { $0 }
     }
 
@@ -43,22 +42,17 @@ struct StudentEndToEndTests {
     static func probe(_ world: EndToEnd.World, _ queries: ArraySlice<(query: String, answer: String)>) async throws -> [String] {
         var answers: [String] = []
         for item in queries {
-            let reply = try await EndToEnd.send(
-                "\(world.http)/v1/chat/completions", headers: ["cache-control": "no-store"], body: EndToEnd.completion(item.query))
-            answers.append("\(reply.headers["x-distill-source"] ?? "?"): \(reply.answer ?? "?")")
+            let reply = try await world.client().complete(EndToEnd.request(item.query), headers: ["cache-control": "no-store"])
+            answers.append("\(reply.info.source?.rawValue ?? "?"): \(reply.answer ?? "?")")
         }
         return answers
-    }
-
-    static func admin<T: Decodable>(_ world: EndToEnd.World, _ path: String, as type: T.Type) async throws -> T {
-        try JSONDecoder.admin.decode(T.self, from: try await EndToEnd.get(EndToEnd.unixURL(world.socket, path)).body)
     }
 
     /// Polls the distiller until a run satisfies `condition` (a run trains in a few seconds).
     static func awaitRun(_ world: EndToEnd.World, _ condition: (DistillRunInfo) -> Bool) async throws -> DistillRunInfo {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
-            if let run = try await admin(world, "/admin/distill", as: DistillStatus.self).runs.first(where: condition) { return run }
+            if let run = try await world.socketClient.distillStatus().runs.first(where: condition) { return run }
             try await Task.sleep(for: .milliseconds(5))
         }
         throw E2EFailure("no distill run came to the expected state in 120 s")
@@ -71,26 +65,26 @@ struct StudentEndToEndTests {
         ])
         do {
             let taught = try await Self.send(world, Self.traffic[..<2000])
-            #expect(!taught.prefix(1000).contains { $0.headers["x-distill-source"] == "student" }, "no student before the first distillation")
+            #expect(!taught.prefix(1000).contains { $0.info.source == .student }, "no student before the first distillation")
 
             // Nobody asks for a run: the 1,500th teacher answer's commit starts it, on about those 1,500
             // (requests go on meanwhile, eight at a time, while it reads the log).
             let run = try await Self.awaitRun(world) { $0.isFinished }
-            #expect(run.trigger == "scheduled" && run.outcome == "promoted", "\(run)")
+            #expect(run.trigger == .scheduled && run.outcome == .promoted, "\(run)")
             #expect((1500..<1600).contains(run.rows ?? 0), "\(run)")
-            let status = try await Self.admin(world, "/admin/student", as: StudentStatus.self)
+            let status = try await world.socketClient.studentStatus()
             let threshold = try #require(status.scopes.first?.threshold)
 
             let unseen = Self.traffic[3000..<3400]
             let replies = try await Self.send(world, unseen)
-            let fromStudent = zip(unseen, replies).filter { $0.1.headers["x-distill-source"] == "student" }
+            let fromStudent = zip(unseen, replies).filter { $0.1.info.source == .student }
             let agreeing = fromStudent.count { $0.0.answer == $0.1.answer }
             print("student answered \(fromStudent.count) of \(unseen.count) unseen queries, \(agreeing) as the teacher would")
             #expect(fromStudent.count >= unseen.count / 5)
             #expect(Double(agreeing) >= 0.9 * Double(fromStudent.count))
-            #expect(fromStudent.allSatisfy { Double($0.1.headers["x-distill-confidence"] ?? "") ?? 0 >= threshold - 1e-4 })
-            let metrics = String(decoding: try await EndToEnd.get("\(world.http)/metrics").body, as: UTF8.self)
-            let studentReplies = (taught + replies).count { $0.headers["x-distill-source"] == "student" }
+            #expect(fromStudent.allSatisfy { $0.1.info.confidence ?? 0 >= threshold - 1e-4 })
+            let metrics = try await world.client().metrics()
+            let studentReplies = (taught + replies).count { $0.info.source == .student }
             #expect(metrics.contains(#"distill_student_decisions_total{decision="answer"} \#(studentReplies)"#))
             #expect(metrics.contains(#"distill_distill_runs_total{outcome="promoted"} 1"#))
         } catch {
@@ -105,9 +99,8 @@ struct StudentEndToEndTests {
     static func teach(_ world: EndToEnd.World, teacherAnswers count: Int, from next: inout Int) async throws {
         var answered = 0
         while answered < count {
-            let reply = try await EndToEnd.send("\(world.http)/v1/chat/completions", body: EndToEnd.completion(traffic[next].query))
-            #expect(reply.status == 200)
-            if reply.headers["x-distill-source"] == "teacher" { answered += 1 }
+            let reply = try await world.client().complete(EndToEnd.request(traffic[next].query))
+            if reply.info.source == .teacher { answered += 1 }
             next += 1
         }
     }
@@ -123,7 +116,7 @@ struct StudentEndToEndTests {
             let first = try await Self.awaitRun(world) { $0.isFinished }
             #expect(first.rows == 300 && first.version != nil, "\(first)")
             // A tenth of 300 is more than min_new_rows (5): the next run waits for 30 new answers (15 while no student serves).
-            let step = first.outcome == "promoted" ? 30 : 15
+            let step = first.outcome == .promoted ? 30 : 15
             try await Self.teach(world, teacherAnswers: step, from: &next)
             let second = try await Self.awaitRun(world) { $0.id > first.id && $0.isFinished }
             #expect(second.rows == 300 + step, "\(second)")
@@ -150,7 +143,7 @@ struct StudentEndToEndTests {
             _ = try await Self.send(world, Self.traffic[1500..<2500], headers: ["cache-control": "no-store"])
             run = try await world.cachectl(["distill", "run", "--wait", "--json"])
             #expect(run.status == 0, "\(run.stdout)")
-            var versions = try await Self.admin(world, "/admin/student/versions", as: [StudentVersionInfo].self)
+            var versions = try await world.socketClient.studentVersions()
             let second = try #require(versions.first)
             if second.status != "active" {
                 let promoted = try await world.cachectl(["student", "promote", String(second.id)])
@@ -166,13 +159,13 @@ struct StudentEndToEndTests {
             // A run killed while it trains: the daemon restarts with the version that served before.
             let queued = try await world.cachectl(["distill", "run", "--json"])
             #expect(queued.status == 0)
-            _ = try await Self.awaitRun(world) { $0.phase == "training" }
+            _ = try await Self.awaitRun(world) { $0.phase == .training }
             world.daemon.signal(SIGKILL)
             #expect(await world.daemon.exitStatus() == SIGKILL)
             try await world.startDaemon(environment: ["DISTILL_DISTILL_ENABLED": "false", "DISTILL_DISTILL_MIN_ROWS": "1000"])
-            versions = try await Self.admin(world, "/admin/student/versions", as: [StudentVersionInfo].self)
+            versions = try await world.socketClient.studentVersions()
             #expect(versions.count == 2, "the killed run stored nothing")
-            let serving = try await Self.admin(world, "/admin/student", as: StudentStatus.self).scopes
+            let serving = try await world.socketClient.studentStatus().scopes
             #expect(serving.map(\.version) == [versions.last?.id] && serving.allSatisfy(\.serving))
             #expect(try await Self.probe(world, probes) == first)
         } catch {
@@ -182,11 +175,6 @@ struct StudentEndToEndTests {
         }
         await world.stop()
     }
-}
-
-extension EndToEnd.Reply {
-    /// The first choice's message content.
-    var answer: String? { json["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue }
 }
 
 struct E2EFailure: Error, CustomStringConvertible {

@@ -1,50 +1,74 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Teacher
 
+/// A clock that moves only when a test moves it.
+final class ManualClock: Sendable {
+    private let instant = Mutex(ContinuousClock.now)
+
+    var now: ContinuousClock.Instant { instant.withLock { $0 } }
+
+    func advance(by duration: Duration) {
+        instant.withLock { $0 += duration }
+    }
+}
+
 @Suite struct CircuitBreakerTests {
-    let t0 = ContinuousClock.now
+    let clock = ManualClock()
+
+    func breaker(threshold: Int, open: Duration) -> CircuitBreaker {
+        CircuitBreaker(failureThreshold: threshold, openDuration: open, now: { [clock] in clock.now })
+    }
 
     @Test func opensAfterTheThresholdOfConsecutiveFailures() {
-        let breaker = CircuitBreaker(failureThreshold: 3, openDuration: .seconds(10))
-        breaker.recordFailure(at: t0)
-        breaker.recordFailure(at: t0)
+        let breaker = breaker(threshold: 3, open: .seconds(10))
+        breaker.recordFailure()
+        breaker.recordFailure()
         breaker.recordSuccess()  // resets the count
-        breaker.recordFailure(at: t0)
-        breaker.recordFailure(at: t0)
-        #expect(breaker.permit(at: t0) == nil)
-        breaker.recordFailure(at: t0)
+        breaker.recordFailure()
+        breaker.recordFailure()
+        #expect(breaker.permit() == nil)
+        breaker.recordFailure()
         #expect(breaker.snapshot == .init(state: .open, consecutiveFailures: 3))
-        #expect(breaker.permit(at: t0 + .seconds(4)) == .seconds(6))
+        clock.advance(by: .seconds(4))
+        #expect(breaker.permit() == .seconds(6))
     }
 
     @Test func letsOneProbeThroughAfterTheOpenPeriod() {
-        let breaker = CircuitBreaker(failureThreshold: 1, openDuration: .seconds(10))
-        breaker.recordFailure(at: t0)
-        #expect(breaker.permit(at: t0 + .seconds(10)) == nil)
+        let breaker = breaker(threshold: 1, open: .seconds(10))
+        breaker.recordFailure()
+        clock.advance(by: .seconds(10) - .nanoseconds(1))
+        #expect(breaker.permit() == .nanoseconds(1))
+        clock.advance(by: .nanoseconds(1))
+        #expect(breaker.permit() == nil)
         #expect(breaker.snapshot.state == .halfOpen)
-        #expect(breaker.permit(at: t0 + .seconds(10)) != nil, "a second caller waits for the probe's verdict")
+        #expect(breaker.permit() != nil, "a second caller waits for the probe's verdict")
         breaker.recordSuccess()
         #expect(breaker.snapshot == .init(state: .closed, consecutiveFailures: 0))
-        #expect(breaker.permit(at: t0 + .seconds(10)) == nil)
+        #expect(breaker.permit() == nil)
     }
 
     @Test func aFailedProbeOpensItAgain() {
-        let breaker = CircuitBreaker(failureThreshold: 5, openDuration: .seconds(10))
-        for _ in 0..<5 { breaker.recordFailure(at: t0) }
-        #expect(breaker.permit(at: t0 + .seconds(11)) == nil)
-        breaker.recordFailure(at: t0 + .seconds(11))
+        let breaker = breaker(threshold: 5, open: .seconds(10))
+        for _ in 0..<5 { breaker.recordFailure() }
+        clock.advance(by: .seconds(11))
+        #expect(breaker.permit() == nil)
+        breaker.recordFailure()
         #expect(breaker.snapshot.state == .open)
-        #expect(breaker.permit(at: t0 + .seconds(12)) == .seconds(9))
+        clock.advance(by: .seconds(1))
+        #expect(breaker.permit() == .seconds(9), "the open period restarts at the probe's failure")
     }
 
     @Test func anAbandonedProbeFreesTheSlot() {
-        let breaker = CircuitBreaker(failureThreshold: 1, openDuration: .seconds(1))
-        breaker.recordFailure(at: t0)
-        #expect(breaker.permit(at: t0 + .seconds(1)) == nil)
+        let breaker = breaker(threshold: 1, open: .seconds(1))
+        breaker.recordFailure()
+        clock.advance(by: .seconds(1))
+        #expect(breaker.permit() == nil)
+        #expect(breaker.permit() != nil)
         breaker.recordAbandoned()
-        #expect(breaker.permit(at: t0 + .seconds(1)) == nil)
+        #expect(breaker.permit() == nil)
     }
 }
 

@@ -21,7 +21,7 @@ import TeacherSimulator
     @discardableResult
     func withTeacher<T>(
         faults: SimulatorFaults = SimulatorFaults(), options: SimulatorOptions = SimulatorOptions(),
-        configure: (inout TeacherConfiguration) -> Void = { _ in },
+        configure: (inout TeacherConfiguration) -> Void = { _ in }, clock: ManualClock = ManualClock(),
         _ body: (TeacherClient, TeacherSimulator) async throws -> T
     ) async throws -> T {
         var options = options
@@ -32,7 +32,7 @@ import TeacherSimulator
                 baseURL: baseURL, readTimeout: .seconds(10), requestTimeout: .seconds(20),
                 backoffInitial: .milliseconds(5), backoffMax: .milliseconds(20), topLogprobs: 3)
             configure(&configuration)
-            let client = TeacherClient(configuration: configuration, logger: Self.quiet)
+            let client = TeacherClient(configuration: configuration, logger: Self.quiet, now: { clock.now })
             defer { Task { try? await client.shutdown() } }
             return try await body(client, simulator)
         }
@@ -78,28 +78,55 @@ import TeacherSimulator
         }
     }
 
-    @Test func retriesServerErrorsThenGivesUpAndOpensTheBreaker() async throws {
+    @Test func retriesServerErrorsThenGivesUpAndOpensTheBreakerAfterFailedRequests() async throws {
         var faults = SimulatorFaults()
         faults.errorRate = 1
-        try await withTeacher(faults: faults, configure: { $0.maxAttempts = 3; $0.breakerFailureThreshold = 4 }) { client, simulator in
+        let clock = ManualClock()
+        try await withTeacher(
+            faults: faults, configure: { $0.maxAttempts = 3; $0.breakerFailureThreshold = 2; $0.breakerOpenDuration = .seconds(30) },
+            clock: clock
+        ) { client, simulator in
+            // Each request makes its three attempts and is one failure.
+            for (id, failures) in [("r1", 1), ("r2", 2)] {
+                await #expect(throws: TeacherError.upstreamFailure(status: 500)) {
+                    try await client.complete(try request(), requestID: id)
+                }
+                #expect(simulator.stats.errors == 3 * failures)
+                #expect(client.breaker.snapshot.consecutiveFailures == failures)
+            }
+            #expect(client.breaker.snapshot.state == .open)
+            await #expect(throws: TeacherError.circuitOpen(retryAfter: .seconds(30))) {
+                try await client.complete(try request(), requestID: "r3")
+            }
+            #expect(simulator.stats.requests == 6, "an open breaker does not call the upstream")
+
+            // After the open period one request probes, with all of its attempts; it fails, and the
+            // breaker refuses calls for another full period.
+            clock.advance(by: .seconds(30))
             await #expect(throws: TeacherError.upstreamFailure(status: 500)) {
+                try await client.stream(try request(#","stream":true"#), requestID: "r4")
+            }
+            #expect(simulator.stats.requests == 9)
+            #expect(client.breaker.snapshot == .init(state: .open, consecutiveFailures: 3))
+            await #expect(throws: TeacherError.circuitOpen(retryAfter: .seconds(30))) {
+                try await client.complete(try request(), requestID: "r5")
+            }
+            #expect(TeacherError.upstreamFailure(status: 500).apiError.status == 502)
+        }
+    }
+
+    @Test func aProbeThatIsAnsweredClosesTheBreaker() async throws {
+        let clock = ManualClock()
+        try await withTeacher(configure: { $0.breakerFailureThreshold = 1; $0.breakerOpenDuration = .seconds(5) }, clock: clock) {
+            client, simulator in
+            client.breaker.recordFailure()
+            await #expect(throws: TeacherError.circuitOpen(retryAfter: .seconds(5))) {
                 try await client.complete(try request(), requestID: "r1")
             }
-            #expect(simulator.stats.errors == 3)
-            #expect(client.breaker.snapshot.state == .closed)
-
-            // The fourth consecutive failure opens the breaker; the rest of the attempts are refused.
-            await #expect(throws: TeacherError.self) { try await client.complete(try request(), requestID: "r2") }
-            #expect(simulator.stats.errors == 4)
-            #expect(client.breaker.snapshot.state == .open)
-            await #expect {
-                try await client.complete(try request(), requestID: "r3")
-            } throws: { error in
-                guard case .circuitOpen = error as? TeacherError else { return false }
-                return true
-            }
-            #expect(simulator.stats.requests == 4, "an open breaker does not call the upstream")
-            #expect(TeacherError.upstreamFailure(status: 500).apiError.status == 502)
+            clock.advance(by: .seconds(5))
+            _ = try await client.complete(try request(), requestID: "r2")
+            #expect(client.breaker.snapshot == .init(state: .closed, consecutiveFailures: 0))
+            #expect(simulator.stats.answered == 1)
         }
     }
 
@@ -180,7 +207,7 @@ import TeacherSimulator
         }
     }
 
-    @Test func anUnreachableUpstreamIsRetriedThenReported() async throws {
+    @Test func anUnreachableUpstreamIsRetriedThenReportedAndCountsOncePerRequest() async throws {
         // Take a free port and close it again: nothing listens there.
         let port = try await TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions()).serve { url in
             Int(url.split(separator: ":").last!.split(separator: "/").first!)!
@@ -188,15 +215,24 @@ import TeacherSimulator
         let client = TeacherClient(
             configuration: TeacherConfiguration(
                 baseURL: "http://127.0.0.1:\(port)/v1", connectTimeout: .seconds(2), maxAttempts: 3,
-                backoffInitial: .milliseconds(5), backoffMax: .milliseconds(10), breakerFailureThreshold: 10),
+                backoffInitial: .milliseconds(5), backoffMax: .milliseconds(10), breakerFailureThreshold: 2),
             logger: Self.quiet)
+        // The second request is answered with the teacher's own error too, not refused by the breaker.
+        for id in ["r1", "r2"] {
+            await #expect {
+                try await client.complete(try request(), requestID: id)
+            } throws: { error in
+                guard case .unreachable = error as? TeacherError else { return false }
+                return true
+            }
+        }
+        #expect(client.breaker.snapshot == .init(state: .open, consecutiveFailures: 2))
         await #expect {
-            try await client.complete(try request(), requestID: "r1")
+            try await client.complete(try request(), requestID: "r3")
         } throws: { error in
-            guard case .unreachable = error as? TeacherError else { return false }
+            guard case .circuitOpen = error as? TeacherError else { return false }
             return true
         }
-        #expect(client.breaker.snapshot.consecutiveFailures == 3)
         #expect(TeacherError.unreachable(detail: "").apiError.status == 502)
         try await client.shutdown()
     }

@@ -1,0 +1,105 @@
+import Foundation
+
+/// What the domain needs of a store: the teacher log, the cache entries and their index snapshots,
+/// per-scope settings, the student versions, and word of new teacher answers. `SQLiteStore` is the
+/// embedded implementation; a store shared by several nodes implements the same protocol.
+///
+/// Every method that returns has committed (or read) durably: in particular, when
+/// `appendTeacherExchange` returns, the exchange survives a crash.
+public protocol DistillStore: Sendable {
+    /// Where the store is, as an operator would name it (a path, a URL without credentials).
+    var location: String { get }
+    /// Bytes the store takes, where it can tell.
+    var sizeOnDisk: Int64? { get }
+    /// Fails unless the store answers a trivial query.
+    func checkHealth() async throws
+    /// Finishes pending work and closes every connection.
+    func close() throws
+    /// A consistent copy of the whole store in a new file at `path`, checked.
+    func backup(to path: String) async throws(StoreError) -> BackupSummary
+
+    // MARK: Teacher log
+
+    /// Commits one teacher exchange and, with it, the cache entry for its answer (replacing the
+    /// scope's entry with the same exact key).
+    func appendTeacherExchange(_ exchange: TeacherLogRecord, cacheEntry: CacheEntryRecord?) async throws -> TeacherExchangeCommit
+    /// Rows after `id`, oldest first.
+    func teacherLog(after id: Int64, limit: Int) async throws -> [TeacherLogRecord]
+    func teacherLogCount() async throws -> Int64
+    /// A scope's rows after `id`, oldest first.
+    func teacherLog(scope: String, after id: Int64, limit: Int) async throws -> [TeacherLogRecord]
+    /// A scope's newest `limit` rows, oldest first.
+    func latestTeacherLog(scope: String, limit: Int) async throws -> [TeacherLogRecord]
+    /// Yields after commits that changed the teacher log (a burst may yield once), until dropped.
+    func teacherLogCommits() -> AsyncStream<Void>
+    /// Per scope: the rows logged after the newest one a stored student version was trained
+    /// through (all of them without a version), and whether it has a version.
+    func untrainedTeacherLog() async throws -> [String: (count: Int, trained: Bool)]
+    /// Per scope with rows after `id`: how many, and the newest id.
+    func teacherLogActivity(after id: Int64) async throws -> [String: (count: Int, newest: Int64)]
+    func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws
+    func clearTeacherLogEmbeddings() async throws
+
+    // MARK: Cache entries
+
+    /// Inserts entries (each replacing its scope's entry with the same exact key); their ids, and the replaced ones'.
+    func insertCacheEntries(_ entries: [CacheEntryRecord]) async throws -> [(id: Int64, replaced: Int64?)]
+    func cacheEntry(id: Int64) async throws -> CacheEntryRecord?
+    func cacheEntryKeys() async throws -> [CacheEntryKey]
+    /// Entry counts by scope.
+    func cacheScopes() async throws -> [String: Int]
+    func cacheVectors(scope: String, after id: Int64) async throws -> [(id: Int64, vector: [Float])]
+    func cacheEntryIDs(scope: String) async throws -> Set<Int64>
+    func cacheVectors(ids: Set<Int64>) async throws -> [(id: Int64, vector: [Float])]
+    /// Entries after `id` (of one scope, or all), by id.
+    func cacheEntries(scope: String?, after id: Int64, limit: Int) async throws -> [CacheEntryRecord]
+    func cacheEntryCount() async throws -> Int
+    func deleteCacheEntries(ids: [Int64]) async throws -> [CacheEntryKey]
+    func purgeCacheEntries(scope: String?, createdBefore date: Date?) async throws -> [CacheEntryKey]
+    /// At most `limit` entries expired at `now`, deleted.
+    func deleteExpiredCacheEntries(now: Date, limit: Int) async throws -> [CacheEntryKey]
+    /// The `count` least recently used entries, deleted.
+    func evictLeastRecentlyUsed(count: Int) async throws -> [CacheEntryKey]
+    func recordCacheHits(_ hits: [Int64: (count: Int, last: Date)]) async throws
+    func replaceCacheVectors(_ vectors: [(id: Int64, vector: [Float])]) async throws
+
+    // MARK: Index snapshots
+
+    func saveIndexSnapshot(scope: String, watermark: Int64, bytes: [UInt8]) async throws
+    func indexSnapshot(scope: String) async throws -> (watermark: Int64, bytes: [UInt8])?
+    func deleteIndexSnapshots() async throws
+
+    // MARK: Scope settings and metadata
+
+    func scopeSettings() async throws -> [String: (similarityThreshold: Double?, ttlSeconds: Double?)]
+    func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws
+    func metadata(_ key: String) async throws -> String?
+    func setMetadata(_ key: String, _ value: String) async throws
+
+    // MARK: Student versions
+
+    /// Stores a version; an active one retires its scope's previous active version in the same commit.
+    func addStudentVersion(_ version: StudentVersionRecord) async throws -> Int64
+    /// Makes a version its scope's active one (the previous one retires) in one commit.
+    func activateStudentVersion(id: Int64) async throws
+    func setStudentVersionStatus(id: Int64, _ status: StudentVersionRecord.Status) async throws
+    func studentVersion(id: Int64) async throws -> StudentVersionRecord?
+    /// Each scope's active or suspended version.
+    func currentStudentVersions() async throws -> [StudentVersionRecord]
+    /// Versions, newest first.
+    func studentVersions(scope: String?) async throws -> [StudentVersionRecord]
+}
+
+extension DistillStore {
+    public func teacherLog(scope: String) async throws -> [TeacherLogRecord] {
+        try await teacherLog(scope: scope, after: 0, limit: .max)
+    }
+
+    public func teacherLogActivity() async throws -> [String: (count: Int, newest: Int64)] {
+        try await teacherLogActivity(after: 0)
+    }
+
+    public func cacheVectors(scope: String) async throws -> [(id: Int64, vector: [Float])] {
+        try await cacheVectors(scope: scope, after: 0)
+    }
+}
