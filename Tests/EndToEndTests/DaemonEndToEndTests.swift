@@ -100,7 +100,7 @@ struct DaemonEndToEndTests {
                 #expect(failed?.status == 502)
                 #expect(failed?.code == "teacher_error")
                 #expect(failed?.type == "upstream_error")
-                #expect(try await world.simulatorStats()["errors"] == 3 * failures, "three attempts")
+                #expect(try await world.simulatorStats()["errors"]?.intValue == 3 * failures, "three attempts")
             }
 
             let refused = await #expect(throws: DistillClientError.self) {
