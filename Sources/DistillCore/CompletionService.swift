@@ -165,7 +165,7 @@ public final class CompletionService: Sendable {
         var writeCache = false
         var bestSimilarity: Float?
         /// What the scope's student made of the request, when it has one: an audit compares its
-        /// answer with the teacher's.
+        /// answer with the teacher's, and an answer none of its classes may be a new one.
         var student: Students.Decision?
     }
 
@@ -268,8 +268,8 @@ public final class CompletionService: Sendable {
         if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
         }
-        if let students, let decision = plan.student, case .audit = decision.action {
-            await students.recordAudit(decision, teacherAnswer: answer.text)
+        if let students, let decision = plan.student {
+            await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
         }
     }
 }

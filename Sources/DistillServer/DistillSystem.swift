@@ -200,6 +200,7 @@ public final class DistillSystem: Sendable {
     /// `GET /metrics`: every series in Prometheus's text format.
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
+        if let students { metrics.updateStudents(students.status()) }
         return metrics.registry.emitToBuffer()
     }
 

@@ -263,15 +263,15 @@ private final class Chaos: Sendable {
             () async throws -> DistillRunInfo? in
             let runs = try await admin.distillStatus().runs
             if watched.withLock({ $0 }) == nil {
-                guard let training = runs.first(where: { $0.phase == "training" }) else { return nil }
+                guard let training = runs.first(where: { $0.phase == .training }) else { return nil }
                 watched.withLock { $0 = training.id }
             }
             let id = watched.withLock { $0 }
-            guard let run = runs.first(where: { $0.id == id }), run.phase != "training" || run.epoch >= target else { return nil }
+            guard let run = runs.first(where: { $0.id == id }), run.phase != .training || run.epoch >= target else { return nil }
             return run
         }
         kill["run"] = [
-            "id": .int(run.id), "phase": .string(run.phase), "epoch": .int(run.epoch), "target_epoch": .int(target),
+            "id": .int(run.id), "phase": .string(run.phase.rawValue), "epoch": .int(run.epoch), "target_epoch": .int(target),
             "rows": run.rows.map { .int($0) } ?? .null,
         ]
     }

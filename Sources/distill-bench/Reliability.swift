@@ -79,8 +79,8 @@ enum Reliability {
     static func awaitPromotion(_ daemon: Daemon, timeout: Duration) async throws -> DistillRunInfo {
         try await self.await("a distillation run to be promoted", timeout: timeout, every: .milliseconds(500)) {
             let runs = try await daemon.admin.distillStatus().runs
-            if let failed = runs.first(where: { $0.outcome == "failed" }) { throw ReliabilityFailure("a distillation run failed: \(failed)") }
-            return runs.first { $0.outcome == "promoted" }
+            if let failed = runs.first(where: { $0.outcome == .failed }) { throw ReliabilityFailure("a distillation run failed: \(failed)") }
+            return runs.first { $0.outcome == .promoted }
         }
     }
 

@@ -124,10 +124,12 @@ extension ReplayReport {
         return svg(yLabels: [(0, "0%"), (0.5, "50%"), (1, "100%")], yRange: 0...1, content: bars, legend: legend)
     }
 
-    /// Lines per window: agreement with the teacher, accuracy against gold, and the teacher's own accuracy.
+    /// Lines per window: agreement with the teacher (overall and on the student's answers), accuracy against gold, and
+    /// the teacher's own accuracy.
     func qualityChart() -> String {
         let series: [(String, String, Bool, (ReplayFigures) -> Double?)] = [
             ("agreement with teacher", "#1f2937", false, { $0.agreement.overall }),
+            ("student's agreement with teacher", "#059669", false, { $0.agreement.student }),
             ("accuracy vs gold", "#7c3aed", false, { $0.accuracyGold.overall }),
             ("teacher's accuracy vs gold", "#7c3aed", true, { $0.accuracyGold.teacherOnly }),
         ]
