@@ -59,13 +59,13 @@ public struct TrainingConfiguration: Sendable, Hashable {
     public var thresholdConfidenceZ = 1.645
     /// Exemplars kept per class for the novelty score (`Novelty`), evenly spread over its training answers; 0: no
     /// novelty score, the student serves on its confidence alone. On Banking77, 64 separated unseen intents as well
-    /// as every training answer did, and 16 or 32 worse (/work/notes/novelty-results.md); a model of 77 classes
+    /// as every training answer did, and 16 or 32 worse (docs/benchmarks.md, Novelty); a model of 77 classes
     /// carries at most 1.9 MB of them.
     public var noveltyExemplars = 64
     /// The novelty threshold keeps this share of the in-distribution answers the student is confident on: it is
     /// their novelty's quantile (the holdout's and the cross-fitted training answers', weighted). τ is fitted as
     /// before, on all of them: refitted on the answers the threshold keeps, it fell from 0.41 to 0.22 on Banking77's
-    /// grouped rows and let more unseen intents through than the novelty gate had stopped (novelty-results.md).
+    /// grouped rows and let more unseen intents through than the novelty gate had stopped (docs/benchmarks.md, Novelty).
     public var noveltyCoverage = 0.99
     /// The strict threshold, in force while a shift is suspected, keeps this share of the same. On Banking77's
     /// grouped rows, 85% served unseen-intent traffic at 95.4% agreement where 90% served it at 92.2%.

@@ -33,8 +33,20 @@ struct StudentCommand: AsyncParsableCommand {
                      String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-",
                      scope.liveCoverage.map(percent) ?? "-"]
                 }))
+                // What guards the answers: novelty abstentions, the audits in force, and the two sequential tests.
+                print(table([["SCOPE", "NOVEL", "AUDIT SHARE", "AUDIT TEST", "SHIFT TEST", "SHIFT", "NEW CLASSES"]] + status.scopes.map { scope in
+                    [String(scope.scope.prefix(12)), scope.novelAbstentions.map(String.init) ?? "-",
+                     scope.auditShareInForce.map(percent) ?? "-", scope.auditTest.map(StudentCommand.testState) ?? "-",
+                     scope.noveltyTest.map(StudentCommand.testState) ?? "-", scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-",
+                     scope.newClasses.map { $0.isEmpty ? "-" : $0.joined(separator: ", ") } ?? "-"]
+                }))
             }
         }
+    }
+
+    /// A sequential test's progress to its alarm, over how many observations (of them failures).
+    static func testState(_ test: StudentStatus.SequentialTestState) -> String {
+        (test.alarmed ? "ALARMED" : percent(test.progress)) + " (\(test.failures)/\(test.observations))"
     }
 
     struct Versions: AsyncParsableCommand {

@@ -288,7 +288,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         let runs = (distill?.runs ?? []).sorted { $0.id < $1.id }.map { run in
             ReplayDistillRun(
-                id: run.id, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
+                id: run.id, trigger: run.trigger.rawValue, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
                 trainingSeconds: run.startedAt.flatMap { started in run.finishedAt.map { $0.timeIntervalSince(started) } },
                 startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
         }
@@ -413,15 +413,20 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 + ": \(pct(w.costSaved)) saved")
         lines.append("  teacher share per \(window) requests: \(Self.sparkline(report.windows.map(\.figures.share.teacher)))")
         lines.append("  agreement per \(window) requests:     \(Self.sparkline(report.windows.map { $0.figures.agreement.overall ?? 0 }))")
+        let studentAgreement = report.windows.compactMap(\.figures.agreement.student)
+        lines.append(
+            "  student's agreement per \(window):   \(Self.sparkline(studentAgreement))"
+                + (studentAgreement.min().map { " (lowest \(pct($0)))" } ?? ""))
         let promoted = report.distillRuns.filter { $0.outcome == "promoted" }
         lines.append(
-            "  re-distillation: \(report.distillRuns.count) runs, \(promoted.count) promoted"
+            "  re-distillation: \(report.distillRuns.count) runs (\(report.distillRuns.count { $0.trigger == "shift" }) due sooner on a shift), \(promoted.count) promoted"
                 + (promoted.isEmpty ? "" : " (at requests \(promoted.compactMap { $0.finishedAtRequest.map(String.init) }.joined(separator: ", ")))"))
         for scope in report.student?.scopes ?? [] {
             lines.append(
                 "  student v\(scope.version)\(scope.serving ? "" : " (suspended)"): τ \(scope.threshold.map { String(format: "%.3f", $0) } ?? "none"), "
                     + "holdout coverage \(pct(scope.coverage)) at agreement \(pct(scope.holdoutAgreement)), "
-                    + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits")
+                    + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits, "
+                    + "\(scope.novelAbstentions ?? 0) novelty abstentions")
         }
         if let first = report.failures.first {
             lines.append("  FAILED requests: \(report.errors); the first, request \(first.request): \(first.error)")

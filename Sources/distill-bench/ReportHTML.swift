@@ -27,7 +27,7 @@ extension ReplayReport {
             "<tr><td class=n>\(run.id)</td><td class=n>\(run.startedAtRequest.map(String.init) ?? "–")</td>"
                 + "<td class=n>\(run.finishedAtRequest.map(String.init) ?? "–")</td><td class=n>\(run.rows.map(String.init) ?? "–")</td>"
                 + "<td class=n>\(run.trainingSeconds.map { String(format: "%.0f s", $0) } ?? "–")</td>"
-                + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")</td>"
+                + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")\(run.trigger == "shift" ? ", due sooner on a shift" : "")</td>"
                 + "<td>\(Self.escape(run.reason ?? ""))</td></tr>"
         }.joined(separator: "\n")
         let lateRows = lateTeacherClasses.map { "<tr><td>\(Self.escape($0.answer))</td><td class=n>\($0.count)</td></tr>" }

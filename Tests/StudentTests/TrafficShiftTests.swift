@@ -78,12 +78,25 @@ import Testing
 
     @Test func failingAuditsRaiseSuspicionHalfwayToSuspension() {
         let rule = ShiftRule()
+        var novelty = rule.noveltyTest()
+        for _ in 0..<rule.probation { novelty.record(true) }
         var audits = SequentialTest(.audits)
         // log 2 per disagreement; halfway to log 10,000 is 6.6 of them.
         for _ in 0..<6 { audits.record(false) }
-        #expect(!rule.suspected(novelty: rule.noveltyTest(), audits: audits, newClasses: []))
+        #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
         audits.record(false)
-        #expect(rule.suspected(novelty: rule.noveltyTest(), audits: audits, newClasses: []))
+        #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+    }
+
+    @Test func aVersionIsOnProbationForItsFirstConfidentRequests() {
+        let rule = ShiftRule()
+        var novelty = rule.noveltyTest()
+        let audits = SequentialTest(.audits)
+        for _ in 0..<rule.probation {
+            #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+            novelty.record(true)
+        }
+        #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
     }
 
     @Test func theAuditShareIsRaisedWhereTheRiskIs() {
