@@ -34,12 +34,16 @@ struct StudentCommand: AsyncParsableCommand {
                      scope.liveCoverage.map(percent) ?? "-"]
                 }))
                 // What guards the answers: novelty abstentions, the audits in force, and the two sequential tests.
-                print(table([["SCOPE", "NOVEL", "AUDIT SHARE", "AUDIT TEST", "SHIFT TEST", "SHIFT", "NEW CLASSES"]] + status.scopes.map { scope in
-                    [String(scope.scope.prefix(12)), scope.novelAbstentions.map(String.init) ?? "-",
-                     scope.auditShareInForce.map(percent) ?? "-", scope.auditTest.map(StudentCommand.testState) ?? "-",
-                     scope.noveltyTest.map(StudentCommand.testState) ?? "-", scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-",
-                     scope.newClasses.map { $0.isEmpty ? "-" : $0.joined(separator: ", ") } ?? "-"]
-                }))
+                let guards = status.scopes.map { scope -> [String] in
+                    let shift: String = scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-"
+                    let newClasses: String = scope.newClasses.map { $0.isEmpty ? "-" : $0.joined(separator: ", ") } ?? "-"
+                    return [
+                        String(scope.scope.prefix(12)), scope.novelAbstentions.map { String($0) } ?? "-",
+                        scope.auditShareInForce.map(percent) ?? "-", scope.auditTest.map(StudentCommand.testState) ?? "-",
+                        scope.noveltyTest.map(StudentCommand.testState) ?? "-", shift, newClasses,
+                    ]
+                }
+                print(table([["SCOPE", "NOVEL", "AUDIT SHARE", "AUDIT TEST", "SHIFT TEST", "SHIFT", "NEW CLASSES"]] + guards))
             }
         }
     }
