@@ -211,6 +211,7 @@ public final class DistillSystem: Sendable {
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
         metrics.updateProcess()
+        if let students { metrics.updateStudents(students.status()) }
         return metrics.registry.emitToBuffer()
     }
 

@@ -36,7 +36,7 @@ struct MetricFamily: Sendable {
     static let cacheEntries = Self(name: "distill_cache_entries", help: "Entries in the semantic cache.")
     static let studentDecisions = Self(
         name: "distill_student_decisions_total",
-        help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ).")
+        help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ), novel (confident but unlike what it learned).")
     static let studentAudits = Self(
         name: "distill_student_audits_total", help: "Confident student answers checked against the teacher, by result.")
     static let studentLiveAgreement = Self(
