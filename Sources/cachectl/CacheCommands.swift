@@ -209,14 +209,14 @@ struct CacheCommand: AsyncParsableCommand {
                 ]))
                 print("")
                 func percent(_ value: Double?) -> String { value.map { String(format: "%.2f%%", 100 * $0) } ?? "-" }
-                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL", "MAX ERROR", "HITS", "EXPLORED", "AUDITED", "WRONG (EST.)", "WRONG (BOUND)"]]
+                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL", "MAX ERROR", "HITS", "EXPLORED", "AUDITED", "WRONG (EST.)", "WRONG (BOUND)", "WHAT IT IS"]]
                     + stats.scopes.map { scope in
                         let verification = scope.verification
                         return [String(scope.scope.prefix(16)), String(scope.entries), String(format: "%.3f", scope.similarityThreshold),
                          scope.ttlSeconds.map { formatDuration($0) } ?? "never", percent(scope.maxError),
                          verification.map { String($0.hits) } ?? "-", verification.map { String($0.explorations) } ?? "-",
                          verification.map { String($0.audits) } ?? "-", percent(verification?.estimatedWrongRate),
-                         percent(verification?.wrongRateUpperBound)]
+                         percent(verification?.wrongRateUpperBound), scope.description?.description ?? "-"]
                     }))
             }
         }
