@@ -81,41 +81,29 @@ public final class DistillMetrics: DomainMetrics {
         cacheCounts.withLock { $0.evictions[reason, default: 0] += Int64(count) }
     }
 
-    /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
-    public func setKernels(_ kernelSet: String) {
-        registry.makeGauge(
-            name: "distill_kernels_info", labels: [("kernels", kernelSet)],
-            help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS)."
-        ).set(to: 1)
-    }
-
     /// One semantic lookup the verified cache decided, per scope; and the wrong-hit rate its model
     /// expects of the scope's hits, with its upper bound.
     public func recordCacheVerification(
         scope: String, decision: CacheVerificationDecision, wrongHitRate: (estimate: Double, upperBound: Double)?
     ) {
         let scope = String(scope.prefix(12))
-        registry.makeCounter(
-            name: "distill_cache_verified_lookups_total", labels: [("scope", scope), ("decision", decision.rawValue)],
-            help: "Semantic lookups by scope and the verifier's decision: serve, explore (teacher, to learn), audit, miss."
-        ).increment()
+        registry.counter(.cacheVerifiedLookups, [("scope", scope), ("decision", decision.rawValue)]).increment()
         guard let wrongHitRate else { return }
-        registry.makeGauge(
-            name: "distill_cache_wrong_hit_rate", labels: [("scope", scope)],
-            help: "The share of a scope's semantic hits the verifier expects were wrong."
-        ).set(to: wrongHitRate.estimate)
-        registry.makeGauge(
-            name: "distill_cache_wrong_hit_rate_upper_bound", labels: [("scope", scope)],
-            help: "Its upper confidence bound: the cache serves so that it stays within cache.max_error."
-        ).set(to: wrongHitRate.upperBound)
+        registry.gauge(.cacheWrongHitRate, [("scope", scope)]).set(to: wrongHitRate.estimate)
+        registry.gauge(.cacheWrongHitRateUpperBound, [("scope", scope)]).set(to: wrongHitRate.upperBound)
     }
 
     /// A teacher answer compared with the cached answer of the lookup's candidate.
     public func recordCacheLesson(scope: String, wrong: Bool) {
-        registry.makeCounter(
-            name: "distill_cache_lessons_total", labels: [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")],
-            help: "Teacher answers compared with a candidate's cached answer, by scope and result."
-        ).increment()
+        registry.counter(.cacheLessons, [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")]).increment()
+    }
+
+    /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
+    public func setKernels(_ kernelSet: String) {
+        registry.makeGauge(
+            name: "distill_kernels_info", labels: [("kernels", kernelSet)],
+            help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS)."
+        ).set(to: 1)
     }
 
     public func setCacheEntries(_ count: Int) {

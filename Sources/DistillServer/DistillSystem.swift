@@ -87,6 +87,7 @@ public final class DistillSystem: Sendable {
             }
         }
         if let students { metrics.registerStudents(students.status()) }
+        if let cache { metrics.registerVerifiedScopes(cache.verifiedScopes().map { ($0, cache.verification(for: $0)) }) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, clock: clock, metrics: metrics, logger: logger)

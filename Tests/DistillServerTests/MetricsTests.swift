@@ -1,8 +1,10 @@
+import CacheVerification
 import DistillAPI
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SQLiteStore
+import Storage
 import Testing
 
 @testable import DistillServer
@@ -22,7 +24,8 @@ import Testing
     }
 
     /// A fresh daemon's /metrics: every family docs/api.md lists, and only those, each series with
-    /// known labels at zero. Its store holds an active student, so per-scope series are there too.
+    /// known labels at zero. Its store holds an active student and a verified-cache scope, so
+    /// per-scope series are there too.
     @Test func aFreshDaemonExposesEveryDocumentedFamilyAtZero() async throws {
         var config = DistillConfig()
         config.store.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-metrics-\(UUID().uuidString)").path
@@ -30,6 +33,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: config.store.dataDir, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: config.store.databasePath)
         _ = try await StoredStudent.add(to: store, scope: Self.scope, embeddingModel: RoutesTests.embedder.identity.key, status: .active)
+        let belief = try JSONEncoder().encode(CacheVerifier(CacheVerifier.Configuration(maxWrongRate: 0.05)).newScope())
+        try await store.saveCacheBeliefs([CacheBeliefRecord(scope: Self.scope, entryID: nil, belief: belief)])
         try store.close()
 
         let system = try await DistillSystem.open(config: config, environment: [:], embedder: RoutesTests.embedder, logger: RoutesTests.quiet)
@@ -51,6 +56,9 @@ import Testing
                     #"distill_distill_runs_total{outcome="failed"} 0"#,
                     #"distill_http_requests_total{route="/v1/chat/completions",status="200",source="student"} 0"#,
                     #"distill_student_live_agreement{scope="cdcdcdcdcdcd"} nan"#,
+                    #"distill_cache_verified_lookups_total{scope="cdcdcdcdcdcd",decision="explore"} 0"#,
+                    #"distill_cache_lessons_total{scope="cdcdcdcdcdcd",result="different"} 0"#,
+                    #"distill_cache_wrong_hit_rate_upper_bound{scope="cdcdcdcdcdcd"} nan"#,
                     #"distill_build_info{version="\#(DistillVersion.current)"} 1.0"#,
                 ] {
                     #expect(exposition.contains(series + "\n"), "no \(series)")
