@@ -30,6 +30,9 @@ public final class ClusterFollower: Service, Sendable {
         self.logger = logger
     }
 
+    /// This node's name in the feed.
+    public var nodeID: String { feed.nodeID }
+
     /// The id of the newest change applied.
     public var appliedThrough: Int64 { position.withLock { $0 } }
 
@@ -52,8 +55,9 @@ public final class ClusterFollower: Service, Sendable {
                 if entry.node != feed.nodeID { try await apply(entry.change) }
                 position.withLock { $0 = entry.id }
             }
-            if page.count < Self.pageSize { return }
+            if page.count < Self.pageSize { break }
         }
+        try await feed.recordPosition(appliedThrough)
     }
 
     private func apply(_ change: StoreChange) async throws {

@@ -54,7 +54,11 @@ public struct TeacherLogRetention: Service {
     }
 
     public func run() async {
-        guard let retention else { return }
+        guard let retention else {
+            // A service that returns early stops the daemon's whole ServiceGroup: wait for shutdown.
+            try? await gracefulShutdown()
+            return
+        }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 _ = try await purge(scope: nil, createdBefore: clock.now.addingTimeInterval(-retention))

@@ -258,7 +258,8 @@ public final class DistillSystem: Sendable {
                 teacherLogRows: (try? await store.teacherLogCount()) ?? -1),
             teacher: .init(
                 baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,
-                consecutiveFailures: breaker.consecutiveFailures))
+                consecutiveFailures: breaker.consecutiveFailures),
+            cluster: await clusterStatus())
     }
 
     /// Teacher log rows after `id`, oldest first.

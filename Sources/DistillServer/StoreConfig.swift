@@ -1,3 +1,4 @@
+import DistillAPI
 import DistillCore
 import Foundation
 import Logging
@@ -68,5 +69,15 @@ extension DistillSystem {
         return try await target.importRows(
             from: source, metadataKeys: [SemanticCache.modelKey, teacherLogModelKey],
             progress: { logger.info("importing", metadata: ["distill.progress": "\($0)"]) })
+    }
+}
+
+extension DistillSystem {
+    /// The nodes sharing a PostgreSQL store (nil with SQLite, or while PostgreSQL does not answer).
+    func clusterStatus() async -> [DaemonStatus.ClusterNode]? {
+        guard let shared = store as? PostgresStore, let nodes = try? await shared.clusterState() else { return nil }
+        return nodes.map {
+            .init(node: $0.node, lag: $0.lag, seenAt: $0.seenAt, connected: $0.connected, leader: $0.leader, this: $0.node == shared.nodeID)
+        }
     }
 }

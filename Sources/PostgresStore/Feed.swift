@@ -18,6 +18,42 @@ extension PostgresStore {
         }.compactMap { $0 }
     }
 
+    public func recordPosition(_ id: Int64) async throws {
+        try await query(
+            """
+            INSERT INTO nodes (node, applied_through, seen_at) VALUES (\(nodeID), \(id), now())
+            ON CONFLICT (node) DO UPDATE SET applied_through = excluded.applied_through, seen_at = excluded.seen_at
+            """,
+            logger: logger
+        ).drain()
+    }
+
+    /// One node as the cluster sees it.
+    public struct NodeState: Sendable, Equatable {
+        public var node: String
+        /// Changes committed that it had not applied when it last said where it stood.
+        public var lag: Int64
+        public var seenAt: Date
+        /// Whether it is connected now.
+        public var connected: Bool
+        public var leader: Bool
+    }
+
+    /// Every node that has followed the feed, newest first, with its lag behind the feed and
+    /// whether it is connected and leads now (from PostgreSQL's own activity and lock tables).
+    public func clusterState() async throws -> [NodeState] {
+        let (leader, _) = try await leadershipState()
+        let latest = try await latestChangeID()
+        let connected = Set(
+            try await query("SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = current_database()", logger: logger)
+                .all { try $0.decode(String.self) })
+        return try await query("SELECT node, applied_through, seen_at FROM nodes ORDER BY seen_at DESC", logger: logger).all { row in
+            let (node, position, seen) = try row.decode((String, Int64, Date).self)
+            let name = String(decoding: Array(node.utf8.prefix(63)), as: UTF8.self)
+            return NodeState(node: node, lag: max(0, latest - position), seenAt: seen, connected: connected.contains(name), leader: leader == name)
+        }
+    }
+
     public func feedWakeups() -> AsyncStream<Void> {
         subscribe(feed: true)
     }

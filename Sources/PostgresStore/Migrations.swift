@@ -60,7 +60,14 @@ extension PostgresStore {
                   created_at timestamptz NOT NULL DEFAULT now())
                 """,
             ]
-        )
+        ),
+        (
+            2, "cluster nodes",
+            [
+                // Each node's place in the change feed, written as it catches up: its lag, for cachectl.
+                "CREATE TABLE nodes (node text PRIMARY KEY, applied_through bigint NOT NULL, seen_at timestamptz NOT NULL)"
+            ]
+        ),
     ]
 
     /// The advisory lock held while migrating: nodes that start together migrate one at a time.

@@ -34,6 +34,8 @@ public protocol ChangeFeed: Sendable {
     /// Yields when the feed may have grown: on another node's commit, and after each
     /// (re)connection to the store (what was committed meanwhile is read by id). Until dropped.
     func feedWakeups() -> AsyncStream<Void>
+    /// Records that this node has applied the changes through `id` (what others see of its lag).
+    func recordPosition(_ id: Int64) async throws
 }
 
 /// One node of those sharing a store runs the background work that must not run twice at once

@@ -66,6 +66,12 @@ struct ClusterTests {
             try await a.follower?.catchUp()
             #expect(a.cache?.count == 1)
 
+            // Either node shows both, caught up; cachectl status prints it.
+            let cluster = try #require(await a.status(listeners: []).cluster)
+            #expect(Set(cluster.map(\.node)) == [a.follower!.nodeID, b.follower!.nodeID])
+            #expect(cluster.allSatisfy { $0.connected && $0.lag == 0 || $0.node == b.follower!.nodeID })
+            #expect(cluster.filter(\.this).map(\.node) == [a.follower!.nodeID])
+
             await a.shutdown(logger: RoutesTests.quiet)
             await b.shutdown(logger: RoutesTests.quiet)
         }
