@@ -70,7 +70,7 @@ public final class ScratchPostgres: Sendable {
             executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh"] + command,
             environment: ["PATH": "/usr/bin:/bin", "LANG": "C"], directory: directory,
             stderrPath: directory.appendingPathComponent("sh.stderr").path)
-        Self.stopAtExit(server.pid)
+        Self.stopAtExit(server.pid, directory: directory)
         self.server.withLock { $0 = server }
         try await withDeadline(deadline, what: "PostgreSQL to accept connections") {
             _ = try await server.line(containing: "database system is ready to accept connections")
@@ -148,16 +148,22 @@ public final class ScratchPostgres: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// The servers to stop when the test process exits (statics are never deinitialized).
+    /// The servers to stop, and their directories to remove, when the test process exits (statics
+    /// are never deinitialized).
     nonisolated(unsafe) private static var running: [pid_t] = []
+    nonisolated(unsafe) private static var directories: Set<URL> = []
     private static let exitHook = Mutex<Bool>(false)
 
-    private static func stopAtExit(_ pid: pid_t) {
+    private static func stopAtExit(_ pid: pid_t, directory: URL) {
         exitHook.withLock { registered in
             running.append(pid)
+            directories.insert(directory)
             if !registered {
-                // Immediate shutdown: the postmaster stops its backends and exits.
-                atexit { for pid in ScratchPostgres.running { kill(pid, SIGQUIT) } }
+                atexit {
+                    // Immediate shutdown: the postmaster stops its backends and exits.
+                    for pid in ScratchPostgres.running { kill(pid, SIGQUIT) }
+                    for directory in ScratchPostgres.directories { try? FileManager.default.removeItem(at: directory) }
+                }
                 registered = true
             }
         }
