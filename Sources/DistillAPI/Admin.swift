@@ -11,6 +11,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         case teacher
         case startedAt = "started_at"
         case uptimeSeconds = "uptime_seconds"
+        case kernels
         case cluster
     }
 
@@ -20,12 +21,15 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var listeners: [String]
     public var store: StoreStatus
     public var teacher: TeacherStatus
+    /// The kernels the encoder and the index run on, and why, e.g. "avx2 kernels on AMD EPYC (cpu features: …)";
+    /// nil from a daemon older than this field.
+    public var kernels: String?
     /// The nodes sharing the store, when it is shared (PostgreSQL); nil with SQLite.
     public var cluster: [ClusterNode]?
 
     public init(
         version: String, startedAt: Date, uptimeSeconds: Double, listeners: [String], store: StoreStatus,
-        teacher: TeacherStatus, cluster: [ClusterNode]? = nil
+        teacher: TeacherStatus, kernels: String? = nil, cluster: [ClusterNode]? = nil
     ) {
         self.cluster = cluster
         self.version = version
@@ -34,6 +38,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         self.listeners = listeners
         self.store = store
         self.teacher = teacher
+        self.kernels = kernels
     }
 
     public struct StoreStatus: Codable, Sendable, Equatable {

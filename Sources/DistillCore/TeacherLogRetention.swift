@@ -53,12 +53,9 @@ public struct TeacherLogRetention: Service {
         return result
     }
 
+    /// The hourly sweep; only for a retention (without one there is nothing to run).
     public func run() async {
-        guard let retention else {
-            // A service that returns early stops the daemon's whole ServiceGroup: wait for shutdown.
-            try? await gracefulShutdown()
-            return
-        }
+        guard let retention else { return }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 _ = try await purge(scope: nil, createdBefore: clock.now.addingTimeInterval(-retention))

@@ -30,7 +30,10 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     }
 
     router.delete("/admin/cache/entries/:id") { _, context -> Response in
-        jsonResponse(CacheCount(count: try await cache().invalidate(ids: [try entryID(context)])))
+        let id = try entryID(context)
+        let count = try await cache().invalidate(ids: [id])
+        context.logAdminAction("cache entry deleted", ["distill.entry": "\(id)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.post("/admin/cache/search") { request, _ -> Response in
@@ -41,12 +44,16 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(found.map { CacheSearchResult(entry: info($0.entry), similarity: $0.similarity) })
     }
 
-    router.post("/admin/cache/purge") { request, _ -> Response in
+    router.post("/admin/cache/purge") { request, context -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
         let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
         let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
-        return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
+        let count = try await cache.purge(scope: scope, createdBefore: before)
+        let olderThan = purge.olderThanSeconds.map { "\($0)" } ?? "any"
+        context.logAdminAction(
+            "cache purged", ["distill.scope": "\(scope ?? "all")", "distill.older_than_seconds": "\(olderThan)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/export") { request, _ -> Response in
@@ -55,29 +62,43 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(try await cache().export(after: after, limit: limit))
     }
 
-    router.post("/admin/cache/import") { request, _ -> Response in
+    router.post("/admin/cache/import") { request, context -> Response in
         let cache = try cache()
         let lines = try await decode([CacheExportLine].self, from: request)
-        return jsonResponse(CacheCount(count: try await cache.importEntries(lines)))
+        let count = try await cache.importEntries(lines)
+        context.logAdminAction("cache entries imported", ["distill.lines": "\(lines.count)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/stats") { _, _ -> Response in
         let cache = try cache()
         let counts = system.metrics.cacheStats
         let memory = cache.memory
+        var scopes: [CacheScopeInfo] = []
+        for (scope, entries, settings) in cache.scopes() {
+            scopes.append(
+                CacheScopeInfo(
+                    scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+                    description: await system.completions.scopes.description(of: scope)))
+        }
         return jsonResponse(
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
-                heldAnswerBytes: memory.heldAnswerBytes,
-                scopes: cache.scopes().map {
-                    CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
-                },
+                heldAnswerBytes: memory.heldAnswerBytes, scopes: scopes,
                 lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
     }
 
     router.put("/admin/cache/scopes/:scope") { request, context -> Response in
         let cache = try cache()
-        let scope = try cache.resolveScope(context.parameters.get("scope") ?? "")
+        // A scope can be configured before it has entries: named by its key, or by a prefix of a
+        // scope the teacher has answered in.
+        let prefix = context.parameters.get("scope") ?? ""
+        let scope: String
+        do {
+            scope = try cache.resolveScope(prefix)
+        } catch DistillError.unknownScope {
+            scope = try await Scope.resolve(prefix, amongTeacherLogScopesOf: system.store)
+        }
         let settings = try await decode(CacheScopeSettings.self, from: request)
         if let threshold = settings.similarityThreshold, !(0...1).contains(threshold) {
             throw APIError.invalidRequest("'similarity_threshold' must be between 0 and 1.", code: "invalid_value", param: "similarity_threshold")
@@ -87,8 +108,14 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         }
         try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
         let effective = cache.settings(for: scope)
+        context.logAdminAction(
+            "cache scope configured",
+            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)", "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(CacheScopeInfo(scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds))
+        return jsonResponse(
+            CacheScopeInfo(
+                scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds,
+                description: await system.completions.scopes.description(of: scope)))
     }
 }
 

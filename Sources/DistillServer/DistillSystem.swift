@@ -44,6 +44,11 @@ public final class DistillSystem: Sendable {
         config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil,
         clock: any WallClock = SystemClock(), logger: Logger
     ) async throws(SystemError) -> DistillSystem {
+        do {
+            try KernelChoice.checkOverride(environment)
+        } catch {
+            throw .kernels(error)
+        }
         let lock = try DataDirectoryLock(directory: config.store.dataDir)
         let store = try await openStore(config.store, environment: environment, logger: logger)
         // Read before the memory is loaded from the store: what other nodes commit from here on is followed.
@@ -54,6 +59,8 @@ public final class DistillSystem: Sendable {
             throw .store(.cannotOpen(path: store.location, reason: "cannot read the change feed: \(error)"))
         }
         let metrics = DistillMetrics()
+        logger.info("kernels chosen", metadata: ["distill.kernels": "\(KernelChoice.host)"])
+        metrics.setKernels(KernelChoice.host.kernelSet.rawValue)
         // Alone, a node leads; sharing a store, it leads once elected (LeaderCampaign, a service).
         let leadership = Leadership(leading: !(store is any LeaderElection))
         guard config.cache.enabled || config.student.enabled else {
@@ -98,6 +105,7 @@ public final class DistillSystem: Sendable {
                 throw .store(.cannotOpen(path: store.location, reason: "cannot follow the change feed: \(error)"))
             }
         }
+        if let students { metrics.registerStudents(students.status()) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             follower: follower, leadership: leadership, embedder: loaded, clock: clock, metrics: metrics, logger: logger)
@@ -170,7 +178,9 @@ public final class DistillSystem: Sendable {
         self.teacherLogRetention = TeacherLogRetention(
             store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
             logger: logger)
-        var services: [any Service] = [teacherLogRetention]
+        var services: [any Service] = []
+        // A service may not return before shutdown: the sweep joins the group only with a retention.
+        if retentionDays > 0 { services.append(teacherLogRetention) }
         if let cache {
             services.append(
                 CacheUpkeep(
@@ -192,20 +202,15 @@ public final class DistillSystem: Sendable {
 
     /// The encoder of `embedding.model_dir` behind a micro-batcher.
     public static func loadEmbedder(_ configuration: DistillConfig.Embedding, logger: Logger) throws(SystemError) -> any Embedder {
-        BLAS.threadCount = configuration.threads
         let encoder: BertEncoder
         do {
-            encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: configuration.modelDir))
+            encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: configuration.modelDir), threads: configuration.threads)
         } catch {
             throw .embeddingModel(path: configuration.modelDir, reason: "\(error)")
         }
         logger.info(
             "embedding model loaded",
-            metadata: ["distill.model": "\(encoder.identity)", "distill.blas_threads": "\(BLAS.threadCount)", "distill.blas_kernels": "\(BLAS.coreName)"])
-        if let coreType = BLAS.suggestedCoreType {
-            logger.notice(
-                "OpenBLAS runs its \(BLAS.coreName) kernels on a CPU with AVX-512: start distilld with OPENBLAS_CORETYPE=\(coreType) for about 1.5× the embedding throughput (docs/benchmarks.md)")
-        }
+            metadata: ["distill.model": "\(encoder.identity)", "distill.embedding_threads": "\(encoder.threadCount)"])
         return BatchingEmbedder(
             encoder: encoder, maxBatchSize: configuration.maxBatch,
             maxWait: .milliseconds(configuration.maxWaitMilliseconds))
@@ -245,6 +250,7 @@ public final class DistillSystem: Sendable {
     /// `GET /metrics`: every series in Prometheus's text format.
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
+        metrics.updateProcess()
         return metrics.registry.emitToBuffer()
     }
 
@@ -259,6 +265,7 @@ public final class DistillSystem: Sendable {
             teacher: .init(
                 baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,
                 consecutiveFailures: breaker.consecutiveFailures),
+            kernels: KernelChoice.host.description,
             cluster: await clusterStatus())
     }
 
@@ -284,6 +291,7 @@ public enum SystemError: Error, CustomStringConvertible {
     case alreadyRunning(path: String)
     case store(StoreError)
     case embeddingModel(path: String, reason: String)
+    case kernels(KernelOverrideError)
     case cache(String)
     case students(String)
 
@@ -294,6 +302,7 @@ public enum SystemError: Error, CustomStringConvertible {
         case .store(let error): "\(error)"
         case .embeddingModel(let path, let reason):
             "cannot load the embedding model from \(path) (run scripts/bootstrap, or set embedding.model_dir): \(reason)"
+        case .kernels(let error): "\(error)"
         case .cache(let reason): "cannot open the cache: \(reason)"
         case .students(let reason): "cannot load the students: \(reason)"
         }
