@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         // Already in the graph through swift-configuration; named for FilePath (the config file's path).
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // The store shared by several nodes (issue 21): PostgreSQL's client on SwiftNIO.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Matrix and vector kernels compiled for several instruction sets, chosen at run time from the
@@ -75,6 +77,15 @@ let package = Package(
         // The store protocol and its records; SQLiteStore is the embedded implementation.
         .target(name: "Storage"),
         .target(name: "SQLiteStore", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The store of several nodes: PostgreSQL, with a change feed and the leader's advisory lock.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "Storage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "Teacher",
             dependencies: [
@@ -100,7 +111,7 @@ let package = Package(
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "Embedding", "Teacher",
+                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "PostgresStore", "Embedding", "Teacher",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -188,9 +199,19 @@ let package = Package(
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
         .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom"]),
+        // The behaviour every store shares, run against each one by its own test target.
+        .target(name: "StoreConformance", dependencies: ["Storage"], path: "Tests/StoreConformance"),
         .testTarget(
             name: "SQLiteStoreTests",
-            dependencies: ["SQLiteStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: ["SQLiteStore", "Storage", "StoreConformance", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Start a real PostgreSQL server (initdb into a scratch directory) of their own.
+        .testTarget(
+            name: "PostgresStoreTests",
+            dependencies: [
+                "PostgresStore", "SQLiteStore", "Storage", "StoreConformance", "ChildProcess",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "TeacherTests",
             dependencies: ["Teacher", "TeacherSimulator", .product(name: "Logging", package: "swift-log")]
@@ -216,6 +237,8 @@ let package = Package(
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
                 "Student", "SeededRandom", "CacheVerification",
+                // ClusterTests: nodes on a scratch PostgreSQL server.
+                "ChildProcess",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

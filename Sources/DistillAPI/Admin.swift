@@ -12,6 +12,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         case startedAt = "started_at"
         case uptimeSeconds = "uptime_seconds"
         case kernels
+        case cluster
     }
 
     public var version: String
@@ -23,11 +24,14 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     /// The kernels the encoder and the index run on, and why, e.g. "avx2 kernels on AMD EPYC (cpu features: …)";
     /// nil from a daemon older than this field.
     public var kernels: String?
+    /// The nodes sharing the store, when it is shared (PostgreSQL); nil with SQLite.
+    public var cluster: [ClusterNode]?
 
     public init(
         version: String, startedAt: Date, uptimeSeconds: Double, listeners: [String], store: StoreStatus,
-        teacher: TeacherStatus, kernels: String? = nil
+        teacher: TeacherStatus, kernels: String? = nil, cluster: [ClusterNode]? = nil
     ) {
+        self.cluster = cluster
         self.version = version
         self.startedAt = startedAt
         self.uptimeSeconds = uptimeSeconds
@@ -53,6 +57,32 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
             self.path = path
             self.sizeBytes = sizeBytes
             self.teacherLogRows = teacherLogRows
+        }
+    }
+
+    /// A node of those sharing a PostgreSQL store.
+    public struct ClusterNode: Codable, Sendable, Equatable {
+        enum CodingKeys: String, CodingKey {
+            case node, lag, connected, leader, this
+            case seenAt = "seen_at"
+        }
+
+        public var node: String
+        /// Changes the others committed that it had not applied when last seen.
+        public var lag: Int64
+        public var seenAt: Date
+        public var connected: Bool
+        public var leader: Bool
+        /// The node that answered.
+        public var this: Bool
+
+        public init(node: String, lag: Int64, seenAt: Date, connected: Bool, leader: Bool, this: Bool) {
+            self.node = node
+            self.lag = lag
+            self.seenAt = seenAt
+            self.connected = connected
+            self.leader = leader
+            self.this = this
         }
     }
 

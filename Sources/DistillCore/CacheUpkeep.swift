@@ -8,10 +8,15 @@ public struct CacheUpkeep: Service {
     let cache: SemanticCache
     let flushInterval: Duration
     let snapshotInterval: Duration
+    let leadership: Leadership
     let logger: Logger
 
-    public init(cache: SemanticCache, flushInterval: Duration, snapshotInterval: Duration, logger: Logger) {
+    public init(
+        cache: SemanticCache, flushInterval: Duration, snapshotInterval: Duration, leadership: Leadership = Leadership(),
+        logger: Logger
+    ) {
         self.cache = cache
+        self.leadership = leadership
         self.flushInterval = flushInterval
         self.snapshotInterval = snapshotInterval
         self.logger = logger
@@ -33,6 +38,8 @@ public struct CacheUpkeep: Service {
         do {
             try await cache.flushHits()
             try await cache.flushBeliefs()
+            // Of the nodes sharing a store, the leader sweeps and snapshots for all.
+            guard leadership.isLeader else { return }
             try await cache.removeExpired()
             if snapshot { try await cache.snapshotChangedScopes() }
         } catch {

@@ -29,6 +29,7 @@ public final class Distiller: Service, Sendable {
     ) throws(StudentTrainingError) -> TrainingResult
 
     let store: any DistillStore
+    let leadership: Leadership
     let embedder: any Embedder
     let students: Students
     let configuration: DistillSettings
@@ -67,8 +68,9 @@ public final class Distiller: Service, Sendable {
         trainer: @escaping Trainer = { training, holdout, configuration, shouldStop throws(StudentTrainingError) in
             try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration, shouldStop: shouldStop)
         },
-        logger: Logger
+        leadership: Leadership = Leadership(), logger: Logger
     ) {
+        self.leadership = leadership
         self.trainer = trainer
         self.store = store
         self.embedder = embedder
@@ -108,7 +110,8 @@ public final class Distiller: Service, Sendable {
                     }
                 }
                 for await _ in wakeUps {
-                    if configuration.enabled { await enqueueDueScopes() }
+                    // Of the nodes sharing a store, the leader alone starts runs by itself.
+                    if configuration.enabled, leadership.isLeader { await enqueueDueScopes() }
                     while !Task.isCancelled, let run = nextQueuedRun() {
                         await execute(run)
                     }

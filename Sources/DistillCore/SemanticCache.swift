@@ -52,6 +52,8 @@ public final class SemanticCache: Sendable {
     let indexConfiguration: IndexConfiguration
     let exploreShare: Double
     let metrics: any DomainMetrics
+    /// Of the nodes sharing a store, the leader evicts for all.
+    let leadership: Leadership
     let logger: Logger
     private let state: Mutex<State>
 
@@ -88,9 +90,10 @@ public final class SemanticCache: Sendable {
 
     init(
         store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
-        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
+        clock: any WallClock, metrics: any DomainMetrics, leadership: Leadership = Leadership(), logger: Logger
     ) {
         self.store = store
+        self.leadership = leadership
         self.embedder = embedder
         let model = embedder.identity
         self.clock = clock
@@ -112,11 +115,11 @@ public final class SemanticCache: Sendable {
     /// model, then loads every scope's index (from its snapshot, or rebuilt from the vectors).
     public static func open(
         store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
-        clock: any WallClock, metrics: any DomainMetrics, logger: Logger
+        clock: any WallClock, metrics: any DomainMetrics, leadership: Leadership = Leadership(), logger: Logger
     ) async throws -> SemanticCache {
         let cache = SemanticCache(
             store: store, settings: settings, index: index, embedder: embedder, clock: clock, metrics: metrics,
-            logger: logger)
+            leadership: leadership, logger: logger)
         let model = cache.indexConfiguration.model
         if let stored = try await store.metadata(modelKey), stored != model {
             try await cache.reembed(with: embedder, from: stored)
@@ -287,7 +290,7 @@ public final class SemanticCache: Sendable {
 
     private func evictIfOverCapacity() async {
         let excess = count - maxEntries
-        guard excess > 0 else { return }
+        guard excess > 0, leadership.isLeader else { return }
         do {
             // Recent hits decide what is least recently used: write them first. Evict 1% more
             // than needed so that a full cache does not delete on every insert.
@@ -384,6 +387,58 @@ public final class SemanticCache: Sendable {
     public func scopes() -> [(scope: String, entries: Int, settings: ScopeSettings)] {
         let counts = state.withLock { state in state.exact.mapValues(\.count) }
         return counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value, settings(for: $0.key)) }
+    }
+
+    // MARK: - Following other nodes
+
+    /// Adds an entry another node committed to the maps and the index (replacing the entry it
+    /// replaced); nothing when it is already there.
+    public func follow(added entry: CacheEntryRecord) {
+        guard let id = entry.id else { return }
+        let (index, replaced) = state.withLock { state -> (ScopeIndex?, Int64?) in
+            let replaced = state.exact[entry.scope]?[entry.exactKey]
+            guard replaced != id else { return (nil, nil) }
+            state.exact[entry.scope, default: [:]][entry.exactKey] = id
+            if let replaced { state.hot.remove(replaced) } else { state.count += 1 }
+            state.changedScopes.insert(entry.scope)
+            if let index = state.indexes[entry.scope] { return (index, replaced) }
+            let index = ScopeIndex(configuration: indexConfiguration)
+            state.indexes[entry.scope] = index
+            return (index, replaced)
+        }
+        guard let index else { return }
+        if let replaced { _ = index.remove(id: replaced) }
+        if let vector = entry.vector { index.insert(id: id, vector: vector) }
+        metrics.setCacheEntries(count)
+    }
+
+    /// Removes an entry another node deleted (invalidated, purged, expired or evicted); nothing
+    /// when it is not there.
+    public func follow(removed key: CacheEntryKey) {
+        let index = state.withLock { state -> ScopeIndex? in
+            guard state.exact[key.scope]?[key.exactKey] == key.id else { return nil }
+            state.exact[key.scope]?[key.exactKey] = nil
+            state.pendingHits[key.id] = nil
+            state.hot.remove(key.id)
+            state.count -= 1
+            state.changedScopes.insert(key.scope)
+            return state.indexes[key.scope]
+        }
+        guard let index else { return }
+        _ = index.remove(id: key.id)
+        metrics.setCacheEntries(count)
+    }
+
+    /// Reads the scopes' settings again after another node changed `scope`'s; its held answers
+    /// may carry an old expiry: the next hit reads the new one from the store.
+    public func reloadSettings(changed scope: String) async throws {
+        let overrides = try await store.scopeSettings()
+        let maxErrors = try await store.scopeMaxErrors()
+        state.withLock { state in
+            state.overrides = overrides
+            state.maxErrors = maxErrors
+            for id in state.exact[scope]?.values.map(\.self) ?? [] { state.hot.remove(id) }
+        }
     }
 
     // MARK: - Upkeep

@@ -310,6 +310,32 @@ public final class Students: Sendable {
         logger.info("student serving", metadata: ["distill.scope": "\(scope.prefix(12))", "distill.version": "\(version.version)"])
     }
 
+    /// Serves the scope's current version as the store has it, after another node changed its
+    /// versions (a promotion, a rollback, a suspension): the version hot-swaps in, or the scope
+    /// goes back to the teacher when it has none.
+    public func follow(scope: String) async throws {
+        let current = try await store.currentStudentVersions().first { $0.scope == scope }
+        guard let current, let id = current.id else {
+            serving.withLock { $0[scope] = nil }
+            return
+        }
+        let suspended = current.status == .suspended
+        let alreadyServing = serving.withLock { serving in
+            guard serving[scope]?.version == id else { return false }
+            serving[scope]?.suspended = suspended
+            return true
+        }
+        guard !alreadyServing else { return }
+        do {
+            try install(current, id: id, suspended: suspended)
+        } catch {
+            logger.error(
+                "another node's student version cannot serve here; its scope is answered by the teacher",
+                metadata: ["distill.version": "\(id)", "distill.error": "\(error)"])
+            serving.withLock { _ = $0.removeValue(forKey: scope) }
+        }
+    }
+
     /// `cachectl student promote V`: makes a stored version its scope's active one. A version the gate
     /// rejected only with `force`: the operator overrules the gate knowingly.
     public func promote(version id: Int64, force: Bool = false) async throws(DistillError) -> StudentVersionRecord {

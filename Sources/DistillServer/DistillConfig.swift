@@ -54,6 +54,12 @@ public struct DistillConfig: Sendable, Equatable {
         /// Teacher-log exchanges older than this many days are deleted (hourly); 0 keeps them all.
         public var teacherLogRetentionDays = 0.0
         public var databasePath: String { (dataDir as NSString).appendingPathComponent("distill.sqlite") }
+        /// A PostgreSQL store shared by several nodes (`postgres://USER@HOST:PORT/DATABASE`); nil:
+        /// SQLite in `dataDir` (StoreConfig.swift).
+        public var url: String?
+        public var passwordEnv = "PGPASSWORD"
+        public var passwordFile: String?
+        public var tls = "prefer"
     }
 
     public struct Teacher: Sendable, Equatable {
@@ -233,6 +239,7 @@ extension DistillConfig {
         if store.dataDir.isEmpty { throw .invalidValue(key: "store.data_dir", value: "", expected: "a directory") }
         store.teacherLogRetentionDays = try f.double(
             "store.teacher_log_retention_days", default: defaults.store.teacherLogRetentionDays, 0...36_500)
+        try loadSharedStore(&f, defaults: defaults)
 
         let t = defaults.teacher
         teacher.baseURL = try f.string("teacher.base_url", default: t.baseURL)

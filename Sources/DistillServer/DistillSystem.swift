@@ -3,6 +3,7 @@ import DistillCore
 import Embedding
 import Foundation
 import Logging
+import PostgresStore
 import SQLiteStore
 import ServiceLifecycle
 import Storage
@@ -31,6 +32,10 @@ public final class DistillSystem: Sendable {
     public let clock: any WallClock
     /// Background work that belongs in the daemon's ServiceGroup (cache upkeep, re-distillation).
     public let services: [any Service]
+    /// Follows the other nodes' commits, when the store is shared (PostgreSQL).
+    public let follower: ClusterFollower?
+    /// Whether this node runs the background work done once for all nodes.
+    public let leadership: Leadership
     private let lock: DataDirectoryLock
 
     /// Opens the data directory and the store, loads the embedding model (unless `embedder` is
@@ -45,19 +50,23 @@ public final class DistillSystem: Sendable {
             throw .kernels(error)
         }
         let lock = try DataDirectoryLock(directory: config.store.dataDir)
-        let store: any DistillStore
+        let store = try await openStore(config.store, environment: environment, logger: logger)
+        // Read before the memory is loaded from the store: what other nodes commit from here on is followed.
+        let feedStart: Int64?
         do {
-            store = try SQLiteStore(path: config.store.databasePath)
+            feedStart = try await (store as? any ChangeFeed)?.latestChangeID()
         } catch {
-            throw .store(error)
+            throw .store(.cannotOpen(path: store.location, reason: "cannot read the change feed: \(error)"))
         }
         let metrics = DistillMetrics()
         logger.info("kernels chosen", metadata: ["distill.kernels": "\(KernelChoice.host)"])
         metrics.setKernels(KernelChoice.host.kernelSet.rawValue)
+        // Alone, a node leads; sharing a store, it leads once elected (LeaderCampaign, a service).
+        let leadership = Leadership(leading: !(store is any LeaderElection))
         guard config.cache.enabled || config.student.enabled else {
             return DistillSystem(
                 config: config, environment: environment, lock: lock, store: store, cache: nil, students: nil,
-                embedder: embedder, clock: clock, metrics: metrics, logger: logger)
+                follower: nil, leadership: leadership, embedder: embedder, clock: clock, metrics: metrics, logger: logger)
         }
         let loaded: any Embedder
         if let embedder { loaded = embedder } else { loaded = try loadEmbedder(config.embedding, logger: logger) }
@@ -71,7 +80,7 @@ public final class DistillSystem: Sendable {
             do {
                 cache = try await SemanticCache.open(
                     store: store, settings: config.cache, index: config.index, embedder: loaded, clock: clock,
-                    metrics: metrics, logger: logger)
+                    metrics: metrics, leadership: leadership, logger: logger)
             } catch {
                 throw .cache("\(error)")
             }
@@ -86,11 +95,35 @@ public final class DistillSystem: Sendable {
                 throw .students("\(error)")
             }
         }
+        var follower: ClusterFollower?
+        if let feed = store as? any ChangeFeed, let feedStart {
+            follower = ClusterFollower(feed: feed, store: store, from: feedStart, cache: cache, students: students, logger: logger)
+            // Serves once it has caught up with what was committed while it loaded.
+            do {
+                try await follower?.catchUp()
+            } catch {
+                throw .store(.cannotOpen(path: store.location, reason: "cannot follow the change feed: \(error)"))
+            }
+        }
         if let students { metrics.registerStudents(students.status()) }
         if let cache { metrics.registerVerifiedScopes(cache.verifiedScopes().map { ($0, cache.verification(for: $0)) }) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
-            embedder: loaded, clock: clock, metrics: metrics, logger: logger)
+            follower: follower, leadership: leadership, embedder: loaded, clock: clock, metrics: metrics, logger: logger)
+    }
+
+    /// The PostgreSQL store `store.url` names, else the SQLite database in the data directory.
+    static func openStore(_ config: DistillConfig.Store, environment: [String: String], logger: Logger) async throws(SystemError) -> any DistillStore {
+        do {
+            guard let shared = try config.postgresConfiguration(environment: environment) else {
+                return try SQLiteStore(path: config.databasePath)
+            }
+            return try await PostgresStore.open(configuration: shared, logger: logger)
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch {
+            throw .store(.cannotOpen(path: config.url ?? config.databasePath, reason: "\(error)"))
+        }
     }
 
     /// The metadata key of the embedding model the teacher log's vectors belong to.
@@ -114,7 +147,8 @@ public final class DistillSystem: Sendable {
 
     private init(
         config: DistillConfig, environment: [String: String], lock: DataDirectoryLock, store: any DistillStore,
-        cache: SemanticCache?, students: Students?, embedder: (any Embedder)?, clock: any WallClock,
+        cache: SemanticCache?, students: Students?, follower: ClusterFollower?, leadership: Leadership, embedder: (any Embedder)?,
+        clock: any WallClock,
         metrics: DistillMetrics, logger: Logger
     ) {
         self.config = config
@@ -138,7 +172,7 @@ public final class DistillSystem: Sendable {
             // ~7 MiB each (the soak). Give it back to the system after each run.
             distiller = Distiller(
                 store: store, embedder: embedder, students: students, settings: config.distill, clock: clock,
-                metrics: metrics, releaseMemory: Allocator.trim, logger: logger)
+                metrics: metrics, releaseMemory: Allocator.trim, leadership: leadership, logger: logger)
         }
         self.distiller = distiller
         let retentionDays = config.store.teacherLogRetentionDays
@@ -152,9 +186,15 @@ public final class DistillSystem: Sendable {
             services.append(
                 CacheUpkeep(
                     cache: cache, flushInterval: .seconds(config.cache.hitFlushSeconds),
-                    snapshotInterval: .seconds(config.cache.snapshotIntervalSeconds), logger: logger))
+                    snapshotInterval: .seconds(config.cache.snapshotIntervalSeconds), leadership: leadership, logger: logger))
         }
         if let distiller { services.append(distiller) }
+        if let follower { services.append(follower) }
+        if let election = store as? any LeaderElection {
+            services.append(LeaderCampaign(election: election, leadership: leadership))
+        }
+        self.follower = follower
+        self.leadership = leadership
         self.services = services
         if teacherConfiguration.apiKey == nil {
             logger.notice("no teacher API key: \(config.teacher.apiKeyEnv) is not set; calling the teacher without one")
@@ -227,7 +267,8 @@ public final class DistillSystem: Sendable {
             teacher: .init(
                 baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,
                 consecutiveFailures: breaker.consecutiveFailures),
-            kernels: KernelChoice.host.description)
+            kernels: KernelChoice.host.description,
+            cluster: await clusterStatus())
     }
 
     /// Teacher log rows after `id`, oldest first.

@@ -3,16 +3,6 @@ import GRDB
 import Storage
 
 extension SQLiteStore {
-    /// Commits one teacher exchange and returns its id. When this returns, the row is on disk.
-    @discardableResult
-    public func appendTeacherExchange(_ record: TeacherLogRecord) async throws -> Int64 {
-        try await pool.write { db in
-            var record = record
-            try record.insert(db)
-            return record.id!
-        }
-    }
-
     /// Up to `limit` rows with ids above `id`, oldest first.
     public func teacherLog(after id: Int64, limit: Int) async throws -> [TeacherLogRecord] {
         try await pool.read { db in

@@ -110,6 +110,12 @@ public protocol DistillStore: Sendable {
 }
 
 extension DistillStore {
+    /// Commits one teacher exchange without a cache entry; its id.
+    @discardableResult
+    public func appendTeacherExchange(_ exchange: TeacherLogRecord) async throws -> Int64 {
+        try await appendTeacherExchange(exchange, cacheEntry: nil).logID
+    }
+
     public func teacherLog(scope: String) async throws -> [TeacherLogRecord] {
         try await teacherLog(scope: scope, after: 0, limit: .max)
     }

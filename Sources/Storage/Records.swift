@@ -217,12 +217,15 @@ public enum StoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case noSuchRow(table: String, id: Int64)
     case backupFailed(path: String, reason: String)
+    /// The store did not answer (e.g. its server is down); it may later.
+    case unavailable(location: String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): "cannot open the store at \(path): \(reason)"
         case .noSuchRow(let table, let id): "no row \(id) in \(table)"
         case .backupFailed(let path, let reason): "cannot back up the store to \(path): \(reason)"
+        case .unavailable(let location, let reason): "the store at \(location) is unavailable: \(reason)"
         }
     }
 }

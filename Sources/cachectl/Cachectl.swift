@@ -136,7 +136,11 @@ struct Status: AsyncParsableCommand {
                     ["listeners", status.listeners.joined(separator: ", ")],
                     ["store", "\(status.store.path), \(formatBytes(status.store.sizeBytes)), \(status.store.teacherLogRows) teacher log rows"],
                     ["teacher", "\(status.teacher.baseURL), breaker \(status.teacher.breakerState) (\(status.teacher.consecutiveFailures) consecutive failures)"],
-                ] + (status.kernels.map { [["kernels", $0]] } ?? [])))
+                ] + (status.kernels.map { [["kernels", $0]] } ?? []) + (status.cluster ?? []).map { node in
+                    let role = [node.this ? "this node" : nil, node.leader ? "leader" : nil].compactMap { $0 }.joined(separator: ", ")
+                    let state = node.connected ? "connected, \(node.lag) changes behind" : "gone since \(node.seenAt.formatted(.iso8601))"
+                    return ["node", "\(node.node)\(role.isEmpty ? "" : " (\(role))"): \(state)"]
+                }))
         }
     }
 }

@@ -32,6 +32,10 @@ struct Distilld: AsyncParsableCommand {
     var logFormat: String?
     @Flag(name: .customLong("check-config"), help: "Validate the configuration (and that the model directory is there), print it, and exit.")
     var checkConfig = false
+    @Option(
+        name: .customLong("import-sqlite"),
+        help: "Copy the SQLite store at this path into the empty PostgreSQL store that store.url names, and exit.")
+    var importSQLite: String?
 
     func run() async throws {
         // Everything the daemon creates (store, socket, lock) is its owner's alone.
@@ -64,6 +68,17 @@ struct Distilld: AsyncParsableCommand {
         let log = loaded.config.log
         LoggingSystem.bootstrap { label in makeLogHandler(label: label, log: log) }
         let logger = Logger(label: "distilld")
+        if let importSQLite {
+            do {
+                let copied = try await DistillSystem.importSQLite(
+                    path: importSQLite, config: loaded.config, environment: environment, logger: logger)
+                print("imported \(copied.teacherLogRows) teacher log rows and \(copied.cacheEntries) cache entries into \(loaded.config.store.url ?? "")")
+                return
+            } catch {
+                logger.critical("import failed (nothing was imported): \(error)")
+                throw ExitCode.failure
+            }
+        }
         logger.info("starting", metadata: ["distill.version": "\(DistillVersion.current)", "distill.pid": "\(getpid())"])
         do {
             try await Daemon.run(config: loaded.config, environment: environment, logger: logger)

@@ -166,6 +166,28 @@ import Testing
         #expect(try await store.currentStudentVersions().map(\.id) == [second])
     }
 
+    @Test func anotherNodesPromotionRollbackAndSuspensionAreFollowed() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let second = try await addVersion(answers: ["x", "y", "z"], status: .active)
+        // Two nodes on one store: what one does, the other follows when the feed says the scope changed.
+        let here = try await students()
+        let there = try await students()
+        _ = try await here.rollback(scope: nil)
+        #expect(there.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
+        try await there.follow(scope: Self.scope)
+        #expect(there.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "c")
+
+        _ = try await here.promote(version: second)
+        try await there.follow(scope: Self.scope)
+        #expect(there.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
+
+        try await store.setStudentVersionStatus(id: second, .suspended)
+        try await there.follow(scope: Self.scope)
+        #expect(there.decide(scope: Self.scope, vector: Self.vector(cluster: 2)) == nil, "a suspended version does not answer")
+        try await there.follow(scope: Self.scope)
+        #expect(there.status().scopes.first?.version == second, "following twice changes nothing")
+    }
+
     @Test func aRejectedVersionIsPromotedOnlyWithForce() async throws {
         _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
         let rejected = try await addVersion(answers: ["x", "y", "z"], status: .rejected)

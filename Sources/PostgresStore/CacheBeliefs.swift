@@ -1,0 +1,73 @@
+import Foundation
+import PostgresNIO
+import Storage
+
+/// The verified cache's error bounds and what it learned. Each node saves its own beliefs with its
+/// hit counts: the last to save wins (they are estimates that any node's teacher answers refine).
+extension PostgresStore {
+    public func scopeMaxErrors() async throws -> [String: Double] {
+        var bounds: [String: Double] = [:]
+        for (scope, maxError) in try await query("SELECT scope, max_error FROM scope_max_errors", logger: logger).all({
+            try $0.decode((String, Double).self)
+        }) {
+            bounds[scope] = maxError
+        }
+        return bounds
+    }
+
+    public func setScopeMaxError(scope: String, _ maxError: Double?) async throws {
+        try await write { [self] connection in
+            if let maxError {
+                try await connection.query(
+                    """
+                    INSERT INTO scope_max_errors (scope, max_error) VALUES (\(scope), \(maxError))
+                    ON CONFLICT (scope) DO UPDATE SET max_error = excluded.max_error
+                    """,
+                    logger: logger
+                ).drain()
+            } else {
+                try await connection.query("DELETE FROM scope_max_errors WHERE scope = \(scope)", logger: logger).drain()
+            }
+            try await log([.scopeSettingsChanged(scope: scope)], on: connection)
+        }
+    }
+
+    public func cacheBeliefs() async throws -> [CacheBeliefRecord] {
+        let scopes = try await query("SELECT scope, belief FROM cache_scope_beliefs", logger: logger).all { row in
+            let (scope, belief) = try row.decode((String, Data).self)
+            return CacheBeliefRecord(scope: scope, entryID: nil, belief: belief)
+        }
+        let entries = try await query("SELECT entry_id, scope, belief FROM cache_entry_beliefs", logger: logger).all { row in
+            let (id, scope, belief) = try row.decode((Int64, String, Data).self)
+            return CacheBeliefRecord(scope: scope, entryID: id, belief: belief)
+        }
+        return scopes + entries
+    }
+
+    public func saveCacheBeliefs(_ beliefs: [CacheBeliefRecord]) async throws {
+        guard !beliefs.isEmpty else { return }
+        try await transaction { [logger] connection in
+            for belief in beliefs {
+                if let id = belief.entryID {
+                    // Only while the entry exists: one deleted since it learned takes its belief with it.
+                    try await connection.query(
+                        """
+                        INSERT INTO cache_entry_beliefs (entry_id, scope, belief)
+                        SELECT \(id), \(belief.scope), \(belief.belief) WHERE EXISTS (SELECT 1 FROM cache_entries WHERE id = \(id))
+                        ON CONFLICT (entry_id) DO UPDATE SET belief = excluded.belief
+                        """,
+                        logger: logger
+                    ).drain()
+                } else {
+                    try await connection.query(
+                        """
+                        INSERT INTO cache_scope_beliefs (scope, belief) VALUES (\(belief.scope), \(belief.belief))
+                        ON CONFLICT (scope) DO UPDATE SET belief = excluded.belief
+                        """,
+                        logger: logger
+                    ).drain()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// A change to what every node holds in memory, as a store shared by several nodes records it: in
+/// the same transaction as the change itself, so that a node that reads the feed misses nothing.
+public enum StoreChange: Sendable, Equatable {
+    case cacheEntryAdded(id: Int64, scope: String)
+    case cacheEntryRemoved(CacheEntryKey)
+    case scopeSettingsChanged(scope: String)
+    case teacherLogAppended(scope: String)
+    case studentVersionsChanged(scope: String)
+}
+
+/// One change of the feed: its place in commit order, and the node that committed it.
+public struct FeedEntry: Sendable, Equatable {
+    public var id: Int64
+    public var node: String
+    public var change: StoreChange
+
+    public init(id: Int64, node: String, change: StoreChange) {
+        self.id = id
+        self.node = node
+        self.change = change
+    }
+}
+
+/// The change feed of a store that several nodes share: each node follows what the others commit.
+public protocol ChangeFeed: Sendable {
+    /// This process's name in the feed (its own changes carry it).
+    var nodeID: String { get }
+    /// The id of the newest change (0 when there is none): a node that loads the store after
+    /// reading it follows the feed from there.
+    func latestChangeID() async throws -> Int64
+    /// Changes with ids above `id`, in commit order: ids grow in the order changes commit, so a
+    /// follower that remembers the last id it applied misses nothing.
+    func changes(after id: Int64, limit: Int) async throws -> [FeedEntry]
+    /// Yields when the feed may have grown: on another node's commit, and after each
+    /// (re)connection to the store (what was committed meanwhile is read by id). Until dropped.
+    func feedWakeups() -> AsyncStream<Void>
+    /// Records that this node has applied the changes through `id` (what others see of its lag).
+    func recordPosition(_ id: Int64) async throws
+}
+
+/// One node of those sharing a store runs the background work that must not run twice at once
+/// (re-distillation, TTL sweeps, eviction, index snapshots): the leader.
+public protocol LeaderElection: Sendable {
+    /// Yields true when this node becomes the leader and false when it stops being it (its
+    /// claim was lost with its connection), until dropped.
+    func leadership() -> AsyncStream<Bool>
+}
