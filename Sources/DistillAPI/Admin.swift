@@ -11,6 +11,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         case teacher
         case startedAt = "started_at"
         case uptimeSeconds = "uptime_seconds"
+        case kernels
     }
 
     public var version: String
@@ -19,10 +20,13 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var listeners: [String]
     public var store: StoreStatus
     public var teacher: TeacherStatus
+    /// The kernels the encoder and the index run on, and why, e.g. "avx2 kernels on AMD EPYC (cpu features: …)";
+    /// nil from a daemon older than this field.
+    public var kernels: String?
 
     public init(
         version: String, startedAt: Date, uptimeSeconds: Double, listeners: [String], store: StoreStatus,
-        teacher: TeacherStatus
+        teacher: TeacherStatus, kernels: String? = nil
     ) {
         self.version = version
         self.startedAt = startedAt
@@ -30,6 +34,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         self.listeners = listeners
         self.store = store
         self.teacher = teacher
+        self.kernels = kernels
     }
 
     public struct StoreStatus: Codable, Sendable, Equatable {

@@ -164,18 +164,44 @@ public struct CacheScopeInfo: Codable, Sendable, Equatable {
     public var similarityThreshold: Double
     /// nil: entries never expire.
     public var ttlSeconds: Double?
+    /// What the scope is; nil for a scope distilld has not seen a teacher answer in since this was kept.
+    public var description: ScopeDescription?
 
-    public init(scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?) {
+    public init(scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?, description: ScopeDescription? = nil) {
         self.scope = scope
         self.entries = entries
         self.similarityThreshold = similarityThreshold
         self.ttlSeconds = ttlSeconds
+        self.description = description
     }
 
     enum CodingKeys: String, CodingKey {
-        case scope, entries
+        case scope, entries, description
         case similarityThreshold = "similarity_threshold"
         case ttlSeconds = "ttl_seconds"
+    }
+}
+
+/// What a scope is: requests share a scope when they have the same tenant, model, system prompt
+/// and other context (the scope key is a hash of them).
+public struct ScopeDescription: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// `anonymous`, or `key:` and the first 32 hex digits of the SHA-256 of the API key.
+    public var tenant: String
+    public var model: String
+    /// The first words of the system (or developer) message, if there is one.
+    public var systemPrompt: String?
+
+    public init(tenant: String, model: String, systemPrompt: String?) {
+        (self.tenant, self.model, self.systemPrompt) = (tenant, model, systemPrompt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, model
+        case systemPrompt = "system_prompt"
+    }
+
+    public var description: String {
+        "\(tenant), \(model)" + (systemPrompt.map { ", system: \"\($0)…\"" } ?? "")
     }
 }
 

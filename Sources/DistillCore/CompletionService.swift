@@ -55,12 +55,15 @@ public final class CompletionService: Sendable {
     let clock: any WallClock
     let metrics: any DomainMetrics
     let logger: Logger
+    /// Learns what each scope is from its first teacher answer.
+    public let scopes: ScopeCatalog
 
     public init(
         store: any DistillStore, teacher: any TeacherUpstream, cache: SemanticCache?, students: Students?,
         embedder: (any Embedder)?, temperatureCeiling: Double, clock: any WallClock, metrics: any DomainMetrics,
         logger: Logger
     ) {
+        self.scopes = ScopeCatalog(store: store)
         self.store = store
         self.teacher = teacher
         self.clock = clock
@@ -281,6 +284,7 @@ public final class CompletionService: Sendable {
         if let students, let decision = plan.student, case .audit = decision.action {
             await students.recordAudit(decision, teacherAnswer: answer.text)
         }
+        await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }
 }
 

@@ -234,11 +234,7 @@ public final class Students: Sendable {
         } catch {
             throw .undecodable(error)
         }
-        // Versions stored before the weighting have only their holdout's figures.
-        let holdout = model.report.holdout
-        return Serving(
-            version: id, model: model, trainedThrough: record.trainedThrough,
-            traffic: (metrics.trafficCoverage ?? holdout.coverage, metrics.trafficAgreement ?? holdout.acceptedAgreement))
+        return Serving(version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected)
     }
 
     private func serve(_ version: Serving, scope: String) {

@@ -53,12 +53,9 @@ public struct TeacherLogRetention: Service {
         return result
     }
 
+    /// The hourly sweep; only for a retention (without one there is nothing to run).
     public func run() async {
-        // A service that returns early ends the whole ServiceGroup: without a retention, wait for the shutdown.
-        guard let retention else {
-            try? await gracefulShutdown()
-            return
-        }
+        guard let retention else { return }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 _ = try await purge(scope: nil, createdBefore: clock.now.addingTimeInterval(-retention))

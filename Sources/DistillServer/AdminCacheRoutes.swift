@@ -74,19 +74,31 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         let cache = try cache()
         let counts = system.metrics.cacheStats
         let memory = cache.memory
+        var scopes: [CacheScopeInfo] = []
+        for (scope, entries, settings) in cache.scopes() {
+            scopes.append(
+                CacheScopeInfo(
+                    scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+                    description: await system.completions.scopes.description(of: scope)))
+        }
         return jsonResponse(
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
-                heldAnswerBytes: memory.heldAnswerBytes,
-                scopes: cache.scopes().map {
-                    CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
-                },
+                heldAnswerBytes: memory.heldAnswerBytes, scopes: scopes,
                 lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
     }
 
     router.put("/admin/cache/scopes/:scope") { request, context -> Response in
         let cache = try cache()
-        let scope = try cache.resolveScope(context.parameters.get("scope") ?? "")
+        // A scope can be configured before it has entries: named by its key, or by a prefix of a
+        // scope the teacher has answered in.
+        let prefix = context.parameters.get("scope") ?? ""
+        let scope: String
+        do {
+            scope = try cache.resolveScope(prefix)
+        } catch DistillError.unknownScope {
+            scope = try await Scope.resolve(prefix, amongTeacherLogScopesOf: system.store)
+        }
         let settings = try await decode(CacheScopeSettings.self, from: request)
         if let threshold = settings.similarityThreshold, !(0...1).contains(threshold) {
             throw APIError.invalidRequest("'similarity_threshold' must be between 0 and 1.", code: "invalid_value", param: "similarity_threshold")
@@ -100,7 +112,10 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
             "cache scope configured",
             ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)", "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(CacheScopeInfo(scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds))
+        return jsonResponse(
+            CacheScopeInfo(
+                scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds,
+                description: await system.completions.scopes.description(of: scope)))
     }
 }
 

@@ -21,7 +21,11 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
     }
 
     router.get("/admin/student") { _, _ -> Response in
-        jsonResponse(try enabled().students.status())
+        var status = try enabled().students.status()
+        for index in status.scopes.indices {
+            status.scopes[index].description = await system.completions.scopes.description(of: status.scopes[index].scope)
+        }
+        return jsonResponse(status)
     }
 
     router.get("/admin/student/versions") { request, _ -> Response in

@@ -85,7 +85,7 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxBatch = 32
         /// How long a lone request may wait for company (0: a batch starts at once).
         public var maxWaitMilliseconds = 0.0
-        /// OpenBLAS threads for the encoder.
+        /// Threads sharing each of the encoder's matrix products.
         public var threads = 2
     }
 

@@ -208,9 +208,9 @@ struct CacheCommand: AsyncParsableCommand {
                     ["evictions", counts(stats.evictions)],
                 ]))
                 print("")
-                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL"]] + stats.scopes.map { scope in
+                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL", "WHAT IT IS"]] + stats.scopes.map { scope in
                     [String(scope.scope.prefix(16)), String(scope.entries), String(format: "%.3f", scope.similarityThreshold),
-                     scope.ttlSeconds.map { formatDuration($0) } ?? "never"]
+                     scope.ttlSeconds.map { formatDuration($0) } ?? "never", scope.description?.description ?? "-"]
                 }))
             }
         }

@@ -136,7 +136,7 @@ struct Status: AsyncParsableCommand {
                     ["listeners", status.listeners.joined(separator: ", ")],
                     ["store", "\(status.store.path), \(formatBytes(status.store.sizeBytes)), \(status.store.teacherLogRows) teacher log rows"],
                     ["teacher", "\(status.teacher.baseURL), breaker \(status.teacher.breakerState) (\(status.teacher.consecutiveFailures) consecutive failures)"],
-                ]))
+                ] + (status.kernels.map { [["kernels", $0]] } ?? [])))
         }
     }
 }

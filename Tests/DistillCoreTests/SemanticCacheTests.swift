@@ -200,6 +200,16 @@ import Testing
         }
     }
 
+    @Test func aScopeIsDescribedByItsFirstTeacherAnswerAndTheDescriptionIsStored() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("Can I get a refund?"), info: alice)
+            let scope = try #require(world.cache.scopes().first?.scope)
+            let expected = ScopeDescription(tenant: "alice", model: "m", systemPrompt: "Classify.")
+            #expect(await world.service.scopes.description(of: scope) == expected)
+            #expect(await ScopeCatalog(store: world.store).description(of: scope) == expected, "read back from the store")
+        }
+    }
+
     @Test func aRequestForLogprobsIsAnsweredByTheTeacherAndItsAnswerCached() async throws {
         try await withWorld { world in
             let question = "What is the exchange rate?"
