@@ -75,12 +75,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         let counts = system.metrics.cacheStats
         let memory = cache.memory
         var scopes: [CacheScopeInfo] = []
-        for (scope, entries, settings) in cache.scopes() {
-            scopes.append(
-                CacheScopeInfo(
-                    scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
-                    description: await system.completions.scopes.description(of: scope)))
-        }
+        for (scope, entries, _) in cache.scopes() { scopes.append(await scopeInfo(system, cache, scope, entries: entries)) }
         return jsonResponse(
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
@@ -106,17 +101,37 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         if let ttl = settings.ttlSeconds, ttl < 0 {
             throw APIError.invalidRequest("'ttl_seconds' must not be negative.", code: "invalid_value", param: "ttl_seconds")
         }
-        try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
+        if let maxError = settings.maxError, !(maxError > 0 && maxError < 1) {
+            throw APIError.invalidRequest(
+                "'max_error' must be strictly between 0 and 1 (a share of wrong answers among hits, e.g. 0.05).",
+                code: "invalid_value", param: "max_error")
+        }
+        try await cache.configure(
+            scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+            maxError: settings.maxError)
         let effective = cache.settings(for: scope)
         context.logAdminAction(
             "cache scope configured",
-            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)", "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")"])
+            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)",
+             "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")", "distill.max_error": "\(effective.maxError)"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(
-            CacheScopeInfo(
-                scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds,
-                description: await system.completions.scopes.description(of: scope)))
+        return jsonResponse(await scopeInfo(system, cache, scope, entries: entries))
     }
+}
+
+/// A scope's settings in force and what its verified cache has done.
+/// A scope's settings, what its verified cache has done, and what it is.
+private func scopeInfo(_ system: DistillSystem, _ cache: SemanticCache, _ scope: String, entries: Int) async -> CacheScopeInfo {
+    let settings = cache.settings(for: scope)
+    let verification = cache.verification(for: scope)
+    return CacheScopeInfo(
+        scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+        maxError: settings.maxError,
+        verification: CacheScopeVerification(
+            lookups: verification.lookups, hits: verification.hits, explorations: verification.explorations,
+            audits: verification.audits, lessons: verification.lessons, wrongLessons: verification.wrongLessons,
+            estimatedWrongRate: verification.estimatedWrongRate, wrongRateUpperBound: verification.wrongRateUpperBound),
+        description: await system.completions.scopes.description(of: scope))
 }
 
 private func info(_ entry: CacheEntryRecord, withMessages: Bool = false) -> CacheEntryInfo {

@@ -262,6 +262,12 @@ extension DistillConfig {
         cache.temperatureCeiling = try f.double("cache.temperature_ceiling", default: c.temperatureCeiling, 0...2)
         cache.hitFlushSeconds = try f.double("cache.hit_flush_seconds", default: c.hitFlushSeconds, 0.01...3600)
         cache.snapshotIntervalSeconds = try f.double("cache.snapshot_interval_seconds", default: c.snapshotIntervalSeconds, 1...86400)
+        cache.maxError = try f.double("cache.max_error", default: c.maxError, 0...1)
+        if !(cache.maxError > 0 && cache.maxError < 1) {
+            throw .invalidValue(
+                key: "cache.max_error", value: String(cache.maxError), expected: "a share strictly between 0 and 1, e.g. 0.05")
+        }
+        cache.exploreShare = try f.double("cache.explore_share", default: c.exploreShare, 0...1)
 
         let e = defaults.embedding
         embedding.modelDir = try f.string("embedding.model_dir", default: e.modelDir)

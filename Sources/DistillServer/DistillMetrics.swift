@@ -86,6 +86,35 @@ public final class DistillMetrics: DomainMetrics {
         registry.gauge(.kernelsInfo, [("kernels", kernelSet)]).set(to: 1)
     }
 
+    /// One semantic lookup the verified cache decided, per scope; and the wrong-hit rate its model
+    /// expects of the scope's hits, with its upper bound.
+    public func recordCacheVerification(
+        scope: String, decision: CacheVerificationDecision, wrongHitRate: (estimate: Double, upperBound: Double)?
+    ) {
+        let scope = String(scope.prefix(12))
+        registry.makeCounter(
+            name: "distill_cache_verified_lookups_total", labels: [("scope", scope), ("decision", decision.rawValue)],
+            help: "Semantic lookups by scope and the verifier's decision: serve, explore (teacher, to learn), audit, miss."
+        ).increment()
+        guard let wrongHitRate else { return }
+        registry.makeGauge(
+            name: "distill_cache_wrong_hit_rate", labels: [("scope", scope)],
+            help: "The share of a scope's semantic hits the verifier expects were wrong."
+        ).set(to: wrongHitRate.estimate)
+        registry.makeGauge(
+            name: "distill_cache_wrong_hit_rate_upper_bound", labels: [("scope", scope)],
+            help: "Its upper confidence bound: the cache serves so that it stays within cache.max_error."
+        ).set(to: wrongHitRate.upperBound)
+    }
+
+    /// A teacher answer compared with the cached answer of the lookup's candidate.
+    public func recordCacheLesson(scope: String, wrong: Bool) {
+        registry.makeCounter(
+            name: "distill_cache_lessons_total", labels: [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")],
+            help: "Teacher answers compared with a candidate's cached answer, by scope and result."
+        ).increment()
+    }
+
     public func setCacheEntries(_ count: Int) {
         registry.gauge(.cacheEntries).set(to: Double(count))
     }

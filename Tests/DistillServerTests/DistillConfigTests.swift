@@ -56,6 +56,10 @@ import DistillCore
         (["DISTILL_DISTILL_MIN_ROWS": "99"], "distill.min_rows", "DISTILL_DISTILL_MIN_ROWS"),
         (["DISTILL_SERVER_HTTP": "off", "DISTILL_SERVER_SOCKET": "off"], "server.http", "DISTILL_SERVER_HTTP"),
         (["DISTILL_SERVER_SOCKET": String(repeating: "s", count: 120)], "server.socket", "DISTILL_SERVER_SOCKET"),
+        // δ is a share strictly between 0 and 1: 0 would serve no paraphrase, 1 every one.
+        (["DISTILL_CACHE_MAX_ERROR": "0"], "cache.max_error", "DISTILL_CACHE_MAX_ERROR"),
+        (["DISTILL_CACHE_MAX_ERROR": "1"], "cache.max_error", "DISTILL_CACHE_MAX_ERROR"),
+        (["DISTILL_CACHE_MAX_ERROR": "5%"], "cache.max_error", "DISTILL_CACHE_MAX_ERROR"),
     ])
     func aBadValueNamesItsKey(environment: [String: String], key: String, variable: String) async {
         await #expect {
