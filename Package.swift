@@ -215,7 +215,7 @@ let package = Package(
             name: "DistillServerTests",
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
-                "Student", "SeededRandom",
+                "Student", "SeededRandom", "CacheVerification",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -171,20 +171,20 @@ public struct CacheScopeInfo: Codable, Sendable, Equatable {
     public var description: ScopeDescription?
 
     public init(
-        scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?, maxError: Double? = nil,
-        verification: CacheScopeVerification? = nil, description: ScopeDescription? = nil
+        scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?, description: ScopeDescription? = nil,
+        maxError: Double? = nil, verification: CacheScopeVerification? = nil
     ) {
         self.scope = scope
         self.entries = entries
         self.similarityThreshold = similarityThreshold
         self.ttlSeconds = ttlSeconds
+        self.description = description
         self.maxError = maxError
         self.verification = verification
-        self.description = description
     }
 
     enum CodingKeys: String, CodingKey {
-        case scope, entries, verification, description
+        case scope, entries, description, verification
         case similarityThreshold = "similarity_threshold"
         case ttlSeconds = "ttl_seconds"
         case maxError = "max_error"

@@ -160,6 +160,19 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         public var disabled: Bool
         /// What the scope is, when distilld recorded it.
         public var description: ScopeDescription?
+        /// Confident requests it turned away as unlike what it learned (the teacher answered them).
+        public var novelAbstentions: Int64?
+        /// The share of its next (not borderline) answers the teacher is asked too: raised for a version's first
+        /// answers and while a shift is suspected.
+        public var auditShareInForce: Double?
+        /// The sequential test of its audits, which suspends it when it alarms; and the shift rule's test over the
+        /// requests it is confident on (success: within its strict novelty threshold).
+        public var auditTest: SequentialTestState?
+        public var noveltyTest: SequentialTestState?
+        /// Whether its traffic seems to have moved from what it learned: it then abstains on borderline requests too.
+        public var shiftSuspected: Bool?
+        /// Answers the teacher gives its requests repeatedly that are none of its classes.
+        public var newClasses: [String]?
 
         public init(
             scope: String, version: Int64, serving: Bool, threshold: Double?, coverage: Double, holdoutAgreement: Double,
@@ -175,6 +188,25 @@ public struct StudentStatus: Codable, Sendable, Equatable {
             case holdoutAgreement = "holdout_agreement"
             case liveAgreement = "live_agreement"
             case liveCoverage = "live_coverage"
+            case novelAbstentions = "novel_abstentions"
+            case auditShareInForce = "audit_share_in_force"
+            case auditTest = "audit_test"
+            case noveltyTest = "novelty_test"
+            case shiftSuspected = "shift_suspected"
+            case newClasses = "new_classes"
+        }
+    }
+
+    /// A sequential test's state: its statistic as a share of the way to its alarm (which is final), and what it
+    /// has observed.
+    public struct SequentialTestState: Codable, Sendable, Equatable {
+        public var progress: Double
+        public var observations: Int
+        public var failures: Int
+        public var alarmed: Bool
+
+        public init(progress: Double, observations: Int, failures: Int, alarmed: Bool) {
+            (self.progress, self.observations, self.failures, self.alarmed) = (progress, observations, failures, alarmed)
         }
     }
 
@@ -242,9 +274,10 @@ public struct DistillRunInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// Who asked for a run: the background service, or `cachectl distill run`.
+/// Who asked for a run: the background service (on its regular step, or sooner because the scope's traffic has
+/// shifted away from what its student learned), or `cachectl distill run`.
 public enum DistillRunTrigger: String, Codable, Sendable {
-    case scheduled, manual
+    case scheduled, manual, shift
 }
 
 public enum DistillRunPhase: String, Codable, Sendable {

@@ -170,7 +170,7 @@ public final class CompletionService: Sendable {
         var indexEntry = true
         var bestSimilarity: Float?
         /// What the scope's student made of the request, when it has one: an audit compares its
-        /// answer with the teacher's.
+        /// answer with the teacher's, and an answer none of its classes may be a new one.
         var student: Students.Decision?
         /// What the teacher's answer teaches the verified cache, when the lookup had a candidate.
         var lesson: CacheLesson?
@@ -289,8 +289,8 @@ public final class CompletionService: Sendable {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry)
         }
         if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
-        if let students, let decision = plan.student, case .audit = decision.action {
-            await students.recordAudit(decision, teacherAnswer: answer.text)
+        if let students, let decision = plan.student, let vector = plan.vector {
+            await students.recordTeacherAnswer(decision, vector: vector, teacherAnswer: answer.text)
         }
         await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }

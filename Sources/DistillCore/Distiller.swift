@@ -9,7 +9,8 @@ import Synchronization
 
 /// Re-distillation, unattended: a service of the daemon's group that, as soon as a scope's teacher log
 /// has `distill.min_rows` answers (then `min_new_rows` new ones, or a tenth of those it last trained on
-/// if more; half as many while no student serves it), trains a candidate student on them, weighted
+/// if more; half as many while no student serves it, or while its traffic has shifted away from what
+/// the student learned: `ShiftRule.dueSooner`), trains a candidate student on them, weighted
 /// back to the traffic (`HoldoutWeights`), evaluates it against the active version on a holdout
 /// neither trained on (`HoldoutFold`), and promotes it only if the gate says it is better.
 ///
@@ -149,7 +150,7 @@ public final class Distiller: Service, Sendable {
     }
 
     /// Queues a run for every scope with enough untrained teacher answers.
-    private func enqueueDueScopes() async {
+    func enqueueDueScopes() async {
         let untrained: [String: (count: Int, trained: Bool)]
         do {
             untrained = try await store.untrainedTeacherLog()
@@ -159,10 +160,18 @@ public final class Distiller: Service, Sendable {
         }
         let (failedAt, trainedOn) = state.withLock { ($0.failedAt, $0.trainedOn) }
         for (scope, log) in untrained.sorted(by: { $0.key < $1.key }) {
+            // A student whose traffic has shifted serves it no better than none: the new answers are what it lacks.
+            let shift = students.shift(scope: scope)
             let due = RetrainingSchedule.untrainedAnswersDue(
-                trained: log.trained, trainedOn: trainedOn[scope], serving: students.active(scope: scope) != nil,
+                trained: log.trained, trainedOn: trainedOn[scope], serving: students.active(scope: scope) != nil && shift == nil,
                 failedAt: failedAt[scope], minRows: configuration.minRows, minNewRows: configuration.minNewRows)
-            if log.count >= due { _ = enqueue(scope: scope, trigger: .scheduled, untrained: log.count) }
+            guard log.count >= due else { continue }
+            let run = enqueue(scope: scope, trigger: shift == nil ? .scheduled : .shift, untrained: log.count)
+            if let shift, run.trigger == .shift {
+                logger.info(
+                    "student training due sooner: its traffic has shifted",
+                    metadata: ["distill.scope": "\(scope.prefix(12))", "distill.run": "\(run.id)", "distill.reason": "\(shift)"])
+            }
         }
     }
 
@@ -175,7 +184,7 @@ public final class Distiller: Service, Sendable {
                 maxEpochs: training.maxEpochs * (1 + training.calibrationFolds))
             state.nextID += 1
             state.runs.append(run)
-            if let untrained, trigger == .scheduled { state.pendingUntrained[run.id] = untrained }
+            if let untrained, trigger != .manual { state.pendingUntrained[run.id] = untrained }
             return run
         }
     }

@@ -554,6 +554,9 @@ public final class SemanticCache: Sendable {
         metrics.recordCacheLesson(scope: lesson.scope, wrong: !same)
     }
 
+    /// The scopes the verified cache has looked up in (what it learned survives their entries).
+    public func verifiedScopes() -> [String] { state.withLock { $0.beliefs.scopes.keys.sorted() } }
+
     /// A scope's verified-cache counts and estimates.
     public func verification(for scope: String) -> ScopeVerification {
         ScopeVerification(maxError: settings(for: scope).maxError, belief: state.withLock { $0.beliefs.scopes[scope] })

@@ -8,11 +8,18 @@ import Synchronization
 /// The students in service: each scope's active version, what it may answer, and how its audited
 /// answers agree with the teacher.
 ///
-/// A scope's student answers a request when its calibrated confidence reaches τ. A share of those
-/// confident requests (`student.audit_share`, picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer
-/// is compared with the student's: when the recent audits show agreement below the target beyond
-/// noise, the version is suspended (persistently) and the teacher answers the scope until a new
-/// version passes the promotion gate.
+/// A scope's student answers a request when its calibrated confidence reaches τ and the request looks like what it
+/// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
+/// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
+/// suspected (`ShiftRule`), or one nearer to a request the teacher answered otherwise than to what it learned
+/// (`Counterexamples`). A share of the answers it would give (`AuditPolicy`: `student.audit_share`, raised for a
+/// version's first answers, borderline requests and after a shift is suspected; picked by content: `auditKey`) goes
+/// to the teacher instead, and the teacher's answer is compared with the student's. A sequential test of those
+/// audits (`SequentialTest`, held to the target agreement) suspends the version (persistently) once they fall below
+/// the target, and the teacher answers the scope until a new version passes the promotion gate.
+///
+/// The tests' state (the audits' and the shift rule's) lives in memory, per serving version: a restart, or a new
+/// version, starts them afresh. A suspension is stored, and survives both.
 public final class Students: Sendable {
     /// What the student makes of one request.
     public struct Decision: Sendable {
@@ -23,12 +30,17 @@ public final class Students: Sendable {
             case audit
             /// Below τ: the teacher answers.
             case unsure
+            /// Confident, but unlike what it learned (novel, or borderline while a shift is suspected): the teacher
+            /// answers.
+            case novel
         }
 
         public var action: Action
         public var scope: String
         public var version: Int64
         public var prediction: StudentPrediction
+        /// For an audit: how much it weighs in the audits' sequential test (`AuditPolicy.auditWeight`).
+        public var auditWeight = 1.0
     }
 
     struct Serving {
@@ -42,8 +54,20 @@ public final class Students: Sendable {
         var decided: Int64 = 0
         var confident: Int64 = 0
         var answered: Int64 = 0
-        /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`.
+        /// The latest audits (true: the teacher agreed), oldest first, at most `audit_window`: the live agreement shown.
         var audits: [Bool] = []
+        /// The sequential test of all its audits: suspends it when it alarms.
+        var auditTest: SequentialTest
+        /// The shift rule's test over the requests it is confident on (`ShiftRule.noveltyTest`).
+        var noveltyTest: SequentialTest
+        /// Confident requests turned away for novelty.
+        var novelAbstentions: Int64 = 0
+        /// Teacher answers to its requests that are none of its classes (the latest `unknownAnswersKept`), and the
+        /// recurring ones among them: classes the teacher started giving.
+        var unknownAnswers: [String] = []
+        var newClasses: [NewAnswerClass] = []
+        /// Requests the teacher answered otherwise than it predicted: those nearer to one than to its class are not served.
+        var counterexamples = Counterexamples(limit: Students.counterexamplesKept)
         var suspended = false
 
         /// The share of its requests it is confident on, as counted once it has decided `minimumDecisionsCounted`.
@@ -61,13 +85,17 @@ public final class Students: Sendable {
     /// Live coverage is counted over at least this many decisions (a standard error of at most 3.5 points).
     static let minimumDecisionsCounted: Int64 = 200
 
-    /// Suspension needs at least this many audits in the window…
-    static let minimumAudits = 30
-    /// …and agreement below the target at this many standard errors.
-    static let suspensionZ = 3.0
+    /// Teacher answers that are none of the classes, kept per version to notice new ones.
+    static let unknownAnswersKept = 500
+    /// Counterexamples kept per version (384 floats each; each confident request is compared with all of them).
+    static let counterexamplesKept = 1_000
 
     let store: any DistillStore
     let configuration: StudentSettings
+    let auditPolicy: AuditPolicy
+    /// The audits' test: the target agreement, failing 5 points below it, a false alarm per 10,000 audits at most.
+    let auditTest: SequentialTest.Configuration
+    let shiftRule = ShiftRule()
     /// The embedding model of the request vectors; versions trained on another model's are not served.
     let embeddingModel: String
     let metrics: any DomainMetrics
@@ -84,6 +112,10 @@ public final class Students: Sendable {
     ) {
         self.store = store
         self.configuration = configuration
+        auditPolicy = AuditPolicy(baseShare: configuration.auditShare)
+        // The test needs a target below 1; a margin below a target of at least 0.5.
+        auditTest = SequentialTest.Configuration(
+            target: min(configuration.targetAgreement, 0.99), margin: 0.05, falseAlarmEvery: 10_000)
         self.embeddingModel = embeddingModel
         self.metrics = metrics
         self.logger = logger
@@ -149,19 +181,48 @@ public final class Students: Sendable {
         let decision = serving.withLock { state -> Decision? in
             guard var current = state[scope], !current.suspended else { return nil }
             let prediction = current.model.predict(vector)
-            var action = Decision.Action.unsure
+            var decision = Decision(action: .unsure, scope: scope, version: current.version, prediction: prediction)
             current.decided += 1
             if prediction.isConfident {
-                let audit = Self.auditKey(vector) < configuration.auditShare
-                action = audit ? .audit : .answer
                 current.confident += 1
-                if !audit { current.answered += 1 }
+                shiftRule.observe(prediction, in: &current.noveltyTest)
+                let shift = shiftSuspected(current)
+                if prediction.serves(shiftSuspected: shift) && !current.counterexamples.contradict(prediction, embedding: vector) {
+                    // Its answers so far: those served and those audited.
+                    let given = Int(current.confident - current.novelAbstentions) - 1
+                    let share = auditPolicy.share(answered: given, borderline: prediction.borderline, shiftSuspected: shift)
+                    let audit = Self.auditKey(vector) < share
+                    decision.action = audit ? .audit : .answer
+                    decision.auditWeight = auditPolicy.auditWeight(
+                        answered: given, borderline: prediction.borderline, shiftSuspected: shift)
+                    if !audit { current.answered += 1 }
+                } else {
+                    decision.action = .novel
+                    current.novelAbstentions += 1
+                }
             }
             state[scope] = current
-            return Decision(action: action, scope: scope, version: current.version, prediction: prediction)
+            return decision
         }
         if let decision { metrics.recordStudentDecision(decision.action) }
         return decision
+    }
+
+    func shiftSuspected(_ version: Serving) -> Bool {
+        shiftRule.suspected(novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.newClasses)
+    }
+
+    /// Why the scope's serving student is due for training before the regular step (`ShiftRule.dueSooner`), or nil.
+    public func shift(scope: String) -> ShiftReason? {
+        serving.withLock { state in
+            state[scope].flatMap { current in
+                current.suspended
+                    ? nil
+                    : shiftRule.dueSooner(
+                        novelty: current.noveltyTest, novelAbstentions: Int(current.novelAbstentions),
+                        newClasses: current.newClasses)
+            }
+        }
     }
 
     /// Where a request's embedding falls in [0, 1): it is audited when below `audit_share`.
@@ -176,21 +237,26 @@ public final class Students: Sendable {
         return ContentKey.unit(signs)
     }
 
-    /// Compares an audited prediction with the teacher's answer; suspends the version when its recent
-    /// audits agree with the teacher less than the target, beyond noise.
-    func recordAudit(_ decision: Decision, teacherAnswer: String) async {
+    /// What the teacher answered to a request the scope's student decided on (`vector`: its embedding): an answer
+    /// other than the student's is a counterexample, one that is none of its classes may be a new class; an audit is
+    /// compared with the student's answer, and the version is suspended once the audits' sequential test alarms.
+    func recordTeacherAnswer(_ decision: Decision, vector: [Float], teacherAnswer: String) async {
         let outcome = serving.withLock { state -> (agrees: Bool, live: Double, suspend: Bool)? in
             guard var current = state[decision.scope], current.version == decision.version, !current.suspended else { return nil }
-            let agrees = current.model.classes.index(of: teacherAnswer) == decision.prediction.classIndex
+            defer { state[decision.scope] = current }
+            let answerClass = current.model.classes.index(of: teacherAnswer)
+            if answerClass != decision.prediction.classIndex { current.counterexamples.add(vector) }
+            if answerClass == nil {
+                current.unknownAnswers.append(teacherAnswer)
+                if current.unknownAnswers.count > Self.unknownAnswersKept { current.unknownAnswers.removeFirst() }
+                current.newClasses = current.model.classes.newClasses(in: current.unknownAnswers, minSupport: configuration.minSupport)
+            }
+            guard case .audit = decision.action else { return nil }
+            let agrees = answerClass == decision.prediction.classIndex
             current.audits.append(agrees)
             if current.audits.count > configuration.auditWindow { current.audits.removeFirst() }
-            let failures = current.audits.count { !$0 }
-            // The most agreement the audits allow: when even that is below the target, the version is failing.
-            // The bound is wide (z = 3) because it is looked at after every audit, over a sliding window.
-            let upperBound = 1 - Calibration.wilsonLowerBound(successes: failures, trials: current.audits.count, z: Self.suspensionZ)
-            current.suspended = current.audits.count >= Self.minimumAudits && upperBound < configuration.targetAgreement
-            state[decision.scope] = current
-            return (agrees, Double(current.audits.count - failures) / Double(current.audits.count), current.suspended)
+            current.suspended = current.auditTest.record(agrees, weight: decision.auditWeight)
+            return (agrees, Double(current.audits.count { $0 }) / Double(current.audits.count), current.suspended)
         }
         guard let outcome else { return }
         metrics.recordStudentAudit(agrees: outcome.agrees, scope: decision.scope, liveAgreement: outcome.live)
@@ -234,7 +300,9 @@ public final class Students: Sendable {
         } catch {
             throw .undecodable(error)
         }
-        return Serving(version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected)
+        return Serving(
+            version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected,
+            auditTest: SequentialTest(auditTest), noveltyTest: shiftRule.noveltyTest())
     }
 
     private func serve(_ version: Serving, scope: String) {
@@ -323,12 +391,21 @@ public final class Students: Sendable {
         let scopes = serving.withLock { state in
             state.map { scope, current in
                 let agreeing = current.audits.count { $0 }
-                return StudentStatus.Scope(
+                var status = StudentStatus.Scope(
                     scope: scope, version: current.version, serving: !current.suspended && !disabledScopes.contains(scope),
                     threshold: current.model.threshold.map(Double.init), coverage: current.traffic.coverage,
                     holdoutAgreement: current.traffic.agreement, answered: current.answered, audits: current.audits.count,
                     liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count),
                     liveCoverage: current.liveCoverage, disabled: disabledScopes.contains(scope))
+                let shift = shiftSuspected(current)
+                status.novelAbstentions = current.novelAbstentions
+                status.auditShareInForce = auditPolicy.share(
+                    answered: Int(current.confident - current.novelAbstentions), borderline: false, shiftSuspected: shift)
+                status.auditTest = StudentStatus.SequentialTestState(current.auditTest)
+                status.noveltyTest = StudentStatus.SequentialTestState(current.noveltyTest)
+                status.shiftSuspected = shift
+                status.newClasses = current.newClasses.map(\.answer)
+                return status
             }
         }
         return StudentStatus(
@@ -349,5 +426,11 @@ public enum StudentInstallError: Error, CustomStringConvertible {
         case .otherEmbeddingModel(let model): "it was trained on vectors of another embedding model (\(model))"
         case .undecodable(let error): "its stored model cannot be decoded: \(error)"
         }
+    }
+}
+
+extension StudentStatus.SequentialTestState {
+    init(_ test: SequentialTest) {
+        self.init(progress: test.progress, observations: test.observations, failures: test.failures, alarmed: test.alarmed)
     }
 }

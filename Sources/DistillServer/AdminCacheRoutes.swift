@@ -75,7 +75,9 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         let counts = system.metrics.cacheStats
         let memory = cache.memory
         var scopes: [CacheScopeInfo] = []
-        for (scope, entries, _) in cache.scopes() { scopes.append(await scopeInfo(system, cache, scope, entries: entries)) }
+        for (scope, entries, _) in cache.scopes() {
+            scopes.append(scopeInfo(cache, scope, entries: entries, description: await system.completions.scopes.description(of: scope)))
+        }
         return jsonResponse(
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
@@ -112,26 +114,24 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         let effective = cache.settings(for: scope)
         context.logAdminAction(
             "cache scope configured",
-            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)",
-             "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")", "distill.max_error": "\(effective.maxError)"])
+            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)", "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")",
+             "distill.max_error": "\(effective.maxError)"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(await scopeInfo(system, cache, scope, entries: entries))
+        return jsonResponse(scopeInfo(cache, scope, entries: entries, description: await system.completions.scopes.description(of: scope)))
     }
 }
 
 /// A scope's settings in force and what its verified cache has done.
-/// A scope's settings, what its verified cache has done, and what it is.
-private func scopeInfo(_ system: DistillSystem, _ cache: SemanticCache, _ scope: String, entries: Int) async -> CacheScopeInfo {
+private func scopeInfo(_ cache: SemanticCache, _ scope: String, entries: Int, description: ScopeDescription?) -> CacheScopeInfo {
     let settings = cache.settings(for: scope)
     let verification = cache.verification(for: scope)
     return CacheScopeInfo(
         scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
-        maxError: settings.maxError,
+        description: description, maxError: settings.maxError,
         verification: CacheScopeVerification(
             lookups: verification.lookups, hits: verification.hits, explorations: verification.explorations,
             audits: verification.audits, lessons: verification.lessons, wrongLessons: verification.wrongLessons,
-            estimatedWrongRate: verification.estimatedWrongRate, wrongRateUpperBound: verification.wrongRateUpperBound),
-        description: await system.completions.scopes.description(of: scope))
+            estimatedWrongRate: verification.estimatedWrongRate, wrongRateUpperBound: verification.wrongRateUpperBound))
 }
 
 private func info(_ entry: CacheEntryRecord, withMessages: Bool = false) -> CacheEntryInfo {

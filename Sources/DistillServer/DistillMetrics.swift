@@ -81,38 +81,26 @@ public final class DistillMetrics: DomainMetrics {
         cacheCounts.withLock { $0.evictions[reason, default: 0] += Int64(count) }
     }
 
-    /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
-    public func setKernels(_ kernelSet: String) {
-        registry.gauge(.kernelsInfo, [("kernels", kernelSet)]).set(to: 1)
-    }
-
     /// One semantic lookup the verified cache decided, per scope; and the wrong-hit rate its model
     /// expects of the scope's hits, with its upper bound.
     public func recordCacheVerification(
         scope: String, decision: CacheVerificationDecision, wrongHitRate: (estimate: Double, upperBound: Double)?
     ) {
         let scope = String(scope.prefix(12))
-        registry.makeCounter(
-            name: "distill_cache_verified_lookups_total", labels: [("scope", scope), ("decision", decision.rawValue)],
-            help: "Semantic lookups by scope and the verifier's decision: serve, explore (teacher, to learn), audit, miss."
-        ).increment()
+        registry.counter(.cacheVerifiedLookups, [("scope", scope), ("decision", decision.rawValue)]).increment()
         guard let wrongHitRate else { return }
-        registry.makeGauge(
-            name: "distill_cache_wrong_hit_rate", labels: [("scope", scope)],
-            help: "The share of a scope's semantic hits the verifier expects were wrong."
-        ).set(to: wrongHitRate.estimate)
-        registry.makeGauge(
-            name: "distill_cache_wrong_hit_rate_upper_bound", labels: [("scope", scope)],
-            help: "Its upper confidence bound: the cache serves so that it stays within cache.max_error."
-        ).set(to: wrongHitRate.upperBound)
+        registry.gauge(.cacheWrongHitRate, [("scope", scope)]).set(to: wrongHitRate.estimate)
+        registry.gauge(.cacheWrongHitRateUpperBound, [("scope", scope)]).set(to: wrongHitRate.upperBound)
     }
 
     /// A teacher answer compared with the cached answer of the lookup's candidate.
     public func recordCacheLesson(scope: String, wrong: Bool) {
-        registry.makeCounter(
-            name: "distill_cache_lessons_total", labels: [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")],
-            help: "Teacher answers compared with a candidate's cached answer, by scope and result."
-        ).increment()
+        registry.counter(.cacheLessons, [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")]).increment()
+    }
+
+    /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
+    public func setKernels(_ kernelSet: String) {
+        registry.gauge(.kernelsInfo, [("kernels", kernelSet)]).set(to: 1)
     }
 
     public func setCacheEntries(_ count: Int) {
@@ -128,6 +116,29 @@ public final class DistillMetrics: DomainMetrics {
     public func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {
         registry.counter(.studentAudits, [("result", agrees ? "agree" : "disagree")]).increment()
         registry.gauge(.studentLiveAgreement, [("scope", String(scope.prefix(12)))]).set(to: liveAgreement)
+    }
+
+    /// Each serving student's audit share in force and its sequential tests, set as `/metrics` is scraped.
+    public func updateStudents(_ status: StudentStatus) {
+        for scope in status.scopes {
+            let label = [("scope", String(scope.scope.prefix(12)))]
+            registry.makeGauge(
+                name: "distill_student_audit_share", labels: label,
+                help: "Share of a scope student's answers also asked of the teacher, as in force now."
+            ).set(to: scope.auditShareInForce ?? status.auditShare)
+            registry.makeGauge(
+                name: "distill_student_audit_test_progress", labels: label,
+                help: "The audits' sequential test: its statistic as a share of the way to suspending the student (1: suspended)."
+            ).set(to: scope.auditTest?.progress ?? 0)
+            registry.makeGauge(
+                name: "distill_student_novelty_test_progress", labels: label,
+                help: "The shift rule's test over confident requests: its statistic as a share of the way to its alarm."
+            ).set(to: scope.noveltyTest?.progress ?? 0)
+            registry.makeGauge(
+                name: "distill_student_shift_suspected", labels: label,
+                help: "1 while a shift of the scope's traffic away from what its student learned is suspected."
+            ).set(to: scope.shiftSuspected == true ? 1.0 : 0.0)
+        }
     }
 
     public func recordStudentSuspension() {

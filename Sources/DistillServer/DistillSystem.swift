@@ -87,6 +87,7 @@ public final class DistillSystem: Sendable {
             }
         }
         if let students { metrics.registerStudents(students.status()) }
+        if let cache { metrics.registerVerifiedScopes(cache.verifiedScopes().map { ($0, cache.verification(for: $0)) }) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, clock: clock, metrics: metrics, logger: logger)
@@ -211,6 +212,7 @@ public final class DistillSystem: Sendable {
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
         metrics.updateProcess()
+        if let students { metrics.updateStudents(students.status()) }
         return metrics.registry.emitToBuffer()
     }
 

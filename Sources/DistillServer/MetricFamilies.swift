@@ -34,9 +34,19 @@ struct MetricFamily: Sendable {
     static let cacheEvictions = Self(
         name: "distill_cache_evictions_total", help: "Cache entries removed, by reason (lru, expired, invalidated, purged).")
     static let cacheEntries = Self(name: "distill_cache_entries", help: "Entries in the semantic cache.")
+    static let cacheVerifiedLookups = Self(
+        name: "distill_cache_verified_lookups_total",
+        help: "Semantic lookups by scope and the verifier's decision: serve, explore (teacher, to learn), audit, miss.")
+    static let cacheLessons = Self(
+        name: "distill_cache_lessons_total", help: "Teacher answers compared with a candidate's cached answer, by scope and result.")
+    static let cacheWrongHitRate = Self(
+        name: "distill_cache_wrong_hit_rate", help: "The share of a scope's semantic hits the verifier expects were wrong (NaN before a hit).")
+    static let cacheWrongHitRateUpperBound = Self(
+        name: "distill_cache_wrong_hit_rate_upper_bound",
+        help: "Its upper confidence bound: the cache serves so that it stays within cache.max_error.")
     static let studentDecisions = Self(
         name: "distill_student_decisions_total",
-        help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ).")
+        help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ), novel (confident but unlike what it learned).")
     static let studentAudits = Self(
         name: "distill_student_audits_total", help: "Confident student answers checked against the teacher, by result.")
     static let studentLiveAgreement = Self(
@@ -111,6 +121,20 @@ extension DistillMetrics {
     public func registerStudents(_ status: StudentStatus) {
         for scope in status.scopes {
             registry.gauge(.studentLiveAgreement, [("scope", String(scope.scope.prefix(12)))]).set(to: scope.liveAgreement ?? .nan)
+        }
+    }
+
+    /// The verified cache's series of each scope it has learned about, at their stored values' start:
+    /// counters at 0, the wrong-hit rates as estimated (NaN before a hit).
+    public func registerVerifiedScopes(_ scopes: [(scope: String, verification: ScopeVerification)]) {
+        for (scope, verification) in scopes {
+            let label = ("scope", String(scope.prefix(12)))
+            for decision in CacheVerificationDecision.allCases {
+                _ = registry.counter(.cacheVerifiedLookups, [label, ("decision", decision.rawValue)])
+            }
+            for result in ["same", "different"] { _ = registry.counter(.cacheLessons, [label, ("result", result)]) }
+            registry.gauge(.cacheWrongHitRate, [label]).set(to: verification.estimatedWrongRate ?? .nan)
+            registry.gauge(.cacheWrongHitRateUpperBound, [label]).set(to: verification.wrongRateUpperBound ?? .nan)
         }
     }
 

@@ -82,6 +82,19 @@ public enum Calibration {
         return threshold
     }
 
+    /// The least value with at least `level` of the total weight at or below it (`values` not empty).
+    public static func weightedQuantile(_ values: [Float], weights: [Double], level: Double) -> Float {
+        precondition(!values.isEmpty && values.count == weights.count && (0...1).contains(level))
+        let order = values.indices.sorted { values[$0] < values[$1] }
+        let total = weights.reduce(0, +)
+        var cumulative = 0.0
+        for index in order {
+            cumulative += weights[index]
+            if cumulative >= level * total { return values[index] }
+        }
+        return values[order[order.count - 1]]
+    }
+
     /// The lower end of the Wilson score interval of a proportion (Wilson 1927); the observed share when z is 0.
     public static func wilsonLowerBound(successes: Int, trials: Int, z: Double) -> Double {
         wilsonLowerBound(share: trials > 0 ? Double(successes) / Double(trials) : 0, trials: Double(trials), z: z)

@@ -26,7 +26,8 @@ public enum StudentModelDecodingError: Error, Equatable, CustomStringConvertible
     }
 }
 
-/// The stored form of a `StudentModel`, version 1, little-endian:
+/// The stored form of a `StudentModel`, little-endian; version 2 when the model has novelty exemplars, else
+/// version 1 (byte for byte what students were stored as before novelty, which decode as students without it):
 ///
 /// ```
 /// "DSTU"  u16 version
@@ -36,16 +37,18 @@ public enum StudentModelDecodingError: Error, Equatable, CustomStringConvertible
 /// f32 temperature, u8 has τ, f32 τ
 /// u32 training count, u32 soft targets, u32 epochs, u32 best epoch, f64 ECE before, f64 ECE after,
 /// u32 holdout count, u32 agreeing, u32 accepted, u32 agreeing accepted
+/// version 2: f32 novelty threshold, f32 strict threshold, u32 exemplars[classes],
+///            each exemplar: f32 scale, i8 weights[inputs rounded up to 16]
 /// u32 CRC-32C of everything before it
 /// ```
 extension Student where Network == QuantizedNetwork {
     static let magic: [UInt8] = Array("DSTU".utf8)
-    static let formatVersion: UInt16 = 1
+    static let formatVersions: ClosedRange<UInt16> = 1...2
 
     public func encoded() -> Data {
         var writer = ByteWriter()
         writer.bytes.append(contentsOf: Self.magic)
-        writer.append(Self.formatVersion)
+        writer.append(UInt16(novelty == nil ? 1 : 2))
         writer.append(UInt32(classes.count))
         for (answer, support) in zip(classes.answers, classes.supports) {
             writer.append(UInt32(support))
@@ -72,6 +75,17 @@ extension Student where Network == QuantizedNetwork {
         for count in [holdout.count, holdout.agreeing, holdout.accepted, holdout.agreeingAccepted] {
             writer.append(UInt32(count))
         }
+        if let novelty {
+            writer.append(novelty.threshold.bitPattern)
+            writer.append(novelty.strictThreshold.bitPattern)
+            let exemplars = novelty.exemplars
+            for c in 0..<classes.count { writer.append(UInt32(exemplars.classStarts[c + 1] - exemplars.classStarts[c])) }
+            for (row, scale) in exemplars.scales.enumerated() {
+                writer.append(scale.bitPattern)
+                writer.bytes.append(
+                    contentsOf: exemplars.weights[row * exemplars.stride..<(row + 1) * exemplars.stride].map { UInt8(bitPattern: $0) })
+            }
+        }
         writer.append(crc32c(writer.bytes))
         return Data(writer.bytes)
     }
@@ -81,7 +95,7 @@ extension Student where Network == QuantizedNetwork {
         var reader = ByteReader(bytes: Array(data))
         guard try reader.bytes(4).elementsEqual(Self.magic) else { throw .notAStudentModel }
         let version: UInt16 = try reader.read()
-        guard version == Self.formatVersion else { throw .unsupportedVersion(version) }
+        guard Self.formatVersions.contains(version) else { throw .unsupportedVersion(version) }
 
         let classCount = Int(try reader.read() as UInt32)
         var answers: [String] = [], supports: [Int] = []
@@ -110,11 +124,8 @@ extension Student where Network == QuantizedNetwork {
             guard scales.allSatisfy({ $0.isFinite && $0 >= 0 }), biases.allSatisfy(\.isFinite) else {
                 throw .invalid("a layer's scales or biases are not finite")
             }
-            for o in 0..<outputCount {
-                let row = weights[o * stride..<(o + 1) * stride]
-                guard row.allSatisfy({ $0 != -128 }), row[(o * stride + inputCount)...].allSatisfy({ $0 == 0 }) else {
-                    throw .invalid("a layer's weights are out of range or padded with non-zeros")
-                }
+            guard validRows(weights, inputCount: inputCount) else {
+                throw .invalid("a layer's weights are out of range or padded with non-zeros")
             }
             layers.append(
                 QuantizedNetwork.Layer(
@@ -126,6 +137,32 @@ extension Student where Network == QuantizedNetwork {
         let counts = try (0..<4).map { _ throws(StudentModelDecodingError) in Int(try reader.read() as UInt32) }
         let errors = try (0..<2).map { _ throws(StudentModelDecodingError) in Double(bitPattern: try reader.read()) }
         let holdout = try (0..<4).map { _ throws(StudentModelDecodingError) in Int(try reader.read() as UInt32) }
+        var novelty: Novelty?
+        if version == 2 {
+            guard let dimension = layers.first?.inputCount else { throw .invalid("the model has no layers") }
+            let threshold = Float(bitPattern: try reader.read()), strict = Float(bitPattern: try reader.read())
+            var classStarts = [0]
+            for _ in 0..<classCount {
+                let (end, overflow) = classStarts[classStarts.count - 1].addingReportingOverflow(Int(try reader.read() as UInt32))
+                if overflow { throw .truncated }
+                classStarts.append(end)
+            }
+            let stride = (dimension + 15) / 16 * 16
+            var scales: [Float] = [], weights: [Int8] = []
+            for _ in 0..<classStarts[classCount] {
+                scales.append(Float(bitPattern: try reader.read()))
+                weights += try reader.bytes(stride).map { Int8(bitPattern: $0) }
+            }
+            guard scales.allSatisfy({ $0.isFinite && $0 >= 0 }), validRows(weights, inputCount: dimension) else {
+                throw .invalid("the novelty exemplars are out of range or padded with non-zeros")
+            }
+            guard (0...2).contains(threshold), (0...threshold).contains(strict) else {
+                throw .invalid("the novelty thresholds are not distances, or the strict one is above the other")
+            }
+            novelty = Novelty(
+                exemplars: Exemplars(dimension: dimension, classStarts: classStarts, weights: weights, scales: scales),
+                threshold: threshold, strictThreshold: strict)
+        }
         let checksum = crc32c(reader.bytes[..<reader.offset])
         guard try reader.read() as UInt32 == checksum else { throw .checksumMismatch }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
@@ -145,10 +182,19 @@ extension Student where Network == QuantizedNetwork {
         else { throw .invalid("the training report is inconsistent") }
         self.init(
             classes: classes, network: QuantizedNetwork(layers: layers), temperature: temperature,
-            threshold: hasThreshold == 1 ? threshold : nil,
+            threshold: hasThreshold == 1 ? threshold : nil, novelty: novelty,
             report: TrainingReport(
                 trainingCount: counts[0], softTargetCount: counts[1], epochs: counts[2], bestEpoch: counts[3],
                 calibrationErrorBefore: errors[0], calibrationErrorAfter: errors[1], holdout: metrics))
+    }
+}
+
+/// Whether int8 rows of `inputCount` values, each padded to the kernel's 16 lanes, are within −127…127 and padded
+/// with zeros.
+private func validRows(_ weights: [Int8], inputCount: Int) -> Bool {
+    let length = (inputCount + 15) / 16 * 16
+    return stride(from: 0, to: weights.count, by: length).allSatisfy { start in
+        weights[start..<start + length].allSatisfy { $0 != -128 } && weights[start + inputCount..<start + length].allSatisfy { $0 == 0 }
     }
 }
 

@@ -1,4 +1,5 @@
-/// A trained student: classes, network, calibration temperature and τ, and how it did on its holdout.
+/// A trained student: classes, network, calibration temperature and τ, what it learned from (its novelty
+/// exemplars and thresholds), and how it did on its holdout.
 ///
 /// `StudentModel` — int8 weights — is the one evaluated, stored and served; `Student<FloatNetwork>` exists to
 /// measure what quantization costs.
@@ -10,29 +11,43 @@ public struct Student<Network: StudentNetwork>: Sendable {
     /// τ: the least calibrated confidence the student answers with; nil when no threshold met the target
     /// agreement on the holdout, and then it answers nothing.
     public let threshold: Float?
+    /// How far a request is from what it learned, and how far is too far; nil for a student stored before novelty
+    /// was measured, which serves on its confidence alone.
+    public let novelty: Novelty?
     public let report: TrainingReport
 
     public init(
-        classes: AnswerClasses, network: Network, temperature: Float, threshold: Float?, report: TrainingReport
+        classes: AnswerClasses, network: Network, temperature: Float, threshold: Float?, novelty: Novelty? = nil,
+        report: TrainingReport
     ) {
         precondition(network.outputCount == classes.outputCount, "the network's outputs are not the classes and the rest")
         precondition(temperature > 0 && temperature.isFinite, "the temperature must be positive")
-        (self.classes, self.network, self.temperature, self.threshold, self.report) =
-            (classes, network, temperature, threshold, report)
+        precondition(
+            novelty.map { $0.exemplars.classCount == classes.count && $0.exemplars.dimension == network.inputCount } ?? true,
+            "the novelty exemplars are not of the classes and the embedding")
+        (self.classes, self.network, self.temperature, self.threshold, self.novelty, self.report) =
+            (classes, network, temperature, threshold, novelty, report)
     }
 
     /// The student's answer to a request's embedding, with its calibrated confidence (NaN, never confident, for
-    /// an embedding that is not finite).
+    /// an embedding that is not finite) and its novelty.
     public func predict(_ embedding: [Float]) -> StudentPrediction {
         let (classIndex, confidence) = Calibration.confidence(
             logits: network.logits(embedding), temperature: temperature, classCount: classes.count)
+        var score: Float?, novel = false, borderline = false
+        if let novelty {
+            let distance = novelty.score(embedding, classIndex: classIndex)
+            (score, novel) = (distance, !(distance <= novelty.threshold))
+            borderline = !novel && distance > novelty.strictThreshold
+        }
         return StudentPrediction(
             classIndex: classIndex, answer: classes.answers[classIndex], confidence: confidence,
-            isConfident: threshold.map { confidence >= $0 } ?? false)
+            isConfident: threshold.map { confidence >= $0 } ?? false, novelty: score, novel: novel, borderline: borderline)
     }
 
-    /// How the student does on teacher exchanges at its τ: an answer agrees when it is the teacher's answer
-    /// canonicalized, so students with different classes can be compared on the same exchanges.
+    /// How the student does on teacher exchanges at its τ and novelty threshold (no shift suspected): an answer
+    /// agrees when it is the teacher's answer canonicalized, so students with different classes can be compared on
+    /// the same exchanges.
     public func evaluate(_ exchanges: some Collection<TeacherExchange>) -> HoldoutMetrics {
         HoldoutMetrics(outcomes(exchanges))
     }
@@ -42,7 +57,7 @@ public struct Student<Network: StudentNetwork>: Sendable {
         exchanges.map { exchange in
             let prediction = predict(exchange.embedding)
             return HeldOutOutcome(
-                accepted: prediction.isConfident, agrees: classes.index(of: exchange.answer) == prediction.classIndex,
+                accepted: prediction.serves(), agrees: classes.index(of: exchange.answer) == prediction.classIndex,
                 weight: exchange.weight)
         }
     }
@@ -57,12 +72,27 @@ public struct StudentPrediction: Sendable, Hashable {
     public var answer: String
     /// The calibrated probability of `answer`.
     public var confidence: Float
-    /// Whether `confidence` reaches τ: serve `answer`, else ask the teacher.
+    /// Whether `confidence` reaches τ.
     public var isConfident: Bool
+    /// The cosine distance to the nearest exemplar of the class (`Novelty`); nil when the student has no novelty
+    /// information (stored before it was measured).
+    public var novelty: Float?
+    /// Whether `novelty` is above the student's novelty threshold: the request is unlike what it learned, and it
+    /// abstains however confident it is.
+    public var novel: Bool
+    /// Whether `novelty` is above the strict threshold though not novel: served unless a shift is suspected, and
+    /// audited more.
+    public var borderline: Bool
+
+    /// Whether to serve `answer` (else ask the teacher): confident, not novel, and not borderline while a shift of
+    /// the scope's traffic is suspected (`ShiftRule.suspected`).
+    public func serves(shiftSuspected: Bool = false) -> Bool {
+        isConfident && !novel && !(shiftSuspected && borderline)
+    }
 }
 
-/// What a student makes of one held-out teacher exchange: whether it would answer (confidence ≥ τ), and whether
-/// its answer is the teacher's; and how many requests of the traffic the exchange stands for.
+/// What a student makes of one held-out teacher exchange: whether it would answer (confident, not novel), and
+/// whether its answer is the teacher's; and how many requests of the traffic the exchange stands for.
 public struct HeldOutOutcome: Sendable, Hashable {
     public var accepted: Bool
     public var agrees: Bool
@@ -73,12 +103,12 @@ public struct HeldOutOutcome: Sendable, Hashable {
     }
 }
 
-/// Agreement with the teacher on a set of exchanges, overall and among the answers accepted at τ.
+/// Agreement with the teacher on a set of exchanges, overall and among the answers it would give.
 public struct HoldoutMetrics: Sendable, Hashable, Codable {
     public var count = 0
     /// Exchanges whose predicted class is the teacher's answer.
     public var agreeing = 0
-    /// Exchanges whose confidence reaches τ.
+    /// Exchanges it would answer: confident at τ and not novel.
     public var accepted = 0
     /// Accepted exchanges that agree.
     public var agreeingAccepted = 0

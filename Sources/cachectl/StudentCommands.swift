@@ -36,8 +36,24 @@ struct StudentCommand: AsyncParsableCommand {
                      String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-",
                      scope.liveCoverage.map(percent) ?? "-", scope.description?.description ?? "-"]
                 }))
+                // What guards the answers: novelty abstentions, the audits in force, and the two sequential tests.
+                let guards = status.scopes.map { scope -> [String] in
+                    let shift: String = scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-"
+                    let newClasses: String = scope.newClasses.map { $0.isEmpty ? "-" : $0.joined(separator: ", ") } ?? "-"
+                    return [
+                        String(scope.scope.prefix(12)), scope.novelAbstentions.map { String($0) } ?? "-",
+                        scope.auditShareInForce.map(percent) ?? "-", scope.auditTest.map(StudentCommand.testState) ?? "-",
+                        scope.noveltyTest.map(StudentCommand.testState) ?? "-", shift, newClasses,
+                    ]
+                }
+                print(table([["SCOPE", "NOVEL", "AUDIT SHARE", "AUDIT TEST", "SHIFT TEST", "SHIFT", "NEW CLASSES"]] + guards))
             }
         }
+    }
+
+    /// A sequential test's progress to its alarm, over how many observations (of them failures).
+    static func testState(_ test: StudentStatus.SequentialTestState) -> String {
+        (test.alarmed ? "ALARMED" : percent(test.progress)) + " (\(test.failures)/\(test.observations))"
     }
 
     struct Versions: AsyncParsableCommand {

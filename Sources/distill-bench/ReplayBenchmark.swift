@@ -39,6 +39,14 @@ struct ReplayBenchmark: AsyncParsableCommand {
         case http, unix
     }
 
+    /// The order in which unique queries first arrive.
+    enum Order: String, ExpressibleByArgument, CaseIterable {
+        /// Seeded, shuffled.
+        case shuffled
+        /// The file's: Banking77's files hold the train rows by intent, then the test rows (a drift replay).
+        case grouped
+    }
+
     @Option(name: .customLong("soft-jsonl"), help: "Soft-label teacher file: JSON Lines of {text, gold, top}.")
     var softJSONL: String?
     @Option(name: .customLong("gpt4-csv"), help: "Hard-answer teacher file: CSV with text, gold, teacher columns.")
@@ -46,6 +54,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
     @Option(help: "A system prompt sent with every request (it is part of the cache scope).") var systemPrompt: String?
     @Option(help: "Share of the stream that repeats an earlier query, in [0, 1).") var repeatRate = 0.3
     @Option(help: "Seed of the stream (and of teacher-sim's latency draws).") var seed: UInt64 = 1
+    @Option(help: "Order of the unique queries' first arrivals: shuffled (seeded) or grouped (the file's order).")
+    var order = Order.shuffled
     @Option(help: "Requests in flight at once (sent in rounds of this many unless --free-running).") var concurrency = 64
     @Option(help: "Requests per window of the report.") var window = 1000
     @Option(help: "Directory of the JSON and HTML reports.") var report = "var/reports"
@@ -100,7 +110,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
             var random = SplitMix64(seed: seed ^ 0x5EED_0F_5A_4D_93)
             workload = random.permutation(workload.count).prefix(queries).sorted().map { workload[$0] }
         }
-        let stream = ReplayStream(uniqueQueries: workload.count, repeatRate: repeatRate, seed: seed, zipfExponent: zipfExponent)
+        let stream = ReplayStream(
+            uniqueQueries: workload.count, repeatRate: repeatRate, seed: seed, zipfExponent: zipfExponent,
+            grouped: order == .grouped)
         let binaries = URL(fileURLWithPath: binDir ?? Bundle.main.executableURL!.deletingLastPathComponent().path)
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-replay-\(UUID().uuidString.prefix(8))")
@@ -276,7 +288,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         let runs = (distill?.runs ?? []).sorted { $0.id < $1.id }.map { run in
             ReplayDistillRun(
-                id: run.id, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
+                id: run.id, trigger: run.trigger.rawValue, outcome: run.outcome?.rawValue, reason: run.reason, version: run.version, rows: run.rows,
                 trainingSeconds: run.startedAt.flatMap { started in run.finishedAt.map { $0.timeIntervalSince(started) } },
                 startedAtRequest: position(run.startedAt), finishedAtRequest: position(run.finishedAt))
         }
@@ -320,6 +332,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
             "started": ISO8601DateFormatter().string(from: started),
             "machine": Self.machine(),
             "seed": String(seed),
+            "order": order.rawValue,
             "repeat_rate": String(repeatRate),
             "zipf_exponent": String(zipfExponent),
             "unique_queries": String(uniqueQueries),
@@ -347,7 +360,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         stamp.dateFormat = "yyyyMMdd-HHmmss"
         stamp.locale = Locale(identifier: "en_US_POSIX")
         let name = URL(fileURLWithPath: teacherFile).deletingPathExtension().lastPathComponent
-        let base = (self.report as NSString).appendingPathComponent("replay-\(name)-s\(seed)-\(stamp.string(from: started))")
+        let base = (self.report as NSString).appendingPathComponent(
+            "replay-\(name)\(order == .grouped ? "-grouped" : "")-s\(seed)-\(stamp.string(from: started))")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(report).write(to: URL(fileURLWithPath: base + ".json"))
@@ -399,15 +413,20 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 + ": \(pct(w.costSaved)) saved")
         lines.append("  teacher share per \(window) requests: \(Self.sparkline(report.windows.map(\.figures.share.teacher)))")
         lines.append("  agreement per \(window) requests:     \(Self.sparkline(report.windows.map { $0.figures.agreement.overall ?? 0 }))")
+        let studentAgreement = report.windows.compactMap(\.figures.agreement.student)
+        lines.append(
+            "  student's agreement per \(window):   \(Self.sparkline(studentAgreement))"
+                + (studentAgreement.min().map { " (lowest \(pct($0)))" } ?? ""))
         let promoted = report.distillRuns.filter { $0.outcome == "promoted" }
         lines.append(
-            "  re-distillation: \(report.distillRuns.count) runs, \(promoted.count) promoted"
+            "  re-distillation: \(report.distillRuns.count) runs (\(report.distillRuns.count { $0.trigger == "shift" }) due sooner on a shift), \(promoted.count) promoted"
                 + (promoted.isEmpty ? "" : " (at requests \(promoted.compactMap { $0.finishedAtRequest.map(String.init) }.joined(separator: ", ")))"))
         for scope in report.student?.scopes ?? [] {
             lines.append(
                 "  student v\(scope.version)\(scope.serving ? "" : " (suspended)"): τ \(scope.threshold.map { String(format: "%.3f", $0) } ?? "none"), "
                     + "holdout coverage \(pct(scope.coverage)) at agreement \(pct(scope.holdoutAgreement)), "
-                    + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits")
+                    + "live agreement \(pct(scope.liveAgreement)) over \(scope.audits) audits, "
+                    + "\(scope.novelAbstentions ?? 0) novelty abstentions")
         }
         if let first = report.failures.first {
             lines.append("  FAILED requests: \(report.errors); the first, request \(first.request): \(first.error)")

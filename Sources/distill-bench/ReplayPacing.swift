@@ -14,6 +14,11 @@ import Foundation
 /// teacher answers still missing to the next training (a request brings at most one), so that the
 /// answer which makes a training due is the last of its round; then it waits until the daemon has
 /// trained and decided. The daemon's thresholds are its own: the replay only waits for them.
+///
+/// The daemon also trains sooner when a scope's traffic has shifted away from what its student learned
+/// (`ShiftRule`), which the replay cannot foresee: a run it finds started between two rounds is waited
+/// for as well. Such a run starts within a round, so the rows it learns from may differ by the rest of
+/// that round from one run of the stream to the next.
 struct ReplayPacing {
     private let status: @Sendable () async -> DistillStatus?
     /// Teacher answers at which the daemon's next training is due.
@@ -46,7 +51,9 @@ struct ReplayPacing {
     /// Between two rounds: when the teacher answers so far make a training due, waits until the
     /// runs the daemon starts have finished; if it starts none within `startTimeout`, it was not due.
     mutating func betweenRounds(teacherAnswers: Int) async {
-        guard teacherAnswers >= nextTraining else { return }
+        if teacherAnswers < nextTraining {
+            guard let runs = await status()?.runs, runs.contains(where: { $0.id > lastRun }) else { return }
+        }
         let started = ContinuousClock.now
         while true {
             try? await Task.sleep(for: .milliseconds(20))

@@ -30,6 +30,8 @@ struct ReplayOutcome: Sendable, Equatable {
 /// One training run of the daemon's distiller, placed in the stream.
 struct ReplayDistillRun: Encodable, Equatable {
     var id: Int
+    /// scheduled, manual, or shift (due sooner: the traffic moved away from what the student learned).
+    var trigger: String
     /// promoted, rejected, failed or cancelled (nil: still running when the stream ended).
     var outcome: String?
     var reason: String?
@@ -43,7 +45,7 @@ struct ReplayDistillRun: Encodable, Equatable {
     var finishedAtRequest: Int?
 
     enum CodingKeys: String, CodingKey {
-        case id, outcome, reason, version, rows
+        case id, trigger, outcome, reason, version, rows
         case trainingSeconds = "training_seconds"
         case startedAtRequest = "started_at_request"
         case finishedAtRequest = "finished_at_request"

@@ -3,7 +3,8 @@ import SeededRandom
 
 /// The replay's request stream: which query each request asks, by index into the unique queries.
 ///
-/// Every unique query arrives once, in a seeded shuffled order. Between them come repeats of
+/// Every unique query arrives once, in a seeded shuffled order (or in file order: `grouped`, for a file grouped by
+/// intent, as traffic comes when a product launches one feature at a time). Between them come repeats of
 /// queries already seen: at each step a repeat with probability `repeatRate` (so repeats are about
 /// that share of the stream, `count / (1 − repeatRate)` requests in all), drawn with Zipf-like
 /// popularity — each query has a seeded popularity rank r and weight 1/r^s, so a few queries are
@@ -14,10 +15,11 @@ struct ReplayStream {
     /// How many of them are repeats of an earlier query.
     let repeats: Int
 
-    init(uniqueQueries count: Int, repeatRate: Double, seed: UInt64, zipfExponent: Double = 1) {
+    init(uniqueQueries count: Int, repeatRate: Double, seed: UInt64, zipfExponent: Double = 1, grouped: Bool = false) {
         precondition(count >= 0 && (0..<1).contains(repeatRate) && zipfExponent >= 0)
         var random = SplitMix64(seed: seed)
-        let arrivals = random.permutation(count)
+        let shuffled = random.permutation(count)
+        let arrivals = grouped ? Array(0..<count) : shuffled
         // Popularity is independent of arrival order: a popular query may first arrive late.
         let ranks = random.permutation(count).map { $0 + 1 }
 

@@ -27,7 +27,7 @@ extension ReplayReport {
             "<tr><td class=n>\(run.id)</td><td class=n>\(run.startedAtRequest.map(String.init) ?? "–")</td>"
                 + "<td class=n>\(run.finishedAtRequest.map(String.init) ?? "–")</td><td class=n>\(run.rows.map(String.init) ?? "–")</td>"
                 + "<td class=n>\(run.trainingSeconds.map { String(format: "%.0f s", $0) } ?? "–")</td>"
-                + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")</td>"
+                + "<td>\(Self.escape(run.outcome ?? "running"))\(run.version.map { " (v\($0))" } ?? "")\(run.trigger == "shift" ? ", due sooner on a shift" : "")</td>"
                 + "<td>\(Self.escape(run.reason ?? ""))</td></tr>"
         }.joined(separator: "\n")
         let lateRows = lateTeacherClasses.map { "<tr><td>\(Self.escape($0.answer))</td><td class=n>\($0.count)</td></tr>" }
@@ -124,10 +124,12 @@ extension ReplayReport {
         return svg(yLabels: [(0, "0%"), (0.5, "50%"), (1, "100%")], yRange: 0...1, content: bars, legend: legend)
     }
 
-    /// Lines per window: agreement with the teacher, accuracy against gold, and the teacher's own accuracy.
+    /// Lines per window: agreement with the teacher (overall and on the student's answers), accuracy against gold, and
+    /// the teacher's own accuracy.
     func qualityChart() -> String {
         let series: [(String, String, Bool, (ReplayFigures) -> Double?)] = [
             ("agreement with teacher", "#1f2937", false, { $0.agreement.overall }),
+            ("student's agreement with teacher", "#059669", false, { $0.agreement.student }),
             ("accuracy vs gold", "#7c3aed", false, { $0.accuracyGold.overall }),
             ("teacher's accuracy vs gold", "#7c3aed", true, { $0.accuracyGold.teacherOnly }),
         ]

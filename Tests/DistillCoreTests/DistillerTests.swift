@@ -133,6 +133,57 @@ import Testing
         service.cancel()
     }
 
+    /// Appends `count` rows of the clusters' answers; far from them when `novel`.
+    static func append(rows count: Int, novel: Bool, to store: SQLiteStore) async throws {
+        for i in 0..<count {
+            let vector: [Float] = (0..<8).map { novel ? ($0 == 4 ? 1 : 0) : ($0 == i % 3 ? 1 : 0) }
+            _ = try await store.appendTeacherExchange(
+                TeacherLogRecord(
+                    createdAt: Date(timeIntervalSince1970: 1_800_000_000), requestID: "n\(i)", scope: scope, model: "m",
+                    messages: "[]", parameters: "{}", prompt: "new question \(i)", answer: novel ? "d" : ["a", "b", "c"][i % 3],
+                    topLogprobs: nil, promptTokens: nil, completionTokens: nil, latencyMilliseconds: 1, streamed: false,
+                    vector: vector),
+                cacheEntry: nil)
+        }
+    }
+
+    @Test func shiftedTrafficMakesTheScopeDueSooner() async throws {
+        let store = try await Self.store(rows: 600)
+        let trainer = HeldTrainer()
+        let metrics = RecordingMetrics()
+        let students = try await Students.open(
+            store: store, configuration: StudentSettings(), embeddingModel: LoggedVectorsOnly().identity.key, metrics: metrics,
+            logger: quietLogger)
+        var settings = DistillSettings()
+        settings.enabled = false  // the test decides when the distiller looks
+        (settings.minRows, settings.minNewRows) = (100, 100)
+        let distiller = Distiller(
+            store: store, embedder: LoggedVectorsOnly(), students: students, settings: settings, clock: ManualClock(),
+            metrics: metrics, trainer: trainer.train, logger: quietLogger)
+        _ = try await distiller.requestRuns(scope: Self.scope)
+        let service = Task { await distiller.run() }
+        trainer.letItFinish()
+        try await awaitStatus(distiller) { $0.runs.first?.isFinished == true }
+        service.cancel()
+        try #require(distiller.status().runs.first?.outcome == .promoted)
+        try #require(students.active(scope: Self.scope)?.model.threshold != nil)
+
+        // 60 new answers: short of the regular step (100), past half of it.
+        try await Self.append(rows: 60, novel: false, to: store)
+        await distiller.enqueueDueScopes()
+        #expect(distiller.status().runs.count == 1, "not due on the regular step")
+
+        // The student's requests turn novel: the shift rule alarms, and the scope is due at half the step.
+        for _ in 0..<60 {
+            let decision = try #require(students.decide(scope: Self.scope, vector: (0..<8).map { $0 == 0 || $0 == 4 ? 1 : 0 }))
+            try #require(decision.prediction.isConfident, "\(decision.prediction)")
+        }
+        try #require(students.shift(scope: Self.scope) != nil)
+        await distiller.enqueueDueScopes()
+        let runs = distiller.status().runs
+        #expect(runs.count == 2 && runs.first?.trigger == .shift && runs.first?.phase == .queued, "\(runs)")
+    }
+
     @Test func aScopeWithoutAnswersOrWithTooFewIsRefused() async throws {
         let store = try await Self.store(rows: 50)
         let (distiller, _) = try await distiller(store: store, trainer: HeldTrainer(), metrics: RecordingMetrics())

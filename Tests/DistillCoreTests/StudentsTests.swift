@@ -68,9 +68,11 @@ import Testing
                     + (0..<376).map { _ in Float.random(in: -0.01...0.01, using: &generator) }
                 let decision = try #require(students.decide(scope: Self.scope, vector: Array(vector.prefix(8))))
                 #expect(decision.prediction.isConfident)
-                // Picked by content: the embedding's signs, not the order requests come in.
-                let audited = Students.auditKey(Array(vector.prefix(8))) < share
-                if case .audit = decision.action { #expect(audited) } else { #expect(!audited) }
+                // Picked by content: the embedding's signs, not the order requests come in. The share is a floor (the
+                // policy raises it for a version's first answers and borderline requests), never below `share`.
+                let key = Students.auditKey(Array(vector.prefix(8)))
+                if case .audit = decision.action { #expect(key < max(share, 0.1)) }
+                if key < share { #expect(decision.action == .audit || decision.action == .novel) }
                 if Students.auditKey(vector) < share { audits += 1 }
                 #expect(Students.auditKey(vector) == Students.auditKey(vector.map { $0 * 1.001 }))
             }
@@ -120,17 +122,19 @@ import Testing
         // Agreeing audits keep it serving…
         for _ in 0..<100 {
             let decision = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)))
-            await students.recordAudit(decision, teacherAnswer: "A ")
+            await students.recordTeacherAnswer(decision, vector: Self.vector(cluster: 0), teacherAnswer: "A ")
         }
         #expect(students.status().scopes.first?.liveAgreement == 1)
-        // …until the teacher starts answering otherwise: suspended once the window shows it beyond noise.
+        // …until the teacher starts answering otherwise: suspended once the sequential test alarms, however long the
+        // good run before (log(10,000) / log(2): 14 disagreements in a row).
         var audits = 0
         while let decision = students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) {
-            await students.recordAudit(decision, teacherAnswer: "b")
+            // (Recorded as asked far away, or its counterexamples would turn these requests away before they are audited.)
+            await students.recordTeacherAnswer(decision, vector: Self.novel, teacherAnswer: "b")
             audits += 1
             try #require(audits < 200, "never suspended")
         }
-        #expect(audits > 10, "one bad audit is noise, not a reason to suspend")
+        #expect(audits == 14, "one bad audit is noise, not a reason to suspend")
         #expect(students.status().scopes.first?.serving == false)
         #expect(try await store.studentVersion(id: version)?.status == .suspended)
         let restarted = try await self.students()
@@ -184,6 +188,81 @@ import Testing
         try await restarted.setEnabled(true, scope: Self.scope)
         #expect(restarted.decide(scope: Self.scope, vector: Self.vector(cluster: 0))?.prediction.answer == "a")
         #expect(try await self.students().status().disabledScopes.isEmpty)
+    }
+
+    /// Confident, but far from every training answer of its class: the teacher answers.
+    static let novel: [Float] = (0..<8).map { [0: 0.6, 5: 0.8][$0] ?? 0 }
+
+    @Test func aNovelRequestIsNotAnsweredAndIsCounted() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        let decision = try #require(students.decide(scope: Self.scope, vector: Self.novel))
+        #expect(decision.prediction.isConfident && decision.prediction.novel, "\(decision.prediction)")
+        #expect(decision.action == .novel)
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0))?.prediction.novel == false)
+        let status = try #require(students.status().scopes.first)
+        #expect(status.novelAbstentions == 1 && status.shiftSuspected == true, "a new version is on probation")
+    }
+
+    @Test func aVersionsFirstAnswersAreAuditedMoreThanLaterOnes() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        var generator = SplitMix64(seed: 11)
+        var audits = (first: 0, later: 0)
+        for i in 0..<1_500 {
+            let vector = Self.vector(cluster: i % 3).map { $0 + Float.random(in: -0.02...0.02, using: &generator) }
+            let decision = try #require(students.decide(scope: Self.scope, vector: vector))
+            try #require(decision.action == .answer || decision.action == .audit, "\(decision.action)")
+            if decision.action == .audit { i < 500 ? (audits.first += 1) : (audits.later += 1) }
+        }
+        // 10% of the first 500, 2% after (binomial, within four standard deviations).
+        #expect((30...70).contains(audits.first) && (5...36).contains(audits.later), "\(audits)")
+        #expect(students.status().scopes.first?.auditShareInForce == 0.02)
+    }
+
+    @Test func novelTrafficMakesAShiftSuspectedAndTheScopeDueSooner() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        for _ in 0..<1_000 { _ = students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)) }
+        #expect(students.status().scopes.first?.shiftSuspected == false, "in-distribution traffic is no shift")
+        #expect(students.shift(scope: Self.scope) == nil)
+        // Unseen requests, each a little apart: the novelty test alarms within a few dozen (at most 17 on average).
+        var generator = SplitMix64(seed: 5)
+        var alarmedAfter: Int?
+        for i in 1...60 {
+            _ = students.decide(scope: Self.scope, vector: Self.novel.map { $0 + Float.random(in: -0.02...0.02, using: &generator) })
+            if alarmedAfter == nil, students.status().scopes.first?.shiftSuspected == true { alarmedAfter = i }
+        }
+        let status = try #require(students.status().scopes.first)
+        #expect(try #require(alarmedAfter) <= 30)
+        #expect(status.noveltyTest?.alarmed == true && status.auditShareInForce == 0.1)
+        #expect(status.novelAbstentions == 60)
+        #expect(students.shift(scope: Self.scope) == .novelTraffic(abstentions: 60))
+    }
+
+    @Test func aRecurringAnswerThatIsNoneOfTheClassesIsANewClass() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        for answer in ["d", "d", "a", "e", "d"] {
+            let decision = try #require(students.decide(scope: Self.scope, vector: Self.novel))
+            await students.recordTeacherAnswer(decision, vector: Self.novel, teacherAnswer: answer)
+        }
+        let status = try #require(students.status().scopes.first)
+        #expect(status.newClasses == ["d"] && status.shiftSuspected == true)
+    }
+
+    @Test func aRequestNearerToOneTheTeacherAnsweredOtherwiseIsNotServed() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        // Between cluster 0 and an unlearned direction: confident "a", within the novelty threshold.
+        let near: [Float] = (0..<8).map { [0: 1, 6: 0.2][$0] ?? 0 }
+        let first = try #require(students.decide(scope: Self.scope, vector: near))
+        try #require(first.prediction.serves(shiftSuspected: false) && first.prediction.answer == "a", "\(first.prediction)")
+        await students.recordTeacherAnswer(first, vector: near, teacherAnswer: "e")
+        let again = try #require(students.decide(scope: Self.scope, vector: near.map { $0 * 1.01 }))
+        #expect(again.action == .novel, "nearer to the counterexample than to any training answer of a")
+        let learned = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)))
+        #expect(learned.action == .answer || learned.action == .audit)
     }
 
     @Test func aVersionOfAnotherEmbeddingModelNeverServes() async throws {

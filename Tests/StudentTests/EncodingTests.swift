@@ -16,6 +16,7 @@ import Testing
         #expect(decoded.network == model.network)
         #expect(decoded.temperature == model.temperature)
         #expect(decoded.threshold == model.threshold && model.threshold != nil)
+        #expect(decoded.novelty == model.novelty && model.novelty != nil)
         #expect(decoded.report == model.report)
         #expect(decoded.encoded() == bytes)
         for exchange in SyntheticTraffic.exchanges(count: 50, seed: 7) {
@@ -29,7 +30,7 @@ import Testing
             classes: model.classes, network: model.network, temperature: model.temperature, threshold: nil,
             report: model.report)
         let decoded = try StudentModel(encoded: unsure.encoded())
-        #expect(decoded.threshold == nil)
+        #expect(decoded.threshold == nil && decoded.novelty == nil)
         #expect(!decoded.predict(SyntheticTraffic.exchanges(count: 1, seed: 7)[0].embedding).isConfident)
     }
 
@@ -57,8 +58,34 @@ import Testing
     @Test func foreignBytesAndOtherVersionsAreRefused() {
         var bytes = Self.model.encoded()
         #expect(throws: StudentModelDecodingError.notAStudentModel) { try StudentModel(encoded: Data("SQLite format 3".utf8)) }
-        bytes[4] = 2
-        #expect(throws: StudentModelDecodingError.unsupportedVersion(2)) { try StudentModel(encoded: bytes) }
+        bytes[4] = 3
+        #expect(throws: StudentModelDecodingError.unsupportedVersion(3)) { try StudentModel(encoded: bytes) }
+    }
+
+    /// A model stored before novelty was measured is version 1, which a model without novelty still encodes as,
+    /// byte for byte: it decodes without novelty information and serves on its confidence alone, as it did.
+    @Test func aModelWithoutNoveltyIsStoredAsBeforeAndServesOnItsConfidence() throws {
+        let model = Self.model
+        let old = StudentModel(
+            classes: model.classes, network: model.network, temperature: model.temperature, threshold: model.threshold,
+            report: model.report)
+        let bytes = old.encoded()
+        #expect(bytes[4] == 1 && bytes[5] == 0 && model.encoded()[4] == 2)
+        // Version 1 is version 2 without its novelty section.
+        #expect(bytes.count == model.encoded().count - Self.noveltyBytes(model))
+        let decoded = try StudentModel(encoded: bytes)
+        #expect(decoded.novelty == nil && decoded.encoded() == bytes)
+        for exchange in SyntheticTraffic.exchanges(count: 50, seed: 7) {
+            let prediction = decoded.predict(exchange.embedding), served = model.predict(exchange.embedding)
+            #expect(prediction.novelty == nil && !prediction.novel && !prediction.borderline)
+            #expect(prediction.serves(shiftSuspected: true) == served.isConfident)
+        }
+    }
+
+    /// The novelty section: two thresholds, a count per class, and a scale and a padded row per exemplar.
+    static func noveltyBytes(_ model: StudentModel) -> Int {
+        let exemplars = model.novelty!.exemplars
+        return 8 + 4 * model.classes.count + exemplars.scales.count * (4 + exemplars.stride)
     }
 
     /// Bytes with a valid checksum that describe no valid model.
@@ -71,8 +98,10 @@ import Testing
             withUnsafeBytes(of: checksum.littleEndian) { data.replaceSubrange(data.count - 4..<data.count, with: $0) }
             return data
         }
-        // The temperature sits before τ's flag and value, four counts, two ECEs, four counts and the checksum.
-        let temperature = bytes.count - 4 - 16 - 16 - 16 - 4 - 1 - 4
+        // The temperature sits before τ's flag and value, four counts, two ECEs, four counts, the novelty section and
+        // the checksum.
+        let novelty = bytes.count - 4 - Self.noveltyBytes(Self.model)
+        let temperature = novelty - 16 - 16 - 16 - 4 - 1 - 4
         let negative = resealed { data in
             withUnsafeBytes(of: Float(-1).bitPattern.littleEndian) { data.replaceSubrange(temperature..<temperature + 4, with: $0) }
         }
@@ -86,6 +115,19 @@ import Testing
         let outOfRange = resealed { $0[firstWeight] = 0x80 }
         #expect(throws: StudentModelDecodingError.invalid("a layer's weights are out of range or padded with non-zeros")) {
             try StudentModel(encoded: outOfRange)
+        }
+        // The strict threshold above the other; an exemplar's padding not zero.
+        let inverted = resealed { data in
+            withUnsafeBytes(of: Float(2).bitPattern.littleEndian) { data.replaceSubrange(novelty + 4..<novelty + 8, with: $0) }
+        }
+        #expect(throws: StudentModelDecodingError.invalid("the novelty thresholds are not distances, or the strict one is above the other")) {
+            try StudentModel(encoded: inverted)
+        }
+        // The first exemplar's first value, out of range: after the thresholds, the counts and its scale.
+        let firstExemplar = novelty + 8 + 4 * model.classes.count + 4
+        let badExemplar = resealed { $0[firstExemplar] = 0x80 }
+        #expect(throws: StudentModelDecodingError.invalid("the novelty exemplars are out of range or padded with non-zeros")) {
+            try StudentModel(encoded: badExemplar)
         }
     }
 

@@ -1,0 +1,152 @@
+import SeededRandom
+import Testing
+
+@testable import Student
+
+@Suite struct TrafficShiftTests {
+    static let classes = AnswerClasses(answers: ["card_arrival", "card_arrival", "exchange_rate", "exchange_rate"], minSupport: 2)
+
+    @Test func recurringAnswersThatAreNoClassAreNewClasses() {
+        let recent = [
+            "exchange_rate", "Lost or stolen phone.", "top_up_failed", "lost or stolen phone", "Card_Arrival",
+            "top_up_failed", "a free-text answer", "lost or stolen phone", "top_up_failed", "card_arrival", "card_arrival",
+        ]
+        let new = Self.classes.newClasses(in: recent, minSupport: 3)
+        // Canonically the same answer counts as one; classes the student has are not new, however often given;
+        // answers given fewer than minSupport times are not (yet) classes.
+        #expect(new == [NewAnswerClass(answer: "lost or stolen phone", count: 3), NewAnswerClass(answer: "top_up_failed", count: 3)])
+        #expect(Self.classes.newClasses(in: recent, minSupport: 4).isEmpty)
+        #expect(Self.classes.newClasses(in: [], minSupport: 1).isEmpty)
+    }
+
+    /// A confident prediction beyond the strict threshold (`novel`: beyond the other too) with probability `beyond`.
+    static func prediction(_ generator: inout SplitMix64, beyond: Double) -> StudentPrediction {
+        let outside = generator.nextUnit() < beyond, novel = outside && generator.nextUnit() < 0.1
+        return StudentPrediction(
+            classIndex: 0, answer: "card_arrival", confidence: 0.9, isConfident: true, novelty: outside ? 0.5 : 0.1,
+            novel: novel, borderline: outside && !novel)
+    }
+
+    /// In-distribution traffic, beyond the strict threshold for 15% of the confident requests as it intends: no
+    /// shift in 10,000 requests. New intents, beyond it for 90%: the novelty test alarms within the stated delay,
+    /// and the scope is due once enough requests were turned away to learn from. Requests the student is unsure of
+    /// do not count.
+    @Test func novelTrafficMakesTheScopeDueSoonerAndInDistributionTrafficDoesNot() {
+        let rule = ShiftRule()
+        var generator = SplitMix64(seed: 21)
+        let audits = SequentialTest(.audits)
+        var test = rule.noveltyTest()
+        for _ in 0..<10_000 { rule.observe(Self.prediction(&generator, beyond: 0.15), in: &test) }
+        #expect(!test.alarmed && test.observations == 10_000)
+        #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: []) == nil)
+        #expect(!rule.suspected(novelty: test, audits: audits, newClasses: []))
+        var unsure = Self.prediction(&generator, beyond: 1)
+        unsure.isConfident = false
+        rule.observe(unsure, in: &test)
+        #expect(test.observations == 10_000)
+
+        let bound = rule.novelty.expectedDelay(share: 0.1)!
+        var delays: [Int] = []
+        for _ in 0..<200 {
+            var shifted = rule.noveltyTest(), turnedAway = 0
+            while rule.dueSooner(novelty: shifted, novelAbstentions: turnedAway, newClasses: []) == nil {
+                let prediction = Self.prediction(&generator, beyond: 0.9)
+                // Once a shift is suspected, borderline requests are turned away too.
+                if !prediction.serves(shiftSuspected: shifted.alarmed) { turnedAway += 1 }
+                rule.observe(prediction, in: &shifted)
+            }
+            #expect(rule.suspected(novelty: shifted, audits: audits, newClasses: []))
+            #expect(turnedAway == rule.novelAbstentions)
+            // A test counts observations until it alarms.
+            delays.append(shifted.observations)
+        }
+        let mean = Double(delays.reduce(0, +)) / Double(delays.count)
+        print(String(format: "90%% beyond the strict threshold: shift detected after %.1f confident requests on average (bound %.1f)", mean, bound))
+        #expect(mean <= bound)
+    }
+
+    @Test func newClassesMakeTheScopeDueOnceTheyRecurEnough() {
+        let rule = ShiftRule()
+        let test = rule.noveltyTest(), audits = SequentialTest(.audits)
+        let few = [NewAnswerClass(answer: "top_up_failed", count: 12), NewAnswerClass(answer: "lost or stolen phone", count: 17)]
+        #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: few) == nil)
+        #expect(rule.suspected(novelty: test, audits: audits, newClasses: few))
+        let enough = few + [NewAnswerClass(answer: "card_swallowed", count: 1)]
+        #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: enough) == .newClasses(enough))
+        #expect("\(ShiftReason.newClasses(enough))" == "the teacher gave 3 new answers 30 times")
+    }
+
+    @Test func failingAuditsRaiseSuspicionHalfwayToSuspension() {
+        let rule = ShiftRule()
+        var novelty = rule.noveltyTest()
+        for _ in 0..<rule.probation { novelty.record(true) }
+        var audits = SequentialTest(.audits)
+        // log 2 per disagreement; halfway to log 10,000 is 6.6 of them.
+        for _ in 0..<6 { audits.record(false) }
+        #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+        audits.record(false)
+        #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+    }
+
+    @Test func aVersionIsOnProbationForItsFirstConfidentRequests() {
+        let rule = ShiftRule()
+        var novelty = rule.noveltyTest()
+        let audits = SequentialTest(.audits)
+        for _ in 0..<rule.probation {
+            #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+            novelty.record(true)
+        }
+        #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+    }
+
+    @Test func theAuditShareIsRaisedWhereTheRiskIs() {
+        var policy = AuditPolicy(baseShare: 0.02)
+        policy.borderlineShare = 0.2
+        #expect(policy.invalidReason == nil)
+        #expect(policy.share(answered: 10_000, borderline: false, shiftSuspected: false) == 0.02)
+        #expect(policy.share(answered: 0, borderline: false, shiftSuspected: false) == policy.firstShare)
+        #expect(policy.share(answered: policy.firstAnswers - 1, borderline: false, shiftSuspected: false) == policy.firstShare)
+        #expect(policy.share(answered: policy.firstAnswers, borderline: false, shiftSuspected: false) == 0.02)
+        #expect(policy.share(answered: 10_000, borderline: false, shiftSuspected: true) == policy.shiftShare)
+        #expect(policy.share(answered: 10_000, borderline: true, shiftSuspected: false) == policy.borderlineShare)
+        // The highest raise in force applies.
+        var steep = policy
+        steep.firstShare = 0.5
+        #expect(steep.share(answered: 0, borderline: true, shiftSuspected: true) == 0.5)
+        // A raise of every answer keeps audits a fair sample; a borderline raise weighs its audits down.
+        #expect(policy.auditWeight(answered: 0, borderline: false, shiftSuspected: true) == 1)
+        #expect(abs(policy.auditWeight(answered: 10_000, borderline: true, shiftSuspected: false) - 0.02 / policy.borderlineShare) < 1e-12)
+        #expect(abs(policy.auditWeight(answered: 0, borderline: true, shiftSuspected: false) - policy.firstShare / policy.borderlineShare) < 1e-12)
+        // With no base share, borderline audits are all there is: they weigh one.
+        #expect(AuditPolicy(baseShare: 0).auditWeight(answered: 10_000, borderline: true, shiftSuspected: false) == 1)
+        #expect(AuditPolicy(baseShare: 1.5).invalidReason != nil)
+    }
+}
+
+@Suite struct CounterexamplesTests {
+    static func prediction(novelty: Float) -> StudentPrediction {
+        StudentPrediction(
+            classIndex: 0, answer: "request_refund", confidence: 0.9, isConfident: true, novelty: novelty, novel: false,
+            borderline: false)
+    }
+
+    @Test func aRequestNearerToACounterexampleThanToItsClassIsContradicted() {
+        var counterexamples = Counterexamples(limit: 2)
+        let request: [Float] = [1, 0, 0, 0]
+        // Its class's nearest training answer is at cosine 0.9 (novelty 0.1).
+        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request), "none yet")
+        counterexamples.add([0, 0, 1, 0])
+        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request), "orthogonal: farther")
+        counterexamples.add([2, 0.5, 0, 0])  // cosine 0.97, whatever its length
+        #expect(counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request))
+        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.01), embedding: request), "its class is nearer")
+        // The oldest go first.
+        counterexamples.add([0, 1, 0, 0])
+        counterexamples.add([0, 0, 0, 1])
+        #expect(counterexamples.count == 2 && !counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request))
+        var withoutNovelty = Self.prediction(novelty: 0.1)
+        withoutNovelty.novelty = nil
+        counterexamples.add(request)
+        #expect(!counterexamples.contradict(withoutNovelty, embedding: request), "a student stored before novelty")
+    }
+}
