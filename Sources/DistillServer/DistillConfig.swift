@@ -3,7 +3,6 @@ import DistillCore
 import Foundation
 import SystemPackage
 import Teacher
-import Yams
 
 /// Everything an operator can set. Sources, strongest first: command-line flags, environment
 /// variables (`DISTILL_<SECTION>_<KEY>`, e.g. `DISTILL_TEACHER_BASE_URL`), the YAML config file,
@@ -333,7 +332,6 @@ extension DistillConfig {
             breakerOpenDuration: .seconds(teacher.breakerOpenSeconds), topLogprobs: teacher.topLogprobs,
             maxConnections: teacher.maxConnections)
     }
-
 }
 
 public enum ConfigError: Error, Equatable, CustomStringConvertible {

@@ -100,10 +100,7 @@ public final class DistillMetrics: DomainMetrics {
 
     /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
     public func setKernels(_ kernelSet: String) {
-        registry.makeGauge(
-            name: "distill_kernels_info", labels: [("kernels", kernelSet)],
-            help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS)."
-        ).set(to: 1)
+        registry.gauge(.kernelsInfo, [("kernels", kernelSet)]).set(to: 1)
     }
 
     public func setCacheEntries(_ count: Int) {

@@ -59,6 +59,8 @@ struct MetricFamily: Sendable {
     static let trainingDuration = Self(
         name: "distill_training_duration_seconds", help: "Time spent training a student (loading and embedding included).",
         buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)])
+    static let kernelsInfo = Self(
+        name: "distill_kernels_info", help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS).")
     static let buildInfo = Self(name: "distill_build_info", help: "Always 1; the version of the running distilld is its label.")
 
     static let residentMemory = Self(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
