@@ -66,6 +66,9 @@ let package = Package(
             dependencies: ["CPUKernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimizedAlways
         ),
+        // Whether a semantic hit may be served under the operator's error bound: mismatch signals,
+        // answer equivalence, the learned wrong-hit model. Pure: SemanticCache does the I/O.
+        .target(name: "CacheVerification"),
         .target(
             name: "Student", dependencies: ["SeededRandom", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimizedAlways),
@@ -80,13 +83,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The domain: the request path, the cache, the students, re-distillation. No HTTP.
         .target(
             name: "DistillCore",
             dependencies: [
-                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher", "CacheVerification",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -150,7 +154,7 @@ let package = Package(
             name: "distill-bench",
             dependencies: [
                 "Embedding", "VectorIndex", "Student", "Storage", "SQLiteStore", "TeacherSimulator", "SeededRandom",
-                "ChildProcess",
+                "ChildProcess", "CacheVerification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket, admin API included.
@@ -183,6 +187,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "CPUKernels", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
+        .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom"]),
         .testTarget(
             name: "SQLiteStoreTests",
             dependencies: ["SQLiteStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -210,6 +215,7 @@ let package = Package(
             name: "DistillServerTests",
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
+                "Student", "SeededRandom",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -56,6 +56,12 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     /// The promotion gate's decision and why.
     public var decision: String
 
+    /// What `cachectl student status` shows as the version's coverage and agreement: on the holdout
+    /// weighted back to the traffic, or unweighted for versions stored before the weighting.
+    public var expected: (coverage: Double, agreement: Double) {
+        (trafficCoverage ?? holdout.coverage, trafficAgreement ?? holdout.acceptedAgreement)
+    }
+
     public struct Incumbent: Codable, Sendable, Equatable {
         public var version: Int64
         public var holdout: HoldoutCounts
@@ -152,6 +158,8 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         public var liveCoverage: Double?
         /// Taken out of service by an operator (`cachectl student disable`).
         public var disabled: Bool
+        /// What the scope is, when distilld recorded it.
+        public var description: ScopeDescription?
 
         public init(
             scope: String, version: Int64, serving: Bool, threshold: Double?, coverage: Double, holdoutAgreement: Double,
@@ -163,7 +171,7 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case scope, version, serving, threshold, coverage, answered, audits, disabled
+            case scope, version, serving, threshold, coverage, answered, audits, disabled, description
             case holdoutAgreement = "holdout_agreement"
             case liveAgreement = "live_agreement"
             case liveCoverage = "live_coverage"

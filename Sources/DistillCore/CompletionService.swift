@@ -6,7 +6,7 @@ import Storage
 import Teacher
 
 /// Where an answer came from: the `x-distill-source` header.
-public enum AnswerSource: String, Sendable {
+public enum AnswerSource: String, Sendable, CaseIterable {
     case cache, student, teacher
 }
 
@@ -55,12 +55,15 @@ public final class CompletionService: Sendable {
     let clock: any WallClock
     let metrics: any DomainMetrics
     let logger: Logger
+    /// Learns what each scope is from its first teacher answer.
+    public let scopes: ScopeCatalog
 
     public init(
         store: any DistillStore, teacher: any TeacherUpstream, cache: SemanticCache?, students: Students?,
         embedder: (any Embedder)?, temperatureCeiling: Double, clock: any WallClock, metrics: any DomainMetrics,
         logger: Logger
     ) {
+        self.scopes = ScopeCatalog(store: store)
         self.store = store
         self.teacher = teacher
         self.clock = clock
@@ -169,10 +172,13 @@ public final class CompletionService: Sendable {
         /// What the scope's student made of the request, when it has one: an audit compares its
         /// answer with the teacher's.
         var student: Students.Decision?
+        /// What the teacher's answer teaches the verified cache, when the lookup had a candidate.
+        var lesson: CacheLesson?
     }
 
-    /// Decides where the answer comes from: an exact hit, else a semantic hit, else a confident
-    /// student, else the teacher. Requests that may not read the cache may not read the student either.
+    /// Decides where the answer comes from: an exact hit, else a semantic hit the verified cache
+    /// allows, else (unless the cache explores) a confident student, else the teacher. Requests that
+    /// may not read the cache may not read the student either.
     func route(_ request: ChatRequest, info: RequestInfo) async -> Route {
         let scope = Scope(of: request, tenant: info.tenant)
         guard cache != nil || students != nil, let embedder, let prompt = request.lastUserMessage?.text else {
@@ -195,10 +201,11 @@ public final class CompletionService: Sendable {
                 if seenWhole {
                     // One embedding serves the lookup, the student and the entry the answer is cached under.
                     let vector = try await embedder.embed([prompt])[0]
-                    let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: clock.now)
-                    metrics.recordCacheLookup(hit == nil ? .miss : .semanticHit, duration: .now - started)
-                    if let hit { return .cached(hit) }
-                    (plan.vector, plan.bestSimilarity) = (vector, similarity)
+                    let lookup = try await cache.semanticHit(scope: scope, prompt: prompt, vector: vector, now: clock.now)
+                    let result: CacheLookupResult = lookup.hit != nil ? .semanticHit : lookup.lesson?.explores == true ? .explore : .miss
+                    metrics.recordCacheLookup(result, duration: .now - started)
+                    if let hit = lookup.hit { return .cached(hit) }
+                    (plan.vector, plan.bestSimilarity, plan.lesson) = (vector, lookup.best, lookup.lesson)
                 } else {
                     metrics.recordCacheLookup(.miss, duration: .now - started)
                 }
@@ -225,7 +232,10 @@ public final class CompletionService: Sendable {
             }
             plan.vector = vector
         }
-        if policy.read, seenWhole, let students, let decision = students.decide(scope: scope.key, vector: vector) {
+        // A lookup the cache explores is the teacher's to answer: that is how the cache learns.
+        if policy.read, seenWhole, plan.lesson?.explores != true, let students,
+            let decision = students.decide(scope: scope.key, vector: vector)
+        {
             if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
             plan.student = decision
         }
@@ -278,9 +288,11 @@ public final class CompletionService: Sendable {
         if let cache, let entry, let entryID = commit.entryID {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry)
         }
+        if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
         if let students, let decision = plan.student, case .audit = decision.action {
             await students.recordAudit(decision, teacherAnswer: answer.text)
         }
+        await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }
 }
 

@@ -16,7 +16,7 @@ import Synchronization
 public final class Students: Sendable {
     /// What the student makes of one request.
     public struct Decision: Sendable {
-        public enum Action: Sendable {
+        public enum Action: Sendable, CaseIterable {
             /// Confident: the student answers.
             case answer
             /// Confident, and picked for an audit: the teacher answers, and the two are compared.
@@ -234,11 +234,7 @@ public final class Students: Sendable {
         } catch {
             throw .undecodable(error)
         }
-        // Versions stored before the weighting have only their holdout's figures.
-        let holdout = model.report.holdout
-        return Serving(
-            version: id, model: model, trainedThrough: record.trainedThrough,
-            traffic: (metrics.trafficCoverage ?? holdout.coverage, metrics.trafficAgreement ?? holdout.acceptedAgreement))
+        return Serving(version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected)
     }
 
     private func serve(_ version: Serving, scope: String) {

@@ -53,8 +53,13 @@ public struct TeacherLogRetention: Service {
         return result
     }
 
+    /// The hourly sweep; only for a retention (without one there is nothing to run).
     public func run() async {
-        guard let retention else { return }
+        guard let retention else {
+            // Nothing to sweep, but a service of the daemon's group that returns early stops the daemon.
+            try? await gracefulShutdown()
+            return
+        }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 _ = try await purge(scope: nil, createdBefore: clock.now.addingTimeInterval(-retention))

@@ -86,6 +86,7 @@ public final class DistillSystem: Sendable {
                 throw .students("\(error)")
             }
         }
+        if let students { metrics.registerStudents(students.status()) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, clock: clock, metrics: metrics, logger: logger)
@@ -143,7 +144,9 @@ public final class DistillSystem: Sendable {
         self.teacherLogRetention = TeacherLogRetention(
             store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
             logger: logger)
-        var services: [any Service] = [teacherLogRetention]
+        var services: [any Service] = []
+        // A service may not return before shutdown: the sweep joins the group only with a retention.
+        if retentionDays > 0 { services.append(teacherLogRetention) }
         if let cache {
             services.append(
                 CacheUpkeep(
@@ -207,6 +210,7 @@ public final class DistillSystem: Sendable {
     /// `GET /metrics`: every series in Prometheus's text format.
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
+        metrics.updateProcess()
         return metrics.registry.emitToBuffer()
     }
 

@@ -83,6 +83,18 @@ public protocol DistillStore: Sendable {
     func metadata(_ key: String) async throws -> String?
     func setMetadata(_ key: String, _ value: String) async throws
 
+    // MARK: Cache verification
+
+    /// Each scope's own error bound δ (`cache.max_error`), where an operator set one.
+    func scopeMaxErrors() async throws -> [String: Double]
+    /// Sets a scope's own error bound; nil: the global one applies again.
+    func setScopeMaxError(scope: String, _ maxError: Double?) async throws
+    /// Everything the verified cache has learned: its scopes' beliefs and its entries'.
+    func cacheBeliefs() async throws -> [CacheBeliefRecord]
+    /// Writes beliefs, each replacing the stored one of its scope or entry. An entry's belief
+    /// whose entry is gone is dropped; an entry's belief goes when its entry does.
+    func saveCacheBeliefs(_ beliefs: [CacheBeliefRecord]) async throws
+
     // MARK: Student versions
 
     /// Stores a version; an active one retires its scope's previous active version in the same commit.

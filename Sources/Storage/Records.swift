@@ -226,3 +226,18 @@ public enum StoreError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// What the verified cache learned about a scope (`entryID` nil) or one of its entries, as the
+/// cache encoded it (JSON of CacheVerification's `ScopeBelief` or `EntryBelief`): the store keeps
+/// it without reading it.
+public struct CacheBeliefRecord: Sendable, Equatable {
+    public var scope: String
+    public var entryID: Int64?
+    public var belief: Data
+
+    public init(scope: String, entryID: Int64?, belief: Data) {
+        self.scope = scope
+        self.entryID = entryID
+        self.belief = belief
+    }
+}

@@ -30,11 +30,11 @@ struct StudentCommand: AsyncParsableCommand {
                     print("disabled (the teacher answers): \(status.disabledScopes.map { String($0.prefix(12)) }.joined(separator: ", "))")
                 }
                 guard !status.scopes.isEmpty else { return print("no scope has a student yet") }
-                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT", "LIVE COVERAGE"]] + status.scopes.map { scope in
+                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT", "LIVE COVERAGE", "WHAT IT IS"]] + status.scopes.map { scope in
                     [String(scope.scope.prefix(12)), String(scope.version), scope.disabled ? "disabled" : scope.serving ? "serving" : "suspended",
                      scope.threshold.map { String(format: "%.3f", $0) } ?? "none", percent(scope.coverage), percent(scope.holdoutAgreement),
                      String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-",
-                     scope.liveCoverage.map(percent) ?? "-"]
+                     scope.liveCoverage.map(percent) ?? "-", scope.description?.description ?? "-"]
                 }))
             }
         }
@@ -42,7 +42,8 @@ struct StudentCommand: AsyncParsableCommand {
 
     struct Versions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every stored version, newest first, with its holdout figures and the gate's decision.")
+            abstract: "Every stored version, newest first, with its holdout figures and the gate's decision.",
+            discussion: "COVERAGE and AGREEMENT are on the holdout weighted back to the traffic, as `student status` shows them.")
         @ParentCommand var group: StudentCommand
         @OptionGroup var output: OutputOptions
         @Option(help: "Only this scope's versions.") var scope: String?
@@ -57,7 +58,7 @@ struct StudentCommand: AsyncParsableCommand {
                     return [String(version.id), String(version.scope.prefix(12)), version.status, version.createdAt.formatted(.iso8601),
                      metrics.map { String($0.trainingRows + $0.holdout.count) } ?? "?", metrics.map { String($0.classes) } ?? "?",
                      metrics?.threshold.map { String(format: "%.3f", $0) } ?? "none",
-                     metrics.map { percent($0.holdout.coverage) } ?? "?", metrics.map { percent($0.holdout.acceptedAgreement) } ?? "?",
+                     metrics.map { percent($0.expected.coverage) } ?? "?", metrics.map { percent($0.expected.agreement) } ?? "?",
                      metrics.map { percent($0.floatHoldout.acceptedAgreement) } ?? "?", metrics?.decision ?? ""]
                 }))
             }
