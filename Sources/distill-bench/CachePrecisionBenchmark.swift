@@ -25,7 +25,7 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
     @Option(help: "δ values of the verified cache, comma-separated.") var maxErrors = "0.01,0.02,0.05"
     @Option(help: "Static thresholds, comma-separated.") var thresholds = "0.85,0.87,0.89,0.91,0.925,0.94,0.95,0.96,0.97"
     @Option(help: "Share of servable lookups the verified cache audits.") var auditShare = 0.02
-    @Option(help: "OpenBLAS threads.") var threads = 1
+    @Option(help: "Threads sharing each of the encoder's products.") var threads = 1
     @Flag(help: "Also run the verified cache without each signal in turn.") var ablate = false
     @Flag(help: "Fit the global prior on every lookup of the split's streams, and print it with the signals' statistics.") var fitPrior = false
     @Flag(help: "Print JSON.") var json = false
