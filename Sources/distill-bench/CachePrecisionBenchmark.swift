@@ -25,6 +25,7 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
     @Option(help: "δ values of the verified cache, comma-separated.") var maxErrors = "0.01,0.02,0.05"
     @Option(help: "Static thresholds, comma-separated.") var thresholds = "0.85,0.87,0.89,0.91,0.925,0.94,0.95,0.96,0.97"
     @Option(help: "Share of servable lookups the verified cache audits.") var auditShare = 0.02
+    @Option(help: "Threads sharing each of the encoder's products.") var threads = 1
     @Flag(help: "Also run the verified cache without each signal in turn.") var ablate = false
     @Flag(help: "Fit the global prior on every lookup of the split's streams, and print it with the signals' statistics.") var fitPrior = false
     @Flag(help: "Print JSON.") var json = false
@@ -36,7 +37,7 @@ struct CachePrecisionBenchmark: AsyncParsableCommand {
         let texts = try PrecisionStreams.load(split: split, dataDirectory: data, seed: seed)
         let streams = PrecisionStreams.build(texts: texts, split: split, seed: seed, seedsPerKind: seedsPerKind)
 
-        let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: model))
+        let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: model), threads: threads)
         let unique = Array(Set(streams.flatMap { $0.queries.map(\.text) })).sorted()
         Self.progress("embedding \(unique.count) texts with \(encoder.identity)…")
         var vectorOf: [String: [Float]] = [:]
