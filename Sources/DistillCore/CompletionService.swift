@@ -268,8 +268,8 @@ public final class CompletionService: Sendable {
         if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
         }
-        if let students, let decision = plan.student, let vector = plan.vector {
-            await students.recordTeacherAnswer(decision, vector: vector, teacherAnswer: answer.text)
+        if let students, let decision = plan.student {
+            await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
         }
     }
 }
