@@ -5,15 +5,9 @@ import PackageDescription
 // build these targets with -O in every configuration.
 let optimizedAlways: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
-// The vector kernels wait on memory; SSE2 (the x86-64 baseline) needs twice the instructions per
-// cache line that AVX2 does: 1.47× slower searches (docs/benchmarks.md). distilld therefore needs
-// an AVX2 CPU (Intel Haswell, 2013; AMD Zen, 2017) on x86-64; the encoder's own kernels (GELU,
-// softmax, LayerNorm) and the student's int8 products (2x faster than SSE2's) use it too.
-#if arch(x86_64)
-let vectorKernels: [SwiftSetting] = optimizedAlways + [.unsafeFlags(["-target-cpu", "haswell"])]
-#else
-let vectorKernels = optimizedAlways
-#endif
+// Every Swift target is compiled for the architecture's baseline (SSE2 on x86-64), so that the binaries run on
+// any x86-64 CPU: the work that profits from wider instructions is in CPUKernels, compiled for each instruction
+// set and chosen at run time from the CPU's features (issue 19).
 
 let package = Package(
     name: "distill",
@@ -44,8 +38,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // System libraries
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Matrix and vector kernels compiled for several instruction sets, chosen at run time from the
+        // CPU's features. Optimized in every configuration, like the Swift kernels.
+        .target(name: "CPUKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Libraries
         .target(name: "DistillAPI"),
@@ -65,15 +60,18 @@ let package = Package(
         .target(name: "SeededRandom"),
         // Starting and watching distilld, teacher-sim and cachectl: the end-to-end tests and the replay.
         .target(name: "ChildProcess"),
-        .target(name: "VectorIndex", dependencies: ["SeededRandom"], swiftSettings: vectorKernels),
+        .target(name: "VectorIndex", dependencies: ["SeededRandom", "CPUKernels"], swiftSettings: optimizedAlways),
         .target(
             name: "Embedding",
-            dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: vectorKernels
+            dependencies: ["CPUKernels", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimizedAlways
         ),
+        // Whether a semantic hit may be served under the operator's error bound: mismatch signals,
+        // answer equivalence, the learned wrong-hit model. Pure: SemanticCache does the I/O.
+        .target(name: "CacheVerification"),
         .target(
             name: "Student", dependencies: ["SeededRandom", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: vectorKernels),
+            swiftSettings: optimizedAlways),
         // The store protocol and its records; SQLiteStore is the embedded implementation.
         .target(name: "Storage"),
         .target(name: "SQLiteStore", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -85,13 +83,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The domain: the request path, the cache, the students, re-distillation. No HTTP.
         .target(
             name: "DistillCore",
             dependencies: [
-                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher",
+                "DistillAPI", "VectorIndex", "Embedding", "Student", "Storage", "Teacher", "CacheVerification",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -155,7 +154,7 @@ let package = Package(
             name: "distill-bench",
             dependencies: [
                 "Embedding", "VectorIndex", "Student", "Storage", "SQLiteStore", "TeacherSimulator", "SeededRandom",
-                "ChildProcess",
+                "ChildProcess", "CacheVerification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 // replay: a client of distilld over TCP and its Unix socket, admin API included.
@@ -185,9 +184,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "SeededRandom"], swiftSettings: optimizedAlways),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "CPUKernels", "SeededRandom"], swiftSettings: optimizedAlways),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
         .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
+        .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom"]),
         .testTarget(
             name: "SQLiteStoreTests",
             dependencies: ["SQLiteStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -215,6 +215,7 @@ let package = Package(
             name: "DistillServerTests",
             dependencies: [
                 "DistillServer", "DistillCore", "DistillAPI", "TeacherSimulator", "Embedding", "Storage", "SQLiteStore",
+                "Student", "SeededRandom",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

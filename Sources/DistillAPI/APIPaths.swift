@@ -44,6 +44,7 @@ extension APIPath {
     public static let adminStatus = APIPath("/admin/status")
     public static let adminStats = APIPath("/admin/stats")
     public static let teacherLog = APIPath("/admin/teacher-log")
+    public static let teacherLogPurge = APIPath("/admin/teacher-log/purge")
     public static let backup = APIPath("/admin/backup")
 
     public static let cacheEntries = APIPath("/admin/cache/entries")
@@ -60,6 +61,7 @@ extension APIPath {
     public static let studentVersions = APIPath("/admin/student/versions")
     public static let studentPromote = APIPath("/admin/student/versions/:id/promote")
     public static let studentRollback = APIPath("/admin/student/rollback")
+    public static let studentScope = APIPath("/admin/student/scopes/:scope")
 
     public static let distill = APIPath("/admin/distill")
     public static let distillRuns = APIPath("/admin/distill/runs")

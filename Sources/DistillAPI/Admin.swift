@@ -11,6 +11,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         case teacher
         case startedAt = "started_at"
         case uptimeSeconds = "uptime_seconds"
+        case kernels
     }
 
     public var version: String
@@ -19,10 +20,13 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
     public var listeners: [String]
     public var store: StoreStatus
     public var teacher: TeacherStatus
+    /// The kernels the encoder and the index run on, and why, e.g. "avx2 kernels on AMD EPYC (cpu features: …)";
+    /// nil from a daemon older than this field.
+    public var kernels: String?
 
     public init(
         version: String, startedAt: Date, uptimeSeconds: Double, listeners: [String], store: StoreStatus,
-        teacher: TeacherStatus
+        teacher: TeacherStatus, kernels: String? = nil
     ) {
         self.version = version
         self.startedAt = startedAt
@@ -30,6 +34,7 @@ public struct DaemonStatus: Codable, Sendable, Equatable {
         self.listeners = listeners
         self.store = store
         self.teacher = teacher
+        self.kernels = kernels
     }
 
     public struct StoreStatus: Codable, Sendable, Equatable {
@@ -155,6 +160,43 @@ public struct TeacherLogEntry: Codable, Sendable, Equatable {
         self.latencyMilliseconds = latencyMilliseconds
         self.streamed = streamed
     }
+}
+
+/// `POST /admin/teacher-log/purge`: delete the exchanges older than a duration (of one scope, or all).
+public struct TeacherLogPurgeRequest: Codable, Sendable, Equatable {
+    public var scope: String?
+    public var olderThanSeconds: Double
+
+    public init(scope: String?, olderThanSeconds: Double) { (self.scope, self.olderThanSeconds) = (scope, olderThanSeconds) }
+
+    enum CodingKeys: String, CodingKey {
+        case scope
+        case olderThanSeconds = "older_than_seconds"
+    }
+}
+
+/// What a teacher-log purge deleted, and what it cost: the serving student of a scope that had
+/// learned from deleted exchanges keeps serving, but its successors will not learn from them.
+public struct TeacherLogPurge: Codable, Sendable, Equatable {
+    public var deleted: Int
+    public var scopes: [Scope]
+
+    public struct Scope: Codable, Sendable, Equatable {
+        public var scope: String
+        public var deleted: Int
+        public var servingStudentLearnedFromThem: Bool
+
+        public init(scope: String, deleted: Int, servingStudentLearnedFromThem: Bool) {
+            (self.scope, self.deleted, self.servingStudentLearnedFromThem) = (scope, deleted, servingStudentLearnedFromThem)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case scope, deleted
+            case servingStudentLearnedFromThem = "serving_student_learned_from_them"
+        }
+    }
+
+    public init(deleted: Int, scopes: [Scope]) { (self.deleted, self.scopes) = (deleted, scopes) }
 }
 
 /// A page of the teacher log, oldest first. Ask again with `after=nextAfter` until it is nil.

@@ -164,18 +164,91 @@ public struct CacheScopeInfo: Codable, Sendable, Equatable {
     public var similarityThreshold: Double
     /// nil: entries never expire.
     public var ttlSeconds: Double?
+    /// δ in force: the largest share of wrong answers among the scope's paraphrase hits.
+    public var maxError: Double?
+    public var verification: CacheScopeVerification?
+    /// What the scope is; nil for a scope distilld has not seen a teacher answer in since this was kept.
+    public var description: ScopeDescription?
 
-    public init(scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?) {
+    public init(
+        scope: String, entries: Int, similarityThreshold: Double, ttlSeconds: Double?, maxError: Double? = nil,
+        verification: CacheScopeVerification? = nil, description: ScopeDescription? = nil
+    ) {
         self.scope = scope
         self.entries = entries
         self.similarityThreshold = similarityThreshold
         self.ttlSeconds = ttlSeconds
+        self.maxError = maxError
+        self.verification = verification
+        self.description = description
     }
 
     enum CodingKeys: String, CodingKey {
-        case scope, entries
+        case scope, entries, verification, description
         case similarityThreshold = "similarity_threshold"
         case ttlSeconds = "ttl_seconds"
+        case maxError = "max_error"
+    }
+}
+
+/// What a scope's verified cache has done since the scope was created (it survives restarts).
+public struct CacheScopeVerification: Codable, Sendable, Equatable {
+    public var lookups: Int
+    /// Paraphrases served.
+    public var hits: Int
+    /// Lookups sent to the teacher because the cache could not judge the candidate yet, and
+    /// servable ones sent anyway to check the estimate.
+    public var explorations: Int
+    public var audits: Int
+    /// Teacher answers compared with a candidate's cached answer, and how many differed.
+    public var lessons: Int
+    public var wrongLessons: Int
+    /// The share of the hits the model expects were wrong, and its upper bound (nil before a hit).
+    public var estimatedWrongRate: Double?
+    public var wrongRateUpperBound: Double?
+
+    public init(
+        lookups: Int, hits: Int, explorations: Int, audits: Int, lessons: Int, wrongLessons: Int,
+        estimatedWrongRate: Double?, wrongRateUpperBound: Double?
+    ) {
+        self.lookups = lookups
+        self.hits = hits
+        self.explorations = explorations
+        self.audits = audits
+        self.lessons = lessons
+        self.wrongLessons = wrongLessons
+        self.estimatedWrongRate = estimatedWrongRate
+        self.wrongRateUpperBound = wrongRateUpperBound
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case lookups, hits, explorations, audits, lessons
+        case wrongLessons = "wrong_lessons"
+        case estimatedWrongRate = "estimated_wrong_rate"
+        case wrongRateUpperBound = "wrong_rate_upper_bound"
+    }
+}
+
+/// What a scope is: requests share a scope when they have the same tenant, model, system prompt
+/// and other context (the scope key is a hash of them).
+public struct ScopeDescription: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// `anonymous`, or `key:` and the first 32 hex digits of the SHA-256 of the API key.
+    public var tenant: String
+    public var model: String
+    /// The first words of the system (or developer) message, if there is one.
+    public var systemPrompt: String?
+
+    public init(tenant: String, model: String, systemPrompt: String?) {
+        (self.tenant, self.model, self.systemPrompt) = (tenant, model, systemPrompt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, model
+        case systemPrompt = "system_prompt"
+    }
+
+    public var description: String {
+        "\(tenant), \(model)" + (systemPrompt.map { ", system: \"\($0)…\"" } ?? "")
     }
 }
 
@@ -209,18 +282,22 @@ public struct CacheStats: Codable, Sendable, Equatable {
     }
 }
 
-/// `PUT /admin/cache/scopes/{scope}`: a scope's own threshold and TTL (nil: the global setting).
+/// `PUT /admin/cache/scopes/{scope}`: a scope's own threshold, TTL and error bound (nil: the global setting).
 public struct CacheScopeSettings: Codable, Sendable, Equatable {
     public var similarityThreshold: Double?
     public var ttlSeconds: Double?
+    /// δ, strictly between 0 and 1.
+    public var maxError: Double?
 
-    public init(similarityThreshold: Double?, ttlSeconds: Double?) {
+    public init(similarityThreshold: Double?, ttlSeconds: Double?, maxError: Double? = nil) {
         self.similarityThreshold = similarityThreshold
         self.ttlSeconds = ttlSeconds
+        self.maxError = maxError
     }
 
     enum CodingKeys: String, CodingKey {
         case similarityThreshold = "similarity_threshold"
         case ttlSeconds = "ttl_seconds"
+        case maxError = "max_error"
     }
 }

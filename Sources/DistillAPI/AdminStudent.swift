@@ -56,6 +56,12 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     /// The promotion gate's decision and why.
     public var decision: String
 
+    /// What `cachectl student status` shows as the version's coverage and agreement: on the holdout
+    /// weighted back to the traffic, or unweighted for versions stored before the weighting.
+    public var expected: (coverage: Double, agreement: Double) {
+        (trafficCoverage ?? holdout.coverage, trafficAgreement ?? holdout.acceptedAgreement)
+    }
+
     public struct Incumbent: Codable, Sendable, Equatable {
         public var version: Int64
         public var holdout: HoldoutCounts
@@ -128,12 +134,15 @@ public struct StudentStatus: Codable, Sendable, Equatable {
     public var targetAgreement: Double
     public var auditShare: Double
     public var scopes: [Scope]
+    /// Scopes an operator took out of service (`cachectl student disable`), with a version or not.
+    public var disabledScopes: [String]
 
     /// A scope with a serving or a suspended student.
     public struct Scope: Codable, Sendable, Equatable {
         public var scope: String
         public var version: Int64
-        /// False once live agreement fell below the target: the teacher answers until a new version passes.
+        /// False once live agreement fell below the target (the teacher answers until a new version
+        /// passes), or while the scope is disabled.
         public var serving: Bool
         public var threshold: Double?
         /// Coverage and accepted agreement at τ on the version's holdout, weighted back to the traffic.
@@ -147,6 +156,10 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         /// The share of the requests it decided that it was confident on (audits included); nil until it has
         /// decided a few hundred.
         public var liveCoverage: Double?
+        /// Taken out of service by an operator (`cachectl student disable`).
+        public var disabled: Bool
+        /// What the scope is, when distilld recorded it.
+        public var description: ScopeDescription?
         /// Confident requests it turned away as unlike what it learned (the teacher answered them).
         public var novelAbstentions: Int64?
         /// The share of its next (not borderline) answers the teacher is asked too: raised for a version's first
@@ -163,15 +176,15 @@ public struct StudentStatus: Codable, Sendable, Equatable {
 
         public init(
             scope: String, version: Int64, serving: Bool, threshold: Double?, coverage: Double, holdoutAgreement: Double,
-            answered: Int64, audits: Int, liveAgreement: Double?, liveCoverage: Double?
+            answered: Int64, audits: Int, liveAgreement: Double?, liveCoverage: Double?, disabled: Bool = false
         ) {
             (self.scope, self.version, self.serving, self.threshold) = (scope, version, serving, threshold)
             (self.coverage, self.holdoutAgreement, self.answered) = (coverage, holdoutAgreement, answered)
-            (self.audits, self.liveAgreement, self.liveCoverage) = (audits, liveAgreement, liveCoverage)
+            (self.audits, self.liveAgreement, self.liveCoverage, self.disabled) = (audits, liveAgreement, liveCoverage, disabled)
         }
 
         enum CodingKeys: String, CodingKey {
-            case scope, version, serving, threshold, coverage, answered, audits
+            case scope, version, serving, threshold, coverage, answered, audits, disabled, description
             case holdoutAgreement = "holdout_agreement"
             case liveAgreement = "live_agreement"
             case liveCoverage = "live_coverage"
@@ -197,12 +210,14 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         }
     }
 
-    public init(enabled: Bool, targetAgreement: Double, auditShare: Double, scopes: [Scope]) {
+    public init(enabled: Bool, targetAgreement: Double, auditShare: Double, scopes: [Scope], disabledScopes: [String] = []) {
         (self.enabled, self.targetAgreement, self.auditShare, self.scopes) = (enabled, targetAgreement, auditShare, scopes)
+        self.disabledScopes = disabledScopes
     }
 
     enum CodingKeys: String, CodingKey {
         case enabled, scopes
+        case disabledScopes = "disabled_scopes"
         case targetAgreement = "target_agreement"
         case auditShare = "audit_share"
     }
@@ -213,6 +228,15 @@ public struct StudentRollbackRequest: Codable, Sendable, Equatable {
     public var scope: String?
 
     public init(scope: String?) { self.scope = scope }
+}
+
+/// `PUT /admin/student/scopes/S`: whether the scope's student may answer (`cachectl student
+/// enable|disable`); the reply is the scope's full key with the setting in force.
+public struct StudentScopeSettings: Codable, Sendable, Equatable {
+    public var scope: String?
+    public var enabled: Bool
+
+    public init(scope: String? = nil, enabled: Bool) { (self.scope, self.enabled) = (scope, enabled) }
 }
 
 /// One training of one scope's student, queued, running or finished.

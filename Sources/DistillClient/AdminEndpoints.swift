@@ -111,9 +111,21 @@ extension DistillClient {
         try await json(Call(method: .GET, path: APIPath.studentVersions.pattern, query: ["scope": scope]), as: [StudentVersionInfo].self)
     }
 
-    /// `POST /admin/student/versions/V/promote`.
-    public func promoteStudentVersion(_ id: Int64) async throws -> StudentVersionInfo {
-        try await json(Call(method: .POST, path: APIPath.studentPromote.filled(String(id))), as: StudentVersionInfo.self)
+    /// `POST /admin/teacher-log/purge`: what was deleted.
+    public func purgeTeacherLog(_ purge: TeacherLogPurgeRequest) async throws -> TeacherLogPurge {
+        try await json(.POST, APIPath.teacherLogPurge.pattern, body: purge, as: TeacherLogPurge.self)
+    }
+
+    /// `POST /admin/student/versions/V/promote`; `force` overrules a gate that rejected it.
+    public func promoteStudentVersion(_ id: Int64, force: Bool = false) async throws -> StudentVersionInfo {
+        let call = Call(method: .POST, path: APIPath.studentPromote.filled(String(id)), query: ["force": force ? "true" : nil])
+        return try await json(call, as: StudentVersionInfo.self)
+    }
+
+    /// `PUT /admin/student/scopes/S`: takes the scope's student out of service or puts it back.
+    public func setStudentEnabled(_ enabled: Bool, scope: String) async throws -> StudentScopeSettings {
+        try await json(
+            .PUT, APIPath.studentScope.filled(scope), body: StudentScopeSettings(enabled: enabled), as: StudentScopeSettings.self)
     }
 
     /// `POST /admin/student/rollback`: the version that serves again.

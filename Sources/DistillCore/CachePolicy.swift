@@ -11,6 +11,8 @@ struct CachePolicy: Equatable {
         // Asking for variety: a cached answer would be the same answer every time.
         if let temperature = request.temperature, temperature > temperatureCeiling { bypass(.temperature, read: true, write: true) }
         if request.choiceCount > 1 { bypass(.n, read: true, write: true) }
+        // A cached or student answer has no log probabilities to give; its answer is still worth keeping.
+        if request.wantsLogprobs { bypass(.logprobs, read: true, write: false) }
         let directives = Set(
             (info.cacheControl ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         if directives.contains("no-cache") { bypass(.noCache, read: true, write: false) }

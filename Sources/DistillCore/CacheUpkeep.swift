@@ -1,8 +1,8 @@
 import Logging
 import ServiceLifecycle
 
-/// The cache's background work, as a service of the daemon's group: writes batched hit counts,
-/// deletes expired entries, and snapshots changed vector indexes; and does all three once more
+/// The cache's background work, as a service of the daemon's group: writes batched hit counts
+/// and what the verified cache learned, deletes expired entries, and snapshots changed vector indexes; and does all three once more
 /// at shutdown (after the listeners, which stop first).
 public struct CacheUpkeep: Service {
     let cache: SemanticCache
@@ -32,6 +32,7 @@ public struct CacheUpkeep: Service {
     private func upkeep(snapshot: Bool) async {
         do {
             try await cache.flushHits()
+            try await cache.flushBeliefs()
             try await cache.removeExpired()
             if snapshot { try await cache.snapshotChangedScopes() }
         } catch {

@@ -6,7 +6,7 @@ import Storage
 import Teacher
 
 /// Where an answer came from: the `x-distill-source` header.
-public enum AnswerSource: String, Sendable {
+public enum AnswerSource: String, Sendable, CaseIterable {
     case cache, student, teacher
 }
 
@@ -55,12 +55,15 @@ public final class CompletionService: Sendable {
     let clock: any WallClock
     let metrics: any DomainMetrics
     let logger: Logger
+    /// Learns what each scope is from its first teacher answer.
+    public let scopes: ScopeCatalog
 
     public init(
         store: any DistillStore, teacher: any TeacherUpstream, cache: SemanticCache?, students: Students?,
         embedder: (any Embedder)?, temperatureCeiling: Double, clock: any WallClock, metrics: any DomainMetrics,
         logger: Logger
     ) {
+        self.scopes = ScopeCatalog(store: store)
         self.store = store
         self.teacher = teacher
         self.clock = clock
@@ -163,14 +166,19 @@ public final class CompletionService: Sendable {
         /// exchange (training data for the student) and, if `writeCache`, the cached entry's vector.
         var vector: [Float]?
         var writeCache = false
+        /// False when the message is longer than the embedder's window: its entry is for exact hits only.
+        var indexEntry = true
         var bestSimilarity: Float?
         /// What the scope's student made of the request, when it has one: an audit compares its
         /// answer with the teacher's, and an answer none of its classes may be a new one.
         var student: Students.Decision?
+        /// What the teacher's answer teaches the verified cache, when the lookup had a candidate.
+        var lesson: CacheLesson?
     }
 
-    /// Decides where the answer comes from: an exact hit, else a semantic hit, else a confident
-    /// student, else the teacher. Requests that may not read the cache may not read the student either.
+    /// Decides where the answer comes from: an exact hit, else a semantic hit the verified cache
+    /// allows, else (unless the cache explores) a confident student, else the teacher. Requests that
+    /// may not read the cache may not read the student either.
     func route(_ request: ChatRequest, info: RequestInfo) async -> Route {
         let scope = Scope(of: request, tenant: info.tenant)
         guard cache != nil || students != nil, let embedder, let prompt = request.lastUserMessage?.text else {
@@ -178,7 +186,11 @@ public final class CompletionService: Sendable {
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
         for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
-        var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write)
+        // Two prompts that differ only beyond the window have the same vector: neither a paraphrase
+        // nor the student may answer from the part the embedder saw.
+        let seenWhole = embedder.seesWhole(prompt)
+        if policy.read && !seenWhole { metrics.recordCacheBypass(.beyondWindow) }
+        var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write, indexEntry: seenWhole)
         if let cache, policy.read {
             let started = ContinuousClock.now
             do {
@@ -186,12 +198,17 @@ public final class CompletionService: Sendable {
                     metrics.recordCacheLookup(.exactHit, duration: .now - started)
                     return .cached(hit)
                 }
-                // One embedding serves the lookup, the student and the entry the answer is cached under.
-                let vector = try await embedder.embed([prompt])[0]
-                let (hit, similarity) = try await cache.semanticHit(scope: scope, vector: vector, now: clock.now)
-                metrics.recordCacheLookup(hit == nil ? .miss : .semanticHit, duration: .now - started)
-                if let hit { return .cached(hit) }
-                (plan.vector, plan.bestSimilarity) = (vector, similarity)
+                if seenWhole {
+                    // One embedding serves the lookup, the student and the entry the answer is cached under.
+                    let vector = try await embedder.embed([prompt])[0]
+                    let lookup = try await cache.semanticHit(scope: scope, prompt: prompt, vector: vector, now: clock.now)
+                    let result: CacheLookupResult = lookup.hit != nil ? .semanticHit : lookup.lesson?.explores == true ? .explore : .miss
+                    metrics.recordCacheLookup(result, duration: .now - started)
+                    if let hit = lookup.hit { return .cached(hit) }
+                    (plan.vector, plan.bestSimilarity, plan.lesson) = (vector, lookup.best, lookup.lesson)
+                } else {
+                    metrics.recordCacheLookup(.miss, duration: .now - started)
+                }
             } catch {
                 metrics.recordCacheLookup(.error, duration: .now - started)
                 logger.warning(
@@ -215,7 +232,10 @@ public final class CompletionService: Sendable {
             }
             plan.vector = vector
         }
-        if policy.read, let students, let decision = students.decide(scope: scope.key, vector: vector) {
+        // A lookup the cache explores is the teacher's to answer: that is how the cache learns.
+        if policy.read, seenWhole, plan.lesson?.explores != true, let students,
+            let decision = students.decide(scope: scope.key, vector: vector)
+        {
             if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
             plan.student = decision
         }
@@ -253,7 +273,7 @@ public final class CompletionService: Sendable {
         {
             entry = cache.makeEntry(
                 scope: plan.scope, request: request, prompt: prompt, answer: answer.text, finishReason: finishReason,
-                vector: vector, now: now)
+                vector: plan.indexEntry ? vector : nil, now: now)
         }
         let commit: TeacherExchangeCommit
         do {
@@ -265,12 +285,14 @@ public final class CompletionService: Sendable {
                 metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
             throw .answerNotRecorded
         }
-        if let cache, let entry, let vector = plan.vector, let entryID = commit.entryID {
-            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry, vector: vector)
+        if let cache, let entry, let entryID = commit.entryID {
+            await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry)
         }
+        if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
         if let students, let decision = plan.student {
             await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
         }
+        await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }
 }
 

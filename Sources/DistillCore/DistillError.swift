@@ -24,6 +24,8 @@ public enum DistillError: Error, Sendable, Equatable, CustomStringConvertible {
     case scopeRequired(scopes: Int)
     case nothingToRollBackTo
     case versionCannotServe(id: Int64, reason: String)
+    /// The promotion gate rejected the version; promoting it needs `force`.
+    case versionRejected(Int64)
     /// An imported entry's embedding has the wrong dimension.
     case invalidEmbedding(dimension: Int)
 
@@ -41,6 +43,7 @@ public enum DistillError: Error, Sendable, Equatable, CustomStringConvertible {
         case .scopeRequired(let scopes): "\(scopes) scopes have student versions: name one."
         case .nothingToRollBackTo: "The scope has no earlier version that served."
         case .versionCannotServe(let id, let reason): "Version \(id) cannot serve: \(reason)."
+        case .versionRejected(let id): "The promotion gate rejected version \(id) (cachectl student versions says why); promote it with --force to overrule the gate."
         case .invalidEmbedding(let dimension): "An entry's embedding does not have \(dimension) dimensions."
         }
     }

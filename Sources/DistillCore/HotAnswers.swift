@@ -10,11 +10,13 @@ struct HotAnswers {
         var text: String
         var finishReason: String
         var expiresAt: Date?
+        /// The entry's message: the verified cache compares it with the request's.
+        var prompt = ""
 
         func hasExpired(_ now: Date) -> Bool { expiresAt.map { $0 <= now } ?? false }
 
-        /// What holding it costs, roughly: its text plus the bookkeeping around it.
-        var bytes: Int { text.utf8.count + finishReason.utf8.count + 96 }
+        /// What holding it costs, roughly: its texts plus the bookkeeping around them.
+        var bytes: Int { text.utf8.count + finishReason.utf8.count + prompt.utf8.count + 96 }
     }
 
     let capacityBytes: Int

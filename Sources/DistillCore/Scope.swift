@@ -1,6 +1,7 @@
 import Crypto
 import DistillAPI
 import Foundation
+import Storage
 
 /// A hard partition of cached answers and of the student: requests share a scope only when they
 /// differ in nothing but their last user message (and in parameters that do not change what the
@@ -63,6 +64,17 @@ extension Scope {
             throw matches.count > 1 ? .ambiguousScope(prefix: prefix, matches: matches.count) : .unknownScope(prefix: prefix, holding: what)
         }
         return matches[0]
+    }
+
+    /// `resolve` among the scopes with teacher answers in `store`.
+    public static func resolve(_ prefix: String, amongTeacherLogScopesOf store: any DistillStore) async throws(DistillError) -> String {
+        let scopes: [String]
+        do {
+            scopes = Array(try await store.teacherLogActivity().keys)
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+        return try resolve(prefix, among: scopes, holding: "teacher answers")
     }
 }
 

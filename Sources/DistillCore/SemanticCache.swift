@@ -1,3 +1,4 @@
+import CacheVerification
 import DistillAPI
 import Embedding
 import Foundation
@@ -28,12 +29,18 @@ public struct CacheHit: Sendable {
 /// maps and indexes are rebuilt from it (or from index snapshots) at start-up.
 ///
 /// Scopes are hard partitions: a lookup only ever consults its own scope's map and index.
+///
+/// A paraphrase is served only when `CacheVerifier` estimates that its answer is wrong with a
+/// probability within the scope's bound δ (`maxError`); it learns from the teacher's answers to the
+/// lookups it did not serve (`learn`), and its beliefs are written with the hit counts.
 public final class SemanticCache: Sendable {
     /// The settings in force in a scope: the global default or the scope's override.
     public struct ScopeSettings: Sendable, Equatable {
         public var similarityThreshold: Double
         /// nil: entries never expire.
         public var ttlSeconds: Double?
+        /// δ: the largest share of wrong answers among the scope's paraphrase hits.
+        public var maxError: Double
     }
 
     let store: any DistillStore
@@ -43,6 +50,7 @@ public final class SemanticCache: Sendable {
     let defaults: ScopeSettings
     let maxEntries: Int
     let indexConfiguration: IndexConfiguration
+    let exploreShare: Double
     let metrics: any DomainMetrics
     let logger: Logger
     private let state: Mutex<State>
@@ -52,17 +60,19 @@ public final class SemanticCache: Sendable {
         var hot: HotAnswers
         var indexes: [String: ScopeIndex] = [:]
         var overrides: [String: (similarityThreshold: Double?, ttlSeconds: Double?)] = [:]
+        var maxErrors: [String: Double] = [:]
+        var beliefs = Beliefs()
+        var verifiers: [CacheVerifier.Configuration: CacheVerifier] = [:]
         var pendingHits: [Int64: (count: Int, last: Date)] = [:]
         var count = 0
         /// Scopes whose index changed since its last snapshot.
         var changedScopes: Set<String> = []
 
         /// The answer of entry `id` if it is held in memory: nil when it is not held (`isHeld`
-        /// false) or has expired (`isHeld` true). A hit is counted.
+        /// false) or has expired (`isHeld` true).
         mutating func heldAnswer(id: Int64, now: Date) -> (answer: HotAnswers.Answer?, isHeld: Bool) {
             guard let answer = hot.answer(for: id) else { return (nil, false) }
             guard !answer.hasExpired(now) else { return (nil, true) }
-            countHit(id, at: now)
             return (answer, true)
         }
 
@@ -85,7 +95,9 @@ public final class SemanticCache: Sendable {
         let model = embedder.identity
         self.clock = clock
         self.defaults = ScopeSettings(
-            similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds > 0 ? settings.ttlSeconds : nil)
+            similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds > 0 ? settings.ttlSeconds : nil,
+            maxError: settings.maxError)
+        self.exploreShare = settings.exploreShare
         self.maxEntries = settings.maxEntries
         self.state = Mutex(State(hot: HotAnswers(capacityBytes: settings.hotAnswerBytes)))
         self.indexConfiguration = IndexConfiguration(
@@ -123,63 +135,101 @@ public final class SemanticCache: Sendable {
             let (answer, isHeld) = state.heldAnswer(id: id, now: now)
             return (id, answer, isHeld)
         }
-        guard let held else { return nil }
-        let answer = held.isHeld ? held.answer : try await storedAnswer(id: held.id, now: now)
-        return answer.map { CacheHit(entryID: held.id, answer: $0.text, finishReason: $0.finishReason, kind: .exact, similarity: 1) }
+        guard let held, let answer = held.isHeld ? held.answer : try await storedAnswer(id: held.id, now: now) else { return nil }
+        state.withLock { $0.countHit(held.id, at: now) }
+        return CacheHit(entryID: held.id, answer: answer.text, finishReason: answer.finishReason, kind: .exact, similarity: 1)
     }
 
-    /// The nearest live entry in `scope` at least as similar as the scope's threshold; or no hit,
-    /// with the best similarity seen (nil when the scope is empty).
-    public func semanticHit(scope: Scope, vector: [Float], now: Date) async throws -> (hit: CacheHit?, best: Float?) {
-        guard let index = state.withLock({ $0.indexes[scope.key] }) else { return (nil, nil) }
-        let threshold = Float(settings(for: scope.key).similarityThreshold)
-        let candidates = index.search(vector, k: 4)
-        for candidate in candidates where candidate.similarity >= threshold {
-            let (held, isHeld) = state.withLock { $0.heldAnswer(id: candidate.id, now: now) }
-            guard let answer = isHeld ? held : try await storedAnswer(id: candidate.id, now: now) else { continue }
-            let hit = CacheHit(
-                entryID: candidate.id, answer: answer.text, finishReason: answer.finishReason, kind: .semantic,
-                similarity: candidate.similarity)
-            return (hit, candidate.similarity)
+    /// The nearest live entry in `scope`, served when it is at least as similar as the scope's
+    /// threshold and the verifier allows it; otherwise what the teacher's answer will teach (when
+    /// there was a candidate), with the best similarity seen (nil when the scope is empty).
+    public func semanticHit(scope: Scope, prompt: String, vector: [Float], now: Date) async throws -> SemanticLookup {
+        guard let index = state.withLock({ $0.indexes[scope.key] }) else { return SemanticLookup(best: nil) }
+        let settings = settings(for: scope.key)
+        let neighbours = index.search(vector, k: 4)
+        var live: [(id: Int64, similarity: Float, answer: HotAnswers.Answer)] = []
+        for neighbour in neighbours {
+            let (held, isHeld) = state.withLock { $0.heldAnswer(id: neighbour.id, now: now) }
+            if let answer = isHeld ? held : try await storedAnswer(id: neighbour.id, now: now) {
+                live.append((neighbour.id, neighbour.similarity, answer))
+            }
         }
-        return (nil, candidates.first?.similarity)
+        let best = neighbours.first?.similarity
+        let nearest = live.first.flatMap { $0.similarity >= Float(settings.similarityThreshold) ? $0 : nil }
+        let candidate = nearest.map { nearest in
+            Candidate(
+                similarity: nearest.similarity, runnerUpSimilarity: CacheVerifier.runnerUp(live.map { ($0.similarity, $0.answer.text) }),
+                query: TextSignature(prompt), cached: TextSignature(nearest.answer.prompt))
+        }
+        let verifier = verifier(settings)
+        // Audits are picked by content, from the top of the unit interval: the student's come from its bottom.
+        let draw = 1 - Students.auditKey(vector)
+        let verdict = state.withLock { state in
+            var belief = state.beliefs.scopes[scope.key] ?? verifier.newScope()
+            let entry = nearest.flatMap { state.beliefs.entries[$0.id]?.belief } ?? verifier.newEntry()
+            let verdict = verifier.decide(candidate, scope: &belief, entry: entry, draw: draw)
+            state.beliefs.scopes[scope.key] = belief
+            state.beliefs.changedScopes.insert(scope.key)
+            if verdict.decision == .serve, let nearest { state.countHit(nearest.id, at: now) }
+            return (verdict: verdict, rate: belief.wrongHitRate)
+        }
+        metrics.recordCacheVerification(scope: scope.key, decision: Self.metricDecision(verdict.verdict), wrongHitRate: verdict.rate)
+        guard let nearest else { return SemanticLookup(best: best) }
+        if verdict.verdict.decision == .serve {
+            let hit = CacheHit(
+                entryID: nearest.id, answer: nearest.answer.text, finishReason: nearest.answer.finishReason, kind: .semantic,
+                similarity: nearest.similarity)
+            return SemanticLookup(hit: hit, best: best)
+        }
+        let lesson = verdict.verdict.teaches
+            ? CacheLesson(scope: scope.key, entryID: nearest.id, cachedAnswer: nearest.answer.text, verdict: verdict.verdict) : nil
+        return SemanticLookup(best: best, lesson: lesson)
     }
 
     /// The answer of entry `id` read from the store, if it is still there and live; held in memory
-    /// from then on, and the hit counted.
+    /// from then on.
     private func storedAnswer(id: Int64, now: Date) async throws -> HotAnswers.Answer? {
         guard let entry = try await store.cacheEntry(id: id) else { return nil }
-        let answer = HotAnswers.Answer(text: entry.answer, finishReason: entry.finishReason, expiresAt: entry.expiresAt)
+        let answer = HotAnswers.Answer(
+            text: entry.answer, finishReason: entry.finishReason, expiresAt: entry.expiresAt, prompt: entry.prompt)
         return state.withLock { state in
             // Deleted while it was being read: not held, or it would outlive its entry.
             guard state.exact[entry.scope]?[entry.exactKey] == id else { return nil }
             state.hot.insert(answer, for: id)
-            guard !answer.hasExpired(now) else { return nil }
-            state.countHit(id, at: now)
-            return answer
+            return answer.hasExpired(now) ? nil : answer
         }
     }
 
     /// The settings in force in `scope`.
     public func settings(for scope: String) -> ScopeSettings {
-        let override = state.withLock { $0.overrides[scope] }
+        let (override, maxError) = state.withLock { ($0.overrides[scope], $0.maxErrors[scope]) }
         return ScopeSettings(
             similarityThreshold: override?.similarityThreshold ?? defaults.similarityThreshold,
-            ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds)
+            ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds,
+            maxError: maxError ?? defaults.maxError)
     }
 
-    public func configure(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws {
+    /// Replaces a scope's own settings (nil: the global one); `maxError` must be in (0, 1). The TTL
+    /// in force governs the entries already cached too: each expires that long after it was created.
+    public func configure(scope: String, similarityThreshold: Double?, ttlSeconds: Double?, maxError: Double?) async throws {
         try await store.setScopeSettings(scope: scope, similarityThreshold: similarityThreshold, ttlSeconds: ttlSeconds)
+        try await store.setScopeMaxError(scope: scope, maxError)
         state.withLock { state in
             state.overrides[scope] = similarityThreshold == nil && ttlSeconds == nil ? nil : (similarityThreshold, ttlSeconds)
+            state.maxErrors[scope] = maxError
+        }
+        try await store.setCacheEntryLifetimes(scope: scope, ttlSeconds: settings(for: scope).ttlSeconds)
+        // Held answers carry the old expiry: the next hit reads the new one from the store.
+        state.withLock { state in
+            for id in state.exact[scope]?.values.map(\.self) ?? [] { state.hot.remove(id) }
         }
     }
 
     // MARK: - Writing
 
-    /// The entry to commit with a teacher answer.
+    /// The entry to commit with a teacher answer; without a vector, only an exact hit may serve it.
     public func makeEntry(
-        scope: Scope, request: ChatRequest, prompt: String, answer: String, finishReason: String, vector: [Float],
+        scope: Scope, request: ChatRequest, prompt: String, answer: String, finishReason: String, vector: [Float]?,
         now: Date
     ) -> CacheEntryRecord {
         CacheEntryRecord(
@@ -191,7 +241,7 @@ public final class SemanticCache: Sendable {
 
     /// Brings the maps and indexes in line with a committed entry (which replaced the entry
     /// `replaced`, if any), then evicts if over capacity.
-    public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord, vector: [Float]) async {
+    public func didCommit(entryID id: Int64, replacing replaced: Int64?, entry: CacheEntryRecord) async {
         let index = state.withLock { state -> ScopeIndex in
             state.exact[entry.scope, default: [:]][entry.exactKey] = id
             if let replaced { state.hot.remove(replaced) }
@@ -203,7 +253,7 @@ public final class SemanticCache: Sendable {
             return index
         }
         if let replaced { _ = index.remove(id: replaced) }
-        index.insert(id: id, vector: vector)
+        if let vector = entry.vector { index.insert(id: id, vector: vector) }
         metrics.setCacheEntries(count)
         await evictIfOverCapacity()
     }
@@ -223,6 +273,7 @@ public final class SemanticCache: Sendable {
             keys.map { key -> ScopeIndex? in
                 if state.exact[key.scope]?[key.exactKey] == key.id { state.exact[key.scope]?[key.exactKey] = nil }
                 state.pendingHits[key.id] = nil
+                state.beliefs.forget(entry: key.id)
                 state.hot.remove(key.id)
                 state.count -= 1
                 state.changedScopes.insert(key.scope)
@@ -300,11 +351,13 @@ public final class SemanticCache: Sendable {
         return CacheExportPage(lines: lines, nextAfter: entries.count == limit ? entries.last?.id : nil)
     }
 
-    /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise.
+    /// Adds exported entries; their vectors are kept when this model made them, re-computed otherwise
+    /// (none for a prompt longer than the embedder's window: only an exact hit serves it).
     public func importEntries(_ lines: [CacheExportLine]) async throws -> Int {
-        let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model }
-        var vectors = lines.map { line in
-            CacheEntryRecord.decode(Data(base64Encoded: line.embedding) ?? Data())
+        let foreign = lines.indices.filter { lines[$0].model != indexConfiguration.model && embedder.seesWhole(lines[$0].prompt) }
+        var vectors = lines.map { line -> [Float]? in
+            guard line.model == indexConfiguration.model, let data = Data(base64Encoded: line.embedding), !data.isEmpty else { return nil }
+            return CacheEntryRecord.decode(data)
         }
         for (index, vector) in zip(foreign, try await embedder.embed(foreign.map { lines[$0].prompt })) {
             vectors[index] = vector
@@ -317,12 +370,12 @@ public final class SemanticCache: Sendable {
             entry.hits = 0
             return entry
         }
-        guard entries.allSatisfy({ $0.vector.count == indexConfiguration.dimension }) else {
+        guard entries.allSatisfy({ ($0.vector?.count ?? indexConfiguration.dimension) == indexConfiguration.dimension }) else {
             throw DistillError.invalidEmbedding(dimension: indexConfiguration.dimension)
         }
         let committed = try await store.insertCacheEntries(entries)
         for ((id, replaced), entry) in zip(committed, entries) {
-            await didCommit(entryID: id, replacing: replaced, entry: entry, vector: entry.vector)
+            await didCommit(entryID: id, replacing: replaced, entry: entry)
         }
         return committed.count
     }
@@ -391,11 +444,15 @@ public final class SemanticCache: Sendable {
         var indexes: [String: ScopeIndex] = [:]
         for scope in exact.keys { indexes[scope] = try await loadIndex(scope: scope) }
         let overrides = try await store.scopeSettings()
+        let maxErrors = try await store.scopeMaxErrors()
+        let beliefs = loadBeliefs(try await store.cacheBeliefs())
         state.withLock { state in
             state.exact = exact
             state.indexes = indexes
             state.count = keys.count
             state.overrides = overrides
+            state.maxErrors = maxErrors
+            state.beliefs = beliefs
         }
         metrics.setCacheEntries(keys.count)
         logger.info("cache loaded", metadata: ["distill.entries": "\(keys.count)", "distill.scopes": "\(exact.count)"])
@@ -405,7 +462,7 @@ public final class SemanticCache: Sendable {
     /// snapshot are inserted, those deleted since are removed); rebuilt from the stored vectors when
     /// there is no usable snapshot.
     private func loadIndex(scope: String) async throws -> ScopeIndex {
-        let ids = try await store.cacheEntryIDs(scope: scope)
+        let ids = try await store.indexedCacheEntryIDs(scope: scope)
         if let snapshot = try await store.indexSnapshot(scope: scope) {
             do {
                 let (index, _) = try ScopeIndex.restore(from: snapshot.bytes, configuration: indexConfiguration)
@@ -441,13 +498,106 @@ public final class SemanticCache: Sendable {
         while true {
             let page = try await store.cacheEntries(scope: nil, after: after, limit: 256)
             guard let last = page.last?.id else { break }
-            let vectors = try await embedder.embed(page.map(\.prompt))
-            try await store.replaceCacheVectors(zip(page.compactMap(\.id), vectors).map { ($0, $1) })
+            let seen = page.filter { embedder.seesWhole($0.prompt) }
+            let vectors = try await embedder.embed(seen.map(\.prompt))
+            try await store.replaceCacheVectors(zip(seen.compactMap(\.id), vectors).map { ($0, $1) })
             after = last
             done += page.count
             logger.info("re-embedding", metadata: ["distill.progress": "\(done)/\(total)"])
         }
         try await store.deleteIndexSnapshots()
+    }
+
+    // MARK: - Verification
+
+    /// The verifier for a scope's settings (one per distinct configuration: its set-up is not per lookup).
+    private func verifier(_ settings: ScopeSettings) -> CacheVerifier {
+        let configuration = CacheVerifier.Configuration(
+            maxWrongRate: settings.maxError, explorationShare: exploreShare, minimumSimilarity: Float(settings.similarityThreshold))
+        return state.withLock { state in
+            if let verifier = state.verifiers[configuration] { return verifier }
+            let verifier = CacheVerifier(configuration)
+            state.verifiers[configuration] = verifier
+            return verifier
+        }
+    }
+
+    static func metricDecision(_ verdict: CacheVerifier.Verdict) -> CacheVerificationDecision {
+        switch verdict.decision {
+        case .serve: .serve
+        case .explore: verdict.isAudit ? .audit : .explore
+        case .miss: .miss
+        }
+    }
+
+    /// Takes in the teacher's answer to a lookup that was not served: whether the candidate's cached
+    /// answer would have done (`AnswerEquivalence`; long answers compared by their embeddings).
+    public func learn(_ lesson: CacheLesson, teacherAnswer: String) async {
+        let equivalence = AnswerEquivalence()
+        var same = equivalence.areEquivalent(lesson.cachedAnswer, teacherAnswer)
+        if !same, equivalence.comparesByMeaning(lesson.cachedAnswer, teacherAnswer),
+            let vectors = try? await embedder.embed([lesson.cachedAnswer, teacherAnswer])
+        {
+            same = equivalence.areEquivalent(lesson.cachedAnswer, teacherAnswer, vectors: (vectors[0], vectors[1]))
+        }
+        let verifier = verifier(settings(for: lesson.scope))
+        state.withLock { state in
+            var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
+            let entry = state.beliefs.entries[lesson.entryID]?.belief ?? verifier.newEntry()
+            let learned = verifier.learn(lesson.verdict, wrong: !same, scope: &belief, entry: entry)
+            state.beliefs.scopes[lesson.scope] = belief
+            state.beliefs.changedScopes.insert(lesson.scope)
+            // An entry deleted meanwhile keeps this until a restart; the store drops it (saveCacheBeliefs).
+            state.beliefs.entries[lesson.entryID] = (lesson.scope, learned)
+            state.beliefs.changedEntries.insert(lesson.entryID)
+        }
+        metrics.recordCacheLesson(scope: lesson.scope, wrong: !same)
+    }
+
+    /// A scope's verified-cache counts and estimates.
+    public func verification(for scope: String) -> ScopeVerification {
+        ScopeVerification(maxError: settings(for: scope).maxError, belief: state.withLock { $0.beliefs.scopes[scope] })
+    }
+
+    /// Writes the beliefs that changed since the last flush.
+    public func flushBeliefs() async throws {
+        let (scopes, entries) = state.withLock { state in
+            defer { (state.beliefs.changedScopes, state.beliefs.changedEntries) = ([], []) }
+            return (
+                state.beliefs.changedScopes.compactMap { scope in state.beliefs.scopes[scope].map { (scope, $0) } },
+                state.beliefs.changedEntries.compactMap { id in state.beliefs.entries[id].map { (id, $0) } })
+        }
+        let encoder = JSONEncoder()
+        let records =
+            try scopes.map { CacheBeliefRecord(scope: $0.0, entryID: nil, belief: try encoder.encode($0.1)) }
+            + entries.map { CacheBeliefRecord(scope: $0.1.scope, entryID: $0.0, belief: try encoder.encode($0.1.belief)) }
+        do {
+            try await store.saveCacheBeliefs(records)
+        } catch {
+            state.withLock { state in
+                state.beliefs.changedScopes.formUnion(scopes.map(\.0))
+                state.beliefs.changedEntries.formUnion(entries.map(\.0).filter { state.beliefs.entries[$0] != nil })
+            }
+            throw error
+        }
+    }
+
+    /// The stored beliefs; those of a model with another layout (its signals changed) are dropped:
+    /// the scope starts again from the prior.
+    private func loadBeliefs(_ records: [CacheBeliefRecord]) -> Beliefs {
+        let decoder = JSONDecoder()
+        let dimension = Signals.standard.dimension
+        var beliefs = Beliefs()
+        for record in records {
+            if let id = record.entryID {
+                if let belief = try? decoder.decode(EntryBelief.self, from: record.belief) { beliefs.entries[id] = (record.scope, belief) }
+            } else if let belief = try? decoder.decode(ScopeBelief.self, from: record.belief), belief.model.dimension == dimension {
+                beliefs.scopes[record.scope] = belief
+            } else {
+                logger.warning("dropping a scope's cache verification belief of another layout", metadata: ["distill.scope": "\(record.scope.prefix(16))"])
+            }
+        }
+        return beliefs
     }
 
     /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.

@@ -22,7 +22,7 @@ import Synchronization
 public final class Students: Sendable {
     /// What the student makes of one request.
     public struct Decision: Sendable {
-        public enum Action: Sendable {
+        public enum Action: Sendable, CaseIterable {
             /// Confident: the student answers.
             case answer
             /// Confident, and picked for an audit: the teacher answers, and the two are compared.
@@ -96,6 +96,10 @@ public final class Students: Sendable {
     let metrics: any DomainMetrics
     let logger: Logger
     private let serving = Mutex<[String: Serving]>([:])
+    /// Scopes an operator took out of service (`cachectl student disable`): whatever version they have,
+    /// the teacher answers them. Kept in the store's metadata under `disabledScopesKey`.
+    private let disabled = Mutex<Set<String>>([])
+    static let disabledScopesKey = "students_disabled_scopes"
 
     init(
         store: any DistillStore, configuration: StudentSettings, embeddingModel: String, metrics: any DomainMetrics,
@@ -120,6 +124,10 @@ public final class Students: Sendable {
     ) async throws -> Students {
         let students = Students(
             store: store, configuration: configuration, embeddingModel: embeddingModel, metrics: metrics, logger: logger)
+        if let stored = try await store.metadata(disabledScopesKey) {
+            let scopes = try JSONDecoder().decode([String].self, from: Data(stored.utf8))
+            students.disabled.withLock { $0 = Set(scopes) }
+        }
         for record in try await store.currentStudentVersions() {
             guard let id = record.id else { continue }
             do {
@@ -140,8 +148,31 @@ public final class Students: Sendable {
         }
     }
 
+    /// The newest teacher answer the scope's current version (serving or suspended) learned from.
+    func trainedThrough(scope: String) -> Int64? {
+        serving.withLock { $0[scope]?.trainedThrough }
+    }
+
+    /// Takes a scope's student out of service (its versions are kept; new ones are still trained and
+    /// judged), or puts it back. Persists before it applies.
+    public func setEnabled(_ enabled: Bool, scope: String) async throws(DistillError) {
+        var scopes = disabled.withLock { $0 }
+        if enabled { scopes.remove(scope) } else { scopes.insert(scope) }
+        do {
+            let encoded = try JSONEncoder().encode(scopes.sorted())
+            try await store.setMetadata(Self.disabledScopesKey, String(decoding: encoded, as: UTF8.self))
+        } catch {
+            throw .storageUnavailable("\(error)")
+        }
+        disabled.withLock { $0 = scopes }
+        logger.notice(
+            enabled ? "student enabled for its scope" : "student disabled for its scope: the teacher answers it",
+            metadata: ["distill.scope": "\(scope.prefix(12))"])
+    }
+
     /// What the scope's student makes of a request's embedding; nil when the scope has no student serving.
     public func decide(scope: String, vector: [Float]) -> Decision? {
+        guard !disabled.withLock({ $0.contains(scope) }) else { return nil }
         let decision = serving.withLock { state -> Decision? in
             guard var current = state[scope], !current.suspended else { return nil }
             let prediction = current.model.predict(vector)
@@ -263,11 +294,8 @@ public final class Students: Sendable {
         } catch {
             throw .undecodable(error)
         }
-        // Versions stored before the weighting have only their holdout's figures.
-        let holdout = model.report.holdout
         return Serving(
-            version: id, model: model, trainedThrough: record.trainedThrough,
-            traffic: (metrics.trafficCoverage ?? holdout.coverage, metrics.trafficAgreement ?? holdout.acceptedAgreement),
+            version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected,
             auditTest: SequentialTest(auditTest), noveltyTest: shiftRule.noveltyTest())
     }
 
@@ -276,8 +304,9 @@ public final class Students: Sendable {
         logger.info("student serving", metadata: ["distill.scope": "\(scope.prefix(12))", "distill.version": "\(version.version)"])
     }
 
-    /// `cachectl student promote V`: makes a stored version its scope's active one, whatever the gate said.
-    public func promote(version id: Int64) async throws(DistillError) -> StudentVersionRecord {
+    /// `cachectl student promote V`: makes a stored version its scope's active one. A version the gate
+    /// rejected only with `force`: the operator overrules the gate knowingly.
+    public func promote(version id: Int64, force: Bool = false) async throws(DistillError) -> StudentVersionRecord {
         let found: StudentVersionRecord?
         do {
             found = try await store.studentVersion(id: id)
@@ -285,6 +314,7 @@ public final class Students: Sendable {
             throw .storageUnavailable("\(error)")
         }
         guard let record = found else { throw .unknownVersion(id) }
+        guard record.status != .rejected || force else { throw .versionRejected(id) }
         return try await activate(record, id: id)
     }
 
@@ -347,25 +377,20 @@ public final class Students: Sendable {
 
     /// A scope key, or an unambiguous prefix of at least 4 characters of a scope with teacher answers.
     public func resolveScope(_ prefix: String) async throws(DistillError) -> String {
-        let scopes: [String]
-        do {
-            scopes = Array(try await store.teacherLogActivity().keys)
-        } catch {
-            throw .storageUnavailable("\(error)")
-        }
-        return try Scope.resolve(prefix, among: scopes, holding: "teacher answers")
+        try await Scope.resolve(prefix, amongTeacherLogScopesOf: store)
     }
 
     public func status() -> StudentStatus {
+        let disabledScopes = disabled.withLock { $0 }
         let scopes = serving.withLock { state in
             state.map { scope, current in
                 let agreeing = current.audits.count { $0 }
                 var status = StudentStatus.Scope(
-                    scope: scope, version: current.version, serving: !current.suspended,
+                    scope: scope, version: current.version, serving: !current.suspended && !disabledScopes.contains(scope),
                     threshold: current.model.threshold.map(Double.init), coverage: current.traffic.coverage,
                     holdoutAgreement: current.traffic.agreement, answered: current.answered, audits: current.audits.count,
                     liveAgreement: current.audits.isEmpty ? nil : Double(agreeing) / Double(current.audits.count),
-                    liveCoverage: current.liveCoverage)
+                    liveCoverage: current.liveCoverage, disabled: disabledScopes.contains(scope))
                 let shift = shiftSuspected(current)
                 status.novelAbstentions = current.novelAbstentions
                 status.auditShareInForce = auditPolicy.share(
@@ -379,7 +404,8 @@ public final class Students: Sendable {
         }
         return StudentStatus(
             enabled: configuration.enabled, targetAgreement: configuration.targetAgreement,
-            auditShare: configuration.auditShare, scopes: scopes.sorted { $0.scope < $1.scope })
+            auditShare: configuration.auditShare, scopes: scopes.sorted { $0.scope < $1.scope },
+            disabledScopes: disabledScopes.sorted())
     }
 }
 

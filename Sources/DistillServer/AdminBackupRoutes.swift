@@ -17,7 +17,7 @@ import Synchronization
 func addBackupRoutes(to router: Router<DistillRequestContext>, system: DistillSystem) {
     let gate = BackupGate()
 
-    router.get("/admin/backup") { _, _ -> Response in
+    router.get("/admin/backup") { _, context -> Response in
         // One at a time: each needs the store's size in free space.
         guard gate.enter() else {
             throw APIError(
@@ -41,6 +41,9 @@ func addBackupRoutes(to router: Router<DistillRequestContext>, system: DistillSy
             throw APIError(status: 500, type: "server_error", code: "backup_failed", message: "cannot read the copy: \(error)")
         }
         unlink(path)
+        context.logAdminAction(
+            "backup made",
+            ["distill.bytes": "\(summary.bytes)", "distill.teacher_log_rows": "\(summary.teacherLogRows)", "distill.cache_entries": "\(summary.cacheEntries)"])
         var headers: HTTPFields = [
             .contentType: "application/vnd.sqlite3", .contentLength: String(summary.bytes),
             .distillBackupTeacherLogRows: String(summary.teacherLogRows), .distillBackupCacheEntries: String(summary.cacheEntries),

@@ -30,7 +30,10 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
     }
 
     router.delete("/admin/cache/entries/:id") { _, context -> Response in
-        jsonResponse(CacheCount(count: try await cache().invalidate(ids: [try entryID(context)])))
+        let id = try entryID(context)
+        let count = try await cache().invalidate(ids: [id])
+        context.logAdminAction("cache entry deleted", ["distill.entry": "\(id)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.post("/admin/cache/search") { request, _ -> Response in
@@ -41,12 +44,16 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(found.map { CacheSearchResult(entry: info($0.entry), similarity: $0.similarity) })
     }
 
-    router.post("/admin/cache/purge") { request, _ -> Response in
+    router.post("/admin/cache/purge") { request, context -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
         let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
         let before = purge.olderThanSeconds.map { Date().addingTimeInterval(-$0) }
-        return jsonResponse(CacheCount(count: try await cache.purge(scope: scope, createdBefore: before)))
+        let count = try await cache.purge(scope: scope, createdBefore: before)
+        let olderThan = purge.olderThanSeconds.map { "\($0)" } ?? "any"
+        context.logAdminAction(
+            "cache purged", ["distill.scope": "\(scope ?? "all")", "distill.older_than_seconds": "\(olderThan)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/export") { request, _ -> Response in
@@ -55,29 +62,38 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(try await cache().export(after: after, limit: limit))
     }
 
-    router.post("/admin/cache/import") { request, _ -> Response in
+    router.post("/admin/cache/import") { request, context -> Response in
         let cache = try cache()
         let lines = try await decode([CacheExportLine].self, from: request)
-        return jsonResponse(CacheCount(count: try await cache.importEntries(lines)))
+        let count = try await cache.importEntries(lines)
+        context.logAdminAction("cache entries imported", ["distill.lines": "\(lines.count)", "distill.count": "\(count)"])
+        return jsonResponse(CacheCount(count: count))
     }
 
     router.get("/admin/cache/stats") { _, _ -> Response in
         let cache = try cache()
         let counts = system.metrics.cacheStats
         let memory = cache.memory
+        var scopes: [CacheScopeInfo] = []
+        for (scope, entries, _) in cache.scopes() { scopes.append(await scopeInfo(system, cache, scope, entries: entries)) }
         return jsonResponse(
             CacheStats(
                 entries: cache.count, indexed: memory.indexed, heldAnswers: memory.heldAnswers,
-                heldAnswerBytes: memory.heldAnswerBytes,
-                scopes: cache.scopes().map {
-                    CacheScopeInfo(scope: $0.scope, entries: $0.entries, similarityThreshold: $0.settings.similarityThreshold, ttlSeconds: $0.settings.ttlSeconds)
-                },
+                heldAnswerBytes: memory.heldAnswerBytes, scopes: scopes,
                 lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
     }
 
     router.put("/admin/cache/scopes/:scope") { request, context -> Response in
         let cache = try cache()
-        let scope = try cache.resolveScope(context.parameters.get("scope") ?? "")
+        // A scope can be configured before it has entries: named by its key, or by a prefix of a
+        // scope the teacher has answered in.
+        let prefix = context.parameters.get("scope") ?? ""
+        let scope: String
+        do {
+            scope = try cache.resolveScope(prefix)
+        } catch DistillError.unknownScope {
+            scope = try await Scope.resolve(prefix, amongTeacherLogScopesOf: system.store)
+        }
         let settings = try await decode(CacheScopeSettings.self, from: request)
         if let threshold = settings.similarityThreshold, !(0...1).contains(threshold) {
             throw APIError.invalidRequest("'similarity_threshold' must be between 0 and 1.", code: "invalid_value", param: "similarity_threshold")
@@ -85,11 +101,37 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         if let ttl = settings.ttlSeconds, ttl < 0 {
             throw APIError.invalidRequest("'ttl_seconds' must not be negative.", code: "invalid_value", param: "ttl_seconds")
         }
-        try await cache.configure(scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds)
+        if let maxError = settings.maxError, !(maxError > 0 && maxError < 1) {
+            throw APIError.invalidRequest(
+                "'max_error' must be strictly between 0 and 1 (a share of wrong answers among hits, e.g. 0.05).",
+                code: "invalid_value", param: "max_error")
+        }
+        try await cache.configure(
+            scope: scope, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+            maxError: settings.maxError)
         let effective = cache.settings(for: scope)
+        context.logAdminAction(
+            "cache scope configured",
+            ["distill.scope": "\(scope)", "distill.similarity_threshold": "\(effective.similarityThreshold)",
+             "distill.ttl_seconds": "\(effective.ttlSeconds.map { "\($0)" } ?? "never")", "distill.max_error": "\(effective.maxError)"])
         let entries = cache.scopes().first { $0.scope == scope }?.entries ?? 0
-        return jsonResponse(CacheScopeInfo(scope: scope, entries: entries, similarityThreshold: effective.similarityThreshold, ttlSeconds: effective.ttlSeconds))
+        return jsonResponse(await scopeInfo(system, cache, scope, entries: entries))
     }
+}
+
+/// A scope's settings in force and what its verified cache has done.
+/// A scope's settings, what its verified cache has done, and what it is.
+private func scopeInfo(_ system: DistillSystem, _ cache: SemanticCache, _ scope: String, entries: Int) async -> CacheScopeInfo {
+    let settings = cache.settings(for: scope)
+    let verification = cache.verification(for: scope)
+    return CacheScopeInfo(
+        scope: scope, entries: entries, similarityThreshold: settings.similarityThreshold, ttlSeconds: settings.ttlSeconds,
+        maxError: settings.maxError,
+        verification: CacheScopeVerification(
+            lookups: verification.lookups, hits: verification.hits, explorations: verification.explorations,
+            audits: verification.audits, lessons: verification.lessons, wrongLessons: verification.wrongLessons,
+            estimatedWrongRate: verification.estimatedWrongRate, wrongRateUpperBound: verification.wrongRateUpperBound),
+        description: await system.completions.scopes.description(of: scope))
 }
 
 private func info(_ entry: CacheEntryRecord, withMessages: Bool = false) -> CacheEntryInfo {

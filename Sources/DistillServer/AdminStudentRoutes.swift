@@ -21,7 +21,11 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
     }
 
     router.get("/admin/student") { _, _ -> Response in
-        jsonResponse(try enabled().students.status())
+        var status = try enabled().students.status()
+        for index in status.scopes.indices {
+            status.scopes[index].description = await system.completions.scopes.description(of: status.scopes[index].scope)
+        }
+        return jsonResponse(status)
     }
 
     router.get("/admin/student/versions") { request, _ -> Response in
@@ -32,31 +36,49 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(versions.map(info))
     }
 
-    router.post("/admin/student/versions/:id/promote") { _, context -> Response in
+    router.post("/admin/student/versions/:id/promote") { request, context -> Response in
         guard let id = context.parameters.get("id", as: Int64.self) else {
             throw APIError.invalidRequest("The version id must be an integer.", code: "invalid_value", param: "id")
         }
-        return jsonResponse(info(try await enabled().students.promote(version: id)))
+        let force = request.uri.queryParameters["force"] == "true"
+        let promoted = try await enabled().students.promote(version: id, force: force)
+        context.logAdminAction(
+            "student version promoted", ["distill.scope": "\(promoted.scope)", "distill.version": "\(id)", "distill.force": "\(force)"])
+        return jsonResponse(info(promoted))
     }
 
-    router.post("/admin/student/rollback") { request, _ -> Response in
+    router.put("/admin/student/scopes/:scope") { request, context -> Response in
+        let students = try enabled().students
+        let scope = try await resolveScope(context.parameters.get("scope") ?? "")
+        let setting = try await decode(StudentScopeSettings.self, from: request)
+        try await students.setEnabled(setting.enabled, scope: scope)
+        context.logAdminAction(setting.enabled ? "student enabled" : "student disabled", ["distill.scope": "\(scope)"])
+        return jsonResponse(StudentScopeSettings(scope: scope, enabled: setting.enabled))
+    }
+
+    router.post("/admin/student/rollback") { request, context -> Response in
         let students = try enabled().students
         let rollback = try await decode(StudentRollbackRequest.self, from: request)
         var scope: String?
         if let prefix = rollback.scope { scope = try await resolveScope(prefix) }
-        return jsonResponse(info(try await students.rollback(scope: scope)))
+        let active = try await students.rollback(scope: scope)
+        context.logAdminAction(
+            "student rolled back", ["distill.scope": "\(active.scope)", "distill.version": "\(active.id.map { "\($0)" } ?? "none")"])
+        return jsonResponse(info(active))
     }
 
     router.get("/admin/distill") { _, _ -> Response in
         jsonResponse(try enabled().distiller.status())
     }
 
-    router.post("/admin/distill/runs") { request, _ -> Response in
+    router.post("/admin/distill/runs") { request, context -> Response in
         let distiller = try enabled().distiller
         let run = try await decode(DistillRunRequest.self, from: request)
         var scope: String?
         if let prefix = run.scope { scope = try await resolveScope(prefix) }
-        return jsonResponse(try await distiller.requestRuns(scope: scope), status: .accepted)
+        let queued = try await distiller.requestRuns(scope: scope)
+        context.logAdminAction("distillation requested", ["distill.scope": "\(scope ?? "every due scope")"])
+        return jsonResponse(queued, status: .accepted)
     }
 }
 

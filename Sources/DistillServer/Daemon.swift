@@ -25,11 +25,17 @@ public enum Daemon {
         // background services that flush what the requests left.
         var services: [any Service] = system.services
         if let http = config.server.http {
-            services.append(buildApplication(system: system, listener: .tcp(http), listeners: listeners, logger: logger))
+            services.append(
+                ListenerService(
+                    address: "http://\(http)",
+                    application: buildApplication(system: system, listener: .tcp(http), listeners: listeners, logger: logger)))
         }
         if let socket = config.server.socket {
             try UnixSocket.prepare(path: socket)
-            services.append(buildApplication(system: system, listener: .unix(socket), listeners: listeners, logger: logger))
+            services.append(
+                ListenerService(
+                    address: "unix:\(socket)",
+                    application: buildApplication(system: system, listener: .unix(socket), listeners: listeners, logger: logger)))
         }
 
         var groupConfiguration = ServiceGroupConfiguration(
@@ -46,6 +52,22 @@ public enum Daemon {
         logger.info("listeners stopped; closing the store")
         await system.shutdown(logger: logger)
         if let socket = config.server.socket { unlink(socket) }
+    }
+}
+
+/// A listener's application, whose failure to bind says which address it could not have.
+private struct ListenerService<Application: ApplicationProtocol>: Service {
+    let address: String
+    let application: Application
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch let error as IOError {
+            throw DaemonError.listen(address: address, reason: String(cString: strerror(error.errnoCode)).lowercased())
+        } catch let error as SocketAddressError {
+            throw DaemonError.listen(address: address, reason: "\(error)")
+        }
     }
 }
 
@@ -99,12 +121,7 @@ public func buildApplication(
 /// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
 /// closes a connection whose response is not being read.
 private func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
-    let refused = { @Sendable (code: String) in
-        metrics.registry.makeCounter(
-            name: "distill_http_refusals_total", labels: [("code", code)],
-            help: "Requests refused before routing: request_timeout, request_header_fields_too_large, invalid_http."
-        ).increment()
-    }
+    let refused = { @Sendable (code: String) in metrics.recordRefusal(code: code) }
     return .http1(
         configuration: .init(
             additionalChannelHandlers: [
@@ -124,11 +141,13 @@ private func announce(_ address: String, _ listeners: Listeners, _ logger: Logge
 
 public enum DaemonError: Error, CustomStringConvertible {
     case socket(path: String, reason: String)
+    case listen(address: String, reason: String)
     case system(SystemError)
 
     public var description: String {
         switch self {
         case .socket(let path, let reason): "cannot listen on the Unix socket \(path): \(reason)"
+        case .listen(let address, let reason): "cannot listen on \(address): \(reason)"
         case .system(let error): "\(error)"
         }
     }

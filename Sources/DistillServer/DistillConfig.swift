@@ -51,6 +51,8 @@ public struct DistillConfig: Sendable, Equatable {
 
         /// Holds the SQLite database and the daemon's lock file.
         public var dataDir = "var"
+        /// Teacher-log exchanges older than this many days are deleted (hourly); 0 keeps them all.
+        public var teacherLogRetentionDays = 0.0
         public var databasePath: String { (dataDir as NSString).appendingPathComponent("distill.sqlite") }
     }
 
@@ -84,7 +86,7 @@ public struct DistillConfig: Sendable, Equatable {
         public var maxBatch = 32
         /// How long a lone request may wait for company (0: a batch starts at once).
         public var maxWaitMilliseconds = 0.0
-        /// OpenBLAS threads for the encoder.
+        /// Threads sharing each of the encoder's matrix products.
         public var threads = 2
     }
 
@@ -93,6 +95,8 @@ public struct DistillConfig: Sendable, Equatable {
 
         /// trace, debug, info, notice, warning, error or critical.
         public var level = "info"
+        /// `text` (one readable line per record) or `json` (one JSON object per line, for a log shipper).
+        public var format = LogFormat.text
     }
 
     public struct HostPort: Sendable, Equatable, CustomStringConvertible {
@@ -121,18 +125,22 @@ public struct DistillConfig: Sendable, Equatable {
 }
 
 extension DistillConfig {
-    /// A configuration as loaded: the values, every key with its effective value (for
-    /// `--check-config`), and warnings worth logging (e.g. unknown `DISTILL_` variables).
+    /// A configuration as loaded: the values, and every key with its effective value (for
+    /// `--check-config`).
     public struct Loaded: Sendable {
         public var config: DistillConfig
         public var settings: [(key: String, value: String)]
-        public var warnings: [String]
     }
 
     /// Reads and validates the configuration. `overrides` are flag values by config key
-    /// (e.g. `"server.http"`).
+    /// (e.g. `"server.http"`). `checkFiles`: also require the files the daemon will open (the
+    /// embedding model), as `--check-config` and start-up do.
+    ///
+    /// A mistake is refused, never ignored: an unknown key in the file, a value of the wrong shape,
+    /// and a `DISTILL_` variable that names no key (a typo would otherwise leave the default in
+    /// force). Each error names where the bad value came from.
     public static func load(
-        file: String?, environment: [String: String], overrides: [String: String] = [:]
+        file: String?, environment: [String: String], overrides: [String: String] = [:], checkFiles: Bool = false
     ) async throws(ConfigError) -> Loaded {
         var providers: [any ConfigProvider] = [
             InMemoryProvider(
@@ -140,32 +148,65 @@ extension DistillConfig {
                 values: Dictionary(uniqueKeysWithValues: overrides.map { (AbsoluteConfigKey(ConfigKey($0.key)), ConfigValue(.string($0.value), isSecret: false)) })),
             EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "distill"),
         ]
-        var fileKeys: [String] = []
+        var fileKeys: Set<String> = []
         if let file {
-            let text: String
+            fileKeys = try ConfigFile.keys(of: file, known: knownKeys, lists: listKeys)
             do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
-                fileKeys = try flattenedKeys(of: Yams.load(yaml: text))
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
             } catch {
-                throw .unreadableFile(path: file, reason: "\(error)")
+                throw .invalidFile(path: file, reason: "\(error)")
             }
         }
-        var fields = ConfigFields(reader: ConfigReader(providers: providers))
-        let config = try DistillConfig(fields: &fields)
+        let unknownVariables = environment.keys.sorted().filter {
+            $0.hasPrefix("DISTILL_") && !knownVariables.contains($0) && !otherVariables.contains($0)
+        }
+        guard unknownVariables.isEmpty else { throw .unknownVariables(unknownVariables) }
 
-        let knownKeys = Set(fields.settings.map(\.key))
-        let unknown = fileKeys.filter { !knownKeys.contains($0) }
-        guard unknown.isEmpty else { throw .unknownKeys(unknown.sorted(), file: file ?? "") }
-        let knownVariables = Set(knownKeys.map(ConfigFields.environmentName))
-        let warnings = environment.keys.sorted()
-            .filter { $0.hasPrefix("DISTILL_") && !knownVariables.contains($0) && !ignoredVariables.contains($0) }
-            .map { "ignoring environment variable \($0): it names no config key" }
-        return Loaded(config: config, settings: fields.settings, warnings: warnings)
+        var fields = ConfigFields(reader: ConfigReader(providers: providers))
+        do {
+            let config = try DistillConfig(fields: &fields)
+            if checkFiles { try config.checkFiles() }
+            return Loaded(config: config, settings: fields.settings)
+        } catch {
+            // Name the source of the value that won: flags over the environment over the file.
+            guard case .invalidValue(let key, let value, let expected, .defaults) = error else { throw error }
+            let variable = ConfigFields.environmentName(key)
+            let source: ConfigSource =
+                if overrides[key] != nil { .commandLine }
+                else if environment[variable] != nil { .environment(variable) }
+                else if let file, fileKeys.contains(key) { .file(file) }
+                else { .defaults }
+            throw .invalidValue(key: key, value: value, expected: expected, source: source)
+        }
     }
 
-    /// `DISTILL_` variables that are not config keys but are expected in the environment.
-    private static let ignoredVariables: Set<String> = ["DISTILL_BIN_DIR", "DISTILL_MODEL_DIR"]
+    /// Every config key, and those that take a list: what the loader reads, found by loading the defaults.
+    private static let schema: (keys: Set<String>, lists: Set<String>) = {
+        var fields = ConfigFields(reader: ConfigReader(provider: InMemoryProvider(values: [:])))
+        _ = try? DistillConfig(fields: &fields)
+        return (Set(fields.settings.map(\.key)), fields.listKeys)
+    }()
+    static let knownKeys = schema.keys
+    static let listKeys = schema.lists
+
+    static let knownVariables = Set(knownKeys.map(ConfigFields.environmentName))
+
+    /// `DISTILL_` variables that are not config keys but belong to distill's other tools (cachectl,
+    /// the tests) or choose the embedding kernels; a shell that sets them may still start distilld.
+    private static let otherVariables: Set<String> = ["DISTILL_ADMIN_URL", "DISTILL_BIN_DIR", "DISTILL_MODEL_DIR", "DISTILL_KERNELS"]
+
+    /// The files the configuration names must be there: the embedding model, when something embeds.
+    func checkFiles() throws(ConfigError) {
+        guard cache.enabled || student.enabled else { return }
+        let missing = ["config.json", "vocab.txt", "model.safetensors"].filter {
+            !FileManager.default.isReadableFile(atPath: (embedding.modelDir as NSString).appendingPathComponent($0))
+        }
+        guard missing.isEmpty else {
+            throw .invalidValue(
+                key: "embedding.model_dir", value: embedding.modelDir,
+                expected: "a model directory with config.json, vocab.txt and model.safetensors (run scripts/bootstrap); missing: \(missing.joined(separator: ", "))")
+        }
+    }
 
     private init(fields f: inout ConfigFields) throws(ConfigError) {
         self.init()
@@ -190,6 +231,8 @@ extension DistillConfig {
 
         store.dataDir = try f.string("store.data_dir", default: defaults.store.dataDir)
         if store.dataDir.isEmpty { throw .invalidValue(key: "store.data_dir", value: "", expected: "a directory") }
+        store.teacherLogRetentionDays = try f.double(
+            "store.teacher_log_retention_days", default: defaults.store.teacherLogRetentionDays, 0...36_500)
 
         let t = defaults.teacher
         teacher.baseURL = try f.string("teacher.base_url", default: t.baseURL)
@@ -220,6 +263,12 @@ extension DistillConfig {
         cache.temperatureCeiling = try f.double("cache.temperature_ceiling", default: c.temperatureCeiling, 0...2)
         cache.hitFlushSeconds = try f.double("cache.hit_flush_seconds", default: c.hitFlushSeconds, 0.01...3600)
         cache.snapshotIntervalSeconds = try f.double("cache.snapshot_interval_seconds", default: c.snapshotIntervalSeconds, 1...86400)
+        cache.maxError = try f.double("cache.max_error", default: c.maxError, 0...1)
+        if !(cache.maxError > 0 && cache.maxError < 1) {
+            throw .invalidValue(
+                key: "cache.max_error", value: String(cache.maxError), expected: "a share strictly between 0 and 1, e.g. 0.05")
+        }
+        cache.exploreShare = try f.double("cache.explore_share", default: c.exploreShare, 0...1)
 
         let e = defaults.embedding
         embedding.modelDir = try f.string("embedding.model_dir", default: e.modelDir)
@@ -256,6 +305,11 @@ extension DistillConfig {
         guard levels.contains(log.level) else {
             throw .invalidValue(key: "log.level", value: log.level, expected: "one of \(levels.joined(separator: ", "))")
         }
+        let format = try f.string("log.format", default: defaults.log.format.rawValue)
+        guard let parsedFormat = LogFormat(rawValue: format) else {
+            throw .invalidValue(key: "log.format", value: format, expected: "text or json")
+        }
+        log.format = parsedFormat
     }
 
     /// The teacher client's settings, with the API key read from the named environment variable.
@@ -273,30 +327,79 @@ extension DistillConfig {
             maxConnections: teacher.maxConnections)
     }
 
-    /// Dotted keys of every leaf in a parsed YAML document.
-    private static func flattenedKeys(of document: Any?, prefix: String = "") -> [String] {
-        guard let mapping = document as? [String: Any] else { return prefix.isEmpty ? [] : [prefix] }
-        return mapping.flatMap { key, value in
-            flattenedKeys(of: value, prefix: prefix.isEmpty ? key : "\(prefix).\(key)")
+}
+
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
+    /// `source` is filled in by `DistillConfig.load`: where the value that won came from.
+    case invalidValue(key: String, value: String, expected: String, source: ConfigSource = .defaults)
+    case unknownKeys([String], file: String)
+    case unknownVariables([String])
+    /// The file cannot be read at all.
+    case unreadableFile(path: String, reason: String)
+    /// The file is read but is no configuration: empty, not YAML, not a mapping of sections.
+    case invalidFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidValue(let key, let value, let expected, let source):
+            "\(source.prefix)\(key) must be \(expected); got \"\(value.prefix(200))\""
+        case .unknownKeys(let keys, let file):
+            "\(file): unknown key\(keys.count == 1 ? "" : "s") "
+                + keys.map { key in
+                    DistillConfig.knownKeys.closest(to: key).map { "\(key) (did you mean \($0)?)" } ?? key
+                }.joined(separator: ", ")
+        case .unknownVariables(let variables):
+            "unknown environment variable\(variables.count == 1 ? "" : "s") "
+                + variables.map { variable in
+                    DistillConfig.knownVariables.closest(to: variable).map { "\(variable) (did you mean \($0)?)" } ?? variable
+                }.joined(separator: ", ")
+                + ": DISTILL_ variables must name a config key (docs/operations.md)"
+        case .unreadableFile(let path, let reason):
+            "cannot read the config file \(path): \(reason)"
+        case .invalidFile(let path, let reason):
+            "\(path): \(reason)"
         }
     }
 }
 
-public enum ConfigError: Error, Equatable, CustomStringConvertible {
-    case invalidValue(key: String, value: String, expected: String)
-    case unknownKeys([String], file: String)
-    case unreadableFile(path: String, reason: String)
+/// Where a setting's value came from.
+public enum ConfigSource: Sendable, Equatable {
+    case commandLine
+    case environment(String)
+    case file(String)
+    case defaults
 
-    public var description: String {
+    /// How an error message starts: the source, as a compiler names a file.
+    var prefix: String {
         switch self {
-        case .invalidValue(let key, let value, let expected):
-            "\(key) (environment: \(ConfigFields.environmentName(key))) must be \(expected); got \"\(value.prefix(200))\""
-        case .unknownKeys(let keys, let file):
-            "\(file): unknown key\(keys.count == 1 ? "" : "s") \(keys.joined(separator: ", "))"
-        case .unreadableFile(let path, let reason):
-            "cannot read the config file \(path): \(reason)"
+        case .commandLine: "command line: "
+        case .environment(let variable): "\(variable): "
+        case .file(let path): "\(path): "
+        case .defaults: ""
         }
     }
+}
+
+extension Set<String> {
+    /// The member nearest to a misspelling of it (a quarter of its characters wrong at most).
+    func closest(to word: String) -> String? {
+        let limit = Swift.max(2, word.count / 4)
+        return self.map { ($0, editDistance($0, word)) }.filter { $0.1 <= limit }.min { ($0.1, $0.0) < ($1.1, $1.0) }?.0
+    }
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions.
+private func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for i in a.indices {
+        var current = [i + 1]
+        for j in b.indices {
+            current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a[i] == b[j] ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }
 
 /// Reads typed values and records each key with its effective value, so that unknown keys can
@@ -304,6 +407,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
 struct ConfigFields {
     let reader: ConfigReader
     private(set) var settings: [(key: String, value: String)] = []
+    private(set) var listKeys: Set<String> = []
 
     init(reader: ConfigReader) { self.reader = reader }
 
@@ -320,6 +424,7 @@ struct ConfigFields {
 
     /// A list: a YAML sequence, or comma-separated in the environment.
     mutating func strings(_ key: String, secret: Bool = false) throws(ConfigError) -> [String] {
+        listKeys.insert(key)
         var values: [String] = []
         if let read = reader.stringArray(forKey: ConfigKey(key), isSecret: secret) {
             values = read

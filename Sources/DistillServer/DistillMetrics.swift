@@ -20,28 +20,16 @@ public final class DistillMetrics: DomainMetrics {
         public var evictions: [String: Int64] = [:]
     }
 
-    private static let latencyBuckets: [Duration] = [
-        .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
-        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
-    ]
-
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        registerKnownSeries()
     }
 
     /// One finished HTTP request. `source` is where a chat completion's answer came from.
     public func recordRequest(route: String, status: Int, source: String?, duration: Duration) {
         let source = source ?? "none"
-        registry.makeCounter(
-            name: "distill_http_requests_total",
-            labels: [("route", route), ("status", String(status)), ("source", source)],
-            help: "HTTP requests by route, status and answer source."
-        ).increment()
-        registry.makeDurationHistogram(
-            name: "distill_http_request_duration_seconds", labels: [("route", route), ("source", source)],
-            buckets: Self.latencyBuckets, help: "HTTP request latency by route and answer source."
-        ).record(duration)
+        registry.counter(.httpRequests, [("route", route), ("status", String(status)), ("source", source)]).increment()
+        registry.histogram(.httpRequestDuration, [("route", route), ("source", source)]).record(duration)
         guard route == Routes.chatCompletions else { return }
         counts.withLock { stats in
             if status < 400 {
@@ -54,20 +42,11 @@ public final class DistillMetrics: DomainMetrics {
 
     /// One teacher call (retries included) and how it ended.
     public func recordTeacherCall(outcome: String, duration: Duration, usage: Usage?) {
-        registry.makeCounter(
-            name: "distill_teacher_calls_total", labels: [("outcome", outcome)], help: "Teacher calls by outcome."
-        ).increment()
-        registry.makeDurationHistogram(
-            name: "distill_teacher_call_duration_seconds", labels: [("outcome", outcome)],
-            buckets: Self.latencyBuckets, help: "Teacher call latency, retries included."
-        ).record(duration)
+        registry.counter(.teacherCalls, [("outcome", outcome)]).increment()
+        registry.histogram(.teacherCallDuration, [("outcome", outcome)]).record(duration)
         if let usage {
-            let tokens = "distill_teacher_tokens_total"
-            let help = "Tokens the teacher was billed for, by kind."
-            registry.makeCounter(name: tokens, labels: [("kind", "prompt")], help: help)
-                .increment(by: Int64(usage.promptTokens))
-            registry.makeCounter(name: tokens, labels: [("kind", "completion")], help: help)
-                .increment(by: Int64(usage.completionTokens))
+            registry.counter(.teacherTokens, [("kind", "prompt")]).increment(by: Int64(usage.promptTokens))
+            registry.counter(.teacherTokens, [("kind", "completion")]).increment(by: Int64(usage.completionTokens))
         }
         counts.withLock { stats in
             stats.teacherCallsByOutcome[outcome, default: 0] += 1
@@ -78,65 +57,80 @@ public final class DistillMetrics: DomainMetrics {
 
     /// A write to the store failed (e.g. a full disk).
     public func recordStoreFailure(_ operation: StoreOperation) {
-        registry.makeCounter(
-            name: "distill_store_write_failures_total", labels: [("operation", operation.rawValue)],
-            help: "Failed writes to the SQLite store."
-        ).increment()
+        registry.counter(.storeWriteFailures, [("operation", operation.rawValue)]).increment()
     }
 
     /// One cache lookup: `exact_hit`, `semantic_hit` or `miss`, and how long it took.
     public func recordCacheLookup(_ lookup: CacheLookupResult, duration: Duration) {
         let result = lookup.rawValue
-        registry.makeCounter(
-            name: "distill_cache_lookups_total", labels: [("result", result)], help: "Cache lookups by result."
-        ).increment()
-        registry.makeDurationHistogram(
-            name: "distill_cache_lookup_duration_seconds", labels: [("result", result)], buckets: Self.latencyBuckets,
-            help: "Cache lookup latency (embedding included for semantic lookups)."
-        ).record(duration)
+        registry.counter(.cacheLookups, [("result", result)]).increment()
+        registry.histogram(.cacheLookupDuration, [("result", result)]).record(duration)
         cacheCounts.withLock { $0.lookups[result, default: 0] += 1 }
     }
 
     /// A request that did not read (or write) the cache, and why.
     public func recordCacheBypass(_ bypass: CacheBypassReason) {
         let reason = bypass.rawValue
-        registry.makeCounter(
-            name: "distill_cache_bypasses_total", labels: [("reason", reason)], help: "Requests that bypassed the cache, by reason."
-        ).increment()
+        registry.counter(.cacheBypasses, [("reason", reason)]).increment()
         cacheCounts.withLock { $0.bypasses[reason, default: 0] += 1 }
     }
 
     public func recordCacheEvictions(_ removal: CacheRemovalReason, count: Int) {
         let reason = removal.rawValue
-        registry.makeCounter(
-            name: "distill_cache_evictions_total", labels: [("reason", reason)],
-            help: "Cache entries removed, by reason (lru, expired, invalidated, purged)."
-        ).increment(by: Int64(count))
+        registry.counter(.cacheEvictions, [("reason", reason)]).increment(by: Int64(count))
         cacheCounts.withLock { $0.evictions[reason, default: 0] += Int64(count) }
     }
 
+    /// The instruction set of the encoder's and the index's kernels ("avx512", "avx2", "portable"), set once at start-up.
+    public func setKernels(_ kernelSet: String) {
+        registry.makeGauge(
+            name: "distill_kernels_info", labels: [("kernels", kernelSet)],
+            help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS)."
+        ).set(to: 1)
+    }
+
+    /// One semantic lookup the verified cache decided, per scope; and the wrong-hit rate its model
+    /// expects of the scope's hits, with its upper bound.
+    public func recordCacheVerification(
+        scope: String, decision: CacheVerificationDecision, wrongHitRate: (estimate: Double, upperBound: Double)?
+    ) {
+        let scope = String(scope.prefix(12))
+        registry.makeCounter(
+            name: "distill_cache_verified_lookups_total", labels: [("scope", scope), ("decision", decision.rawValue)],
+            help: "Semantic lookups by scope and the verifier's decision: serve, explore (teacher, to learn), audit, miss."
+        ).increment()
+        guard let wrongHitRate else { return }
+        registry.makeGauge(
+            name: "distill_cache_wrong_hit_rate", labels: [("scope", scope)],
+            help: "The share of a scope's semantic hits the verifier expects were wrong."
+        ).set(to: wrongHitRate.estimate)
+        registry.makeGauge(
+            name: "distill_cache_wrong_hit_rate_upper_bound", labels: [("scope", scope)],
+            help: "Its upper confidence bound: the cache serves so that it stays within cache.max_error."
+        ).set(to: wrongHitRate.upperBound)
+    }
+
+    /// A teacher answer compared with the cached answer of the lookup's candidate.
+    public func recordCacheLesson(scope: String, wrong: Bool) {
+        registry.makeCounter(
+            name: "distill_cache_lessons_total", labels: [("scope", String(scope.prefix(12))), ("result", wrong ? "different" : "same")],
+            help: "Teacher answers compared with a candidate's cached answer, by scope and result."
+        ).increment()
+    }
+
     public func setCacheEntries(_ count: Int) {
-        registry.makeGauge(name: "distill_cache_entries", help: "Entries in the semantic cache.").set(to: Double(count))
+        registry.gauge(.cacheEntries).set(to: Double(count))
     }
 
     /// What a scope's student made of a cache miss: answer, audit (the teacher answers, for comparison) or unsure.
     public func recordStudentDecision(_ action: Students.Decision.Action) {
-        registry.makeCounter(
-            name: "distill_student_decisions_total", labels: [("decision", "\(action)")],
-            help: "Cache misses a student looked at, by decision: answer (served by the student), audit, unsure (below τ), novel (confident but unlike what it learned)."
-        ).increment()
+        registry.counter(.studentDecisions, [("decision", "\(action)")]).increment()
     }
 
     /// One audit: whether the teacher gave the student's answer, and the scope's live agreement since.
     public func recordStudentAudit(agrees: Bool, scope: String, liveAgreement: Double) {
-        registry.makeCounter(
-            name: "distill_student_audits_total", labels: [("result", agrees ? "agree" : "disagree")],
-            help: "Confident student answers checked against the teacher, by result."
-        ).increment()
-        registry.makeGauge(
-            name: "distill_student_live_agreement", labels: [("scope", String(scope.prefix(12)))],
-            help: "Share of a scope's recent audits where the teacher gave the student's answer."
-        ).set(to: liveAgreement)
+        registry.counter(.studentAudits, [("result", agrees ? "agree" : "disagree")]).increment()
+        registry.gauge(.studentLiveAgreement, [("scope", String(scope.prefix(12)))]).set(to: liveAgreement)
     }
 
     /// Each serving student's audit share in force and its sequential tests, set as `/metrics` is scraped.
@@ -163,28 +157,22 @@ public final class DistillMetrics: DomainMetrics {
     }
 
     public func recordStudentSuspension() {
-        registry.makeCounter(
-            name: "distill_student_suspensions_total",
-            help: "Students taken out of service because their audited answers fell below the target agreement."
-        ).increment()
+        registry.counter(.studentSuspensions).increment()
     }
 
     /// One finished re-distillation run of a scope: promoted, rejected, failed or cancelled.
     public func recordDistillRun(_ outcome: DistillRunOutcome, trainingSeconds: Double) {
-        registry.makeCounter(
-            name: "distill_distill_runs_total", labels: [("outcome", outcome.rawValue)], help: "Student training runs by outcome."
-        ).increment()
-        registry.makeDurationHistogram(
-            name: "distill_training_duration_seconds",
-            buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)],
-            help: "Time spent training a student (loading and embedding included)."
-        ).record(.seconds(trainingSeconds))
+        registry.counter(.distillRuns, [("outcome", outcome.rawValue)]).increment()
+        registry.histogram(.trainingDuration).record(.seconds(trainingSeconds))
     }
 
     public func updateBreaker(_ state: CircuitBreaker.State) {
-        let gauge = registry.makeGauge(
-            name: "distill_teacher_breaker_open", help: "1 while the teacher's circuit breaker refuses calls.")
-        gauge.set(to: state == .open ? 1.0 : 0.0)
+        registry.gauge(.teacherBreakerOpen).set(to: state == .open ? 1.0 : 0.0)
+    }
+
+    /// A request refused before routing (`RequestGuard`), by its error code.
+    public func recordRefusal(code: String) {
+        registry.counter(.httpRefusals, [("code", code)]).increment()
     }
 
     public var stats: DaemonStats { counts.withLock { $0 } }

@@ -23,6 +23,7 @@ public final class DistillSystem: Sendable {
     /// Nil when `student.enabled` is false.
     public let students: Students?
     public let distiller: Distiller?
+    public let teacherLogRetention: TeacherLogRetention
     public let embedder: (any Embedder)?
     public let metrics: DistillMetrics
     public let completions: CompletionService
@@ -38,6 +39,11 @@ public final class DistillSystem: Sendable {
         config: DistillConfig, environment: [String: String], embedder: (any Embedder)? = nil,
         clock: any WallClock = SystemClock(), logger: Logger
     ) async throws(SystemError) -> DistillSystem {
+        do {
+            try KernelChoice.checkOverride(environment)
+        } catch {
+            throw .kernels(error)
+        }
         let lock = try DataDirectoryLock(directory: config.store.dataDir)
         let store: any DistillStore
         do {
@@ -46,6 +52,8 @@ public final class DistillSystem: Sendable {
             throw .store(error)
         }
         let metrics = DistillMetrics()
+        logger.info("kernels chosen", metadata: ["distill.kernels": "\(KernelChoice.host)"])
+        metrics.setKernels(KernelChoice.host.kernelSet.rawValue)
         guard config.cache.enabled || config.student.enabled else {
             return DistillSystem(
                 config: config, environment: environment, lock: lock, store: store, cache: nil, students: nil,
@@ -78,6 +86,7 @@ public final class DistillSystem: Sendable {
                 throw .students("\(error)")
             }
         }
+        if let students { metrics.registerStudents(students.status()) }
         return DistillSystem(
             config: config, environment: environment, lock: lock, store: store, cache: cache, students: students,
             embedder: loaded, clock: clock, metrics: metrics, logger: logger)
@@ -131,7 +140,13 @@ public final class DistillSystem: Sendable {
                 metrics: metrics, releaseMemory: Allocator.trim, logger: logger)
         }
         self.distiller = distiller
+        let retentionDays = config.store.teacherLogRetentionDays
+        self.teacherLogRetention = TeacherLogRetention(
+            store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
+            logger: logger)
         var services: [any Service] = []
+        // A service may not return before shutdown: the sweep joins the group only with a retention.
+        if retentionDays > 0 { services.append(teacherLogRetention) }
         if let cache {
             services.append(
                 CacheUpkeep(
@@ -147,20 +162,15 @@ public final class DistillSystem: Sendable {
 
     /// The encoder of `embedding.model_dir` behind a micro-batcher.
     public static func loadEmbedder(_ configuration: DistillConfig.Embedding, logger: Logger) throws(SystemError) -> any Embedder {
-        BLAS.threadCount = configuration.threads
         let encoder: BertEncoder
         do {
-            encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: configuration.modelDir))
+            encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: configuration.modelDir), threads: configuration.threads)
         } catch {
             throw .embeddingModel(path: configuration.modelDir, reason: "\(error)")
         }
         logger.info(
             "embedding model loaded",
-            metadata: ["distill.model": "\(encoder.identity)", "distill.blas_threads": "\(BLAS.threadCount)", "distill.blas_kernels": "\(BLAS.coreName)"])
-        if let coreType = BLAS.suggestedCoreType {
-            logger.notice(
-                "OpenBLAS runs its \(BLAS.coreName) kernels on a CPU with AVX-512: start distilld with OPENBLAS_CORETYPE=\(coreType) for about 1.5× the embedding throughput (docs/benchmarks.md)")
-        }
+            metadata: ["distill.model": "\(encoder.identity)", "distill.embedding_threads": "\(encoder.threadCount)"])
         return BatchingEmbedder(
             encoder: encoder, maxBatchSize: configuration.maxBatch,
             maxWait: .milliseconds(configuration.maxWaitMilliseconds))
@@ -200,6 +210,7 @@ public final class DistillSystem: Sendable {
     /// `GET /metrics`: every series in Prometheus's text format.
     public func prometheusExposition() -> [UInt8] {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
+        metrics.updateProcess()
         if let students { metrics.updateStudents(students.status()) }
         return metrics.registry.emitToBuffer()
     }
@@ -214,7 +225,8 @@ public final class DistillSystem: Sendable {
                 teacherLogRows: (try? await store.teacherLogCount()) ?? -1),
             teacher: .init(
                 baseURL: config.teacher.baseURL, breakerState: breaker.state.rawValue,
-                consecutiveFailures: breaker.consecutiveFailures))
+                consecutiveFailures: breaker.consecutiveFailures),
+            kernels: KernelChoice.host.description)
     }
 
     /// Teacher log rows after `id`, oldest first.
@@ -239,6 +251,7 @@ public enum SystemError: Error, CustomStringConvertible {
     case alreadyRunning(path: String)
     case store(StoreError)
     case embeddingModel(path: String, reason: String)
+    case kernels(KernelOverrideError)
     case cache(String)
     case students(String)
 
@@ -249,6 +262,7 @@ public enum SystemError: Error, CustomStringConvertible {
         case .store(let error): "\(error)"
         case .embeddingModel(let path, let reason):
             "cannot load the embedding model from \(path) (run scripts/bootstrap, or set embedding.model_dir): \(reason)"
+        case .kernels(let error): "\(error)"
         case .cache(let reason): "cannot open the cache: \(reason)"
         case .students(let reason): "cannot load the students: \(reason)"
         }

@@ -20,6 +20,7 @@ extension DistillError {
         case .scopeRequired: return invalid(400, "scope_required", param: "scope")
         case .nothingToRollBackTo: return invalid(409, "nothing_to_roll_back_to")
         case .versionCannotServe: return invalid(409, "version_cannot_serve")
+        case .versionRejected: return invalid(409, "version_rejected")
         case .invalidEmbedding: return invalid(400, "invalid_value", param: "embedding")
         }
     }

@@ -28,6 +28,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     /// Counts each refusal by its code (`distill_http_refusals_total`).
     private let refused: @Sendable (String) -> Void
+    /// The codes `refused` is called with.
+    static let refusalCodes = ["request_timeout", "request_header_fields_too_large", "invalid_http"]
     private var timer: Scheduled<Void>?
     /// Requests whose response has not ended.
     private var inFlight = 0

@@ -88,6 +88,21 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
         return jsonResponse(try await system.teacherLogPage(after: after, limit: Int(limit)))
     }
 
+    router.post("/admin/teacher-log/purge") { request, context -> Response in
+        let purge = try await decode(TeacherLogPurgeRequest.self, from: request)
+        guard purge.olderThanSeconds >= 0, purge.olderThanSeconds.isFinite else {
+            throw APIError.invalidRequest("'older_than_seconds' must not be negative.", code: "invalid_value", param: "older_than_seconds")
+        }
+        var scope: String?
+        if let prefix = purge.scope { scope = try await system.teacherLogRetention.resolveScope(prefix) }
+        let before = system.clock.now.addingTimeInterval(-purge.olderThanSeconds)
+        let purged = try await system.teacherLogRetention.purge(scope: scope, createdBefore: before)
+        context.logAdminAction(
+            "teacher log purged",
+            ["distill.scope": "\(scope ?? "all")", "distill.older_than_seconds": "\(purge.olderThanSeconds)", "distill.count": "\(purged.deleted)"])
+        return jsonResponse(purged)
+    }
+
     addCacheRoutes(to: router, system: system)
     addStudentRoutes(to: router, system: system)
     addBackupRoutes(to: router, system: system)

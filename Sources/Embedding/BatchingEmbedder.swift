@@ -51,6 +51,8 @@ public final class BatchingEmbedder: Embedder {
     /// Counts of batches run and texts embedded so far.
     public var statistics: Statistics { queue.statistics }
 
+    public func seesWhole(_ text: String) -> Bool { tokenizer.seesWhole(text) }
+
     public func embed(_ texts: [String]) async -> [[Float]] {
         if texts.isEmpty { return [] }
         let tokenIDs = texts.map(tokenizer.encode)

@@ -1,13 +1,17 @@
-import CBLAS
+import CPUKernels
 import Crypto
 import Foundation
 
 /// A BERT sentence encoder with mean pooling and L2 normalization: all-MiniLM-L6-v2 as sentence-transformers
-/// runs it, in fp32 on BLAS.
+/// runs it, in fp32.
 ///
 /// Batches are packed, not padded: the tokens of all texts are rows of one matrix, so every dense layer is one
-/// `sgemm` over real tokens only, and attention runs per text over its own rows, which is what the attention
+/// product over real tokens only, and attention runs per text over its own rows, which is what the attention
 /// mask of a padded batch achieves.
+///
+/// The products run on the kernels of `CPUKernels` for the instruction set the CPU has (`KernelChoice`), with
+/// the weights packed for them once at load: a general BLAS re-packs them on every call, which was 46% of the
+/// time of a one-text batch.
 ///
 /// Holds mutable scratch buffers, so one instance serves one caller at a time: it is deliberately not
 /// `Sendable`. `BatchingEmbedder` owns one on a dedicated thread and is the shareable front.
@@ -17,17 +21,29 @@ public final class BertEncoder {
     public let tokenizer: WordPieceTokenizer
     /// Most token rows in one forward pass; bounds the scratch memory. Larger batches run in several passes.
     public let maxTokensPerPass: Int
+    /// The instruction set the products run on.
+    public let kernelSet: KernelSet
+    /// Threads sharing each product, the caller's included.
+    public var threadCount: Int { team.size }
 
     private let weights: Weights
     private let scratch: Scratch
+    private let team: ThreadTeam
 
     /// Loads `config.json`, `vocab.txt` and `model.safetensors` from a sentence-transformers model directory.
     /// - Parameters:
     ///   - name: the identity's name; defaults to the directory's name.
     ///   - maxSequenceLength: tokens per text including `[CLS]` and `[SEP]` (sentence-transformers' window is 256).
+    ///   - threads: threads sharing each product (default: every processor). On cores shared with other work,
+    ///     1 is the safer setting: the threads of one product wait for each other.
+    ///   - kernelSet: the instruction set; the CPU's best (`KernelChoice.host`) unless a test or benchmark picks
+    ///     another that this CPU can run.
     public init(
-        modelDirectory: URL, name: String? = nil, maxSequenceLength: Int = 256, maxTokensPerPass: Int = 1024
+        modelDirectory: URL, name: String? = nil, maxSequenceLength: Int = 256, maxTokensPerPass: Int = 1024,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount, kernelSet: KernelSet = KernelChoice.host.kernelSet
     ) throws(ModelLoadError) {
+        precondition(kernelSet.runs(on: .host), "this CPU cannot run the \(kernelSet) kernels")
+        precondition(threads >= 1, "threads must be positive")
         let configuration = try BertConfiguration(contentsOf: modelDirectory.appendingPathComponent("config.json"))
         try Self.checkTokenizerConfiguration(modelDirectory.appendingPathComponent("tokenizer_config.json"))
         let tokenizer = try WordPieceTokenizer(
@@ -50,7 +66,7 @@ public final class BertEncoder {
             throw .weights(error)
         }
         do {
-            weights = try Weights(file, configuration)
+            weights = try Weights(file, configuration, kernelSet: kernelSet)
         } catch {
             throw .weights(error)
         }
@@ -60,6 +76,8 @@ public final class BertEncoder {
         self.configuration = configuration
         self.tokenizer = tokenizer
         self.maxTokensPerPass = maxTokensPerPass
+        self.kernelSet = kernelSet
+        self.team = ThreadTeam(threads: threads)
         self.scratch = Scratch(configuration, maxTokensPerPass: maxTokensPerPass, maxSequenceLength: maxSequenceLength)
     }
 
@@ -126,25 +144,11 @@ public final class BertEncoder {
         return results
     }
 
-    /// OpenBLAS's sgemm slows down sharply when the row count is not a multiple of its kernel width times its
-    /// threads. Measured on the project's machine (Zen 5, OpenBLAS 0.3.21): on 2 threads the 24 dense products
-    /// of a 13-token text take 1.9× (Haswell kernels) and 1.35× (SkylakeX kernels) as long as those of 16
-    /// tokens, and multiples of 16 are the minima at every size; on 1 thread the minima are multiples of 4.
-    /// So the dense products run on row counts rounded up to this quantum.
-    static func rowQuantum(threads: Int) -> Int { threads <= 1 ? 4 : min(8 * threads, maxRowQuantum) }
-    static let maxRowQuantum = 64
-
-    private func forward(_ batch: ArraySlice<[Int32]>, rows realRows: Int, appendingTo results: inout [[Float]]) {
+    private func forward(_ batch: ArraySlice<[Int32]>, rows: Int, appendingTo results: inout [[Float]]) {
         let width = configuration.hiddenSize
         let inner = configuration.intermediateSize
         let epsilon = configuration.layerNormEpsilon
         let hidden = scratch.hidden
-        // Padding rows start as zero vectors and go through every row-wise step like tokens (so they stay finite);
-        // attention and pooling never read them, and no other row depends on them.
-        let quantum = Self.rowQuantum(threads: BLAS.threadCount)
-        let rows = (realRows + quantum - 1) / quantum * quantum
-        (hidden + realRows * width).initialize(repeating: 0, count: (rows - realRows) * width)
-        (scratch.context + realRows * width).initialize(repeating: 0, count: (rows - realRows) * width)
 
         // Embeddings: word + (position + token type 0), then LayerNorm.
         var row = 0
@@ -160,25 +164,25 @@ public final class BertEncoder {
         }
 
         for layer in weights.layers {
-            // Query, key and value in one product; the bias goes in first so sgemm accumulates onto it.
+            // Query, key and value in one product; the bias goes in first so that the product accumulates onto it.
             Kernels.fillRows(scratch.qkv, with: layer.qkvBias, rows: rows, columns: 3 * width)
-            linear(hidden, rows: rows, inputs: width, layer.qkvWeight, outputs: 3 * width, into: scratch.qkv, accumulate: true)
+            linear(hidden, rows: rows, layer.qkv, into: scratch.qkv)
             row = 0
             for ids in batch {
                 attention(firstRow: row, count: ids.count)
                 row += ids.count
             }
             // Residual connections: the products accumulate onto `hidden` itself.
-            linear(scratch.context, rows: rows, inputs: width, layer.outputWeight, outputs: width, into: hidden, accumulate: true)
+            linear(scratch.context, rows: rows, layer.output, into: hidden)
             for r in 0..<rows {
                 Kernels.addBiasLayerNorm(
                     hidden + r * width, bias: layer.outputBias, gamma: layer.attentionNorm.gamma,
                     beta: layer.attentionNorm.beta, count: width, epsilon: epsilon)
             }
             Kernels.fillRows(scratch.intermediate, with: layer.intermediateBias, rows: rows, columns: inner)
-            linear(hidden, rows: rows, inputs: width, layer.intermediateWeight, outputs: inner, into: scratch.intermediate, accumulate: true)
+            linear(hidden, rows: rows, layer.intermediate, into: scratch.intermediate)
             Kernels.gelu(scratch.intermediate, count: rows * inner)
-            linear(scratch.intermediate, rows: rows, inputs: inner, layer.feedForwardWeight, outputs: width, into: hidden, accumulate: true)
+            linear(scratch.intermediate, rows: rows, layer.feedForward, into: hidden)
             for r in 0..<rows {
                 Kernels.addBiasLayerNorm(
                     hidden + r * width, bias: layer.feedForwardBias, gamma: layer.feedForwardNorm.gamma,
@@ -204,25 +208,43 @@ public final class BertEncoder {
             let query = scratch.qkv + firstRow * 3 * width + head * headSize
             let key = query + width
             let value = query + 2 * width
-            cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasTrans, n, n, Int32(headSize), scale, query, stride, key, stride, 0,
-                scratch.scores, n)
+            attention_scores(
+                kernelSet.id, n, Int32(headSize), query, key, stride, scale, scratch.scores, scratch.transposedKeys)
             Kernels.softmaxRows(scratch.scores, rows: count, columns: count)
-            cblas_sgemm(
-                CblasRowMajor, CblasNoTrans, CblasNoTrans, n, Int32(headSize), n, 1, scratch.scores, n, value, stride, 0,
+            attention_context(
+                kernelSet.id, n, Int32(headSize), scratch.scores, value, stride,
                 scratch.context + firstRow * width + head * headSize, Int32(width))
         }
     }
 
-    /// `output (rows × outputs) [+]= input (rows × inputs) · weightᵀ`, the weight in PyTorch's (outputs × inputs) layout.
+    /// `output (rows × outputs) += input (rows × inputs) · weightᵀ`.
     private func linear(
-        _ input: UnsafePointer<Float>, rows: Int, inputs: Int, _ weight: UnsafePointer<Float>, outputs: Int,
-        into output: UnsafeMutablePointer<Float>, accumulate: Bool
+        _ input: UnsafePointer<Float>, rows: Int, _ layer: PackedLinear, into output: UnsafeMutablePointer<Float>
     ) {
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1, input, Int32(inputs),
-            weight, Int32(inputs), accumulate ? 1 : 0, output, Int32(outputs))
+        packed_gemm(
+            kernelSet.id, team.pointer, Int32(rows), Int32(layer.outputs), Int32(layer.inputs), input,
+            Int32(layer.inputs), layer.weight, output, Int32(layer.outputs))
     }
+}
+
+/// The threads that share one encoder's products; the calling thread is one of them.
+private final class ThreadTeam {
+    let pointer: OpaquePointer
+    let size: Int
+
+    init(threads: Int) {
+        pointer = thread_team_create(Int32(threads))
+        size = threads
+    }
+
+    deinit { thread_team_destroy(pointer) }
+}
+
+/// A Linear layer's weight (outputs × inputs in PyTorch's layout) packed for the encoder's kernel set.
+private struct PackedLinear {
+    let weight: UnsafePointer<Float>
+    let outputs: Int
+    let inputs: Int
 }
 
 @available(*, unavailable, message: "BertEncoder has mutable scratch buffers; share a BatchingEmbedder instead")
@@ -238,14 +260,14 @@ private final class Weights {
 
     struct Layer {
         /// Query, key and value weights stacked: (3·hidden × hidden), and their biases.
-        let qkvWeight: UnsafePointer<Float>
+        let qkv: PackedLinear
         let qkvBias: UnsafePointer<Float>
-        let outputWeight: UnsafePointer<Float>
+        let output: PackedLinear
         let outputBias: UnsafePointer<Float>
         let attentionNorm: Norm
-        let intermediateWeight: UnsafePointer<Float>
+        let intermediate: PackedLinear
         let intermediateBias: UnsafePointer<Float>
-        let feedForwardWeight: UnsafePointer<Float>
+        let feedForward: PackedLinear
         let feedForwardBias: UnsafePointer<Float>
         let feedForwardNorm: Norm
     }
@@ -257,13 +279,16 @@ private final class Weights {
     let layers: [Layer]
     private let storage: UnsafeMutableRawPointer
 
-    init(_ file: SafetensorsFile, _ c: BertConfiguration) throws(SafetensorsError) {
+    init(_ file: SafetensorsFile, _ c: BertConfiguration, kernelSet: KernelSet) throws(SafetensorsError) {
         let h = c.hiddenSize
         let i = c.intermediateSize
         // Floats per tensor, rounded up to 16 so that every tensor starts on a 64-byte boundary.
         func padded(_ count: Int) -> Int { (count + 15) / 16 * 16 }
-        let perLayer = padded(3 * h * h) + padded(3 * h) + padded(h * h) + padded(h) + 2 * padded(h)
-            + padded(i * h) + padded(i) + padded(h * i) + padded(h) + 2 * padded(h)
+        func packed(_ outputs: Int, _ inputs: Int) -> Int {
+            padded(packed_weight_count(kernelSet.id, Int32(outputs), Int32(inputs)))
+        }
+        let perLayer = packed(3 * h, h) + padded(3 * h) + packed(h, h) + padded(h) + 2 * padded(h)
+            + packed(i, h) + padded(i) + packed(h, i) + padded(h) + 2 * padded(h)
         let total = padded(c.vocabularySize * h) + padded(c.maxPositions * h) + padded(c.typeVocabularySize * h) + 2 * padded(h)
             + c.layerCount * perLayer
         storage = .allocate(byteCount: total * MemoryLayout<Float>.stride, alignment: 64)
@@ -271,6 +296,18 @@ private final class Weights {
         func take(_ count: Int) -> UnsafeMutablePointer<Float> {
             defer { next += padded(count) }
             return next
+        }
+        // Each weight goes through this buffer on its way from the file to its packed form.
+        let unpacked = UnsafeMutablePointer<Float>.allocate(capacity: max(3 * h * h, i * h))
+        defer { unpacked.deallocate() }
+        func pack(outputs: Int, inputs: Int) -> PackedLinear {
+            let destination = take(packed_weight_count(kernelSet.id, Int32(outputs), Int32(inputs)))
+            pack_weight(kernelSet.id, unpacked, Int32(outputs), Int32(inputs), destination)
+            return PackedLinear(weight: destination, outputs: outputs, inputs: inputs)
+        }
+        func linear(_ name: String, outputs: Int, inputs: Int) throws(SafetensorsError) -> PackedLinear {
+            try file.copyFloats(name, shape: [outputs, inputs], into: unpacked)
+            return pack(outputs: outputs, inputs: inputs)
         }
         func load(_ name: String, _ shape: [Int]) throws(SafetensorsError) -> UnsafePointer<Float> {
             let destination = take(shape.reduce(1, *))
@@ -296,21 +333,20 @@ private final class Weights {
             var layers: [Layer] = []
             for l in 0..<c.layerCount {
                 let prefix = "encoder.layer.\(l)."
-                let qkvWeight = take(3 * h * h)
                 let qkvBias = take(3 * h)
                 for (part, name) in ["query", "key", "value"].enumerated() {
-                    try file.copyFloats(prefix + "attention.self.\(name).weight", shape: [h, h], into: qkvWeight + part * h * h)
+                    try file.copyFloats(prefix + "attention.self.\(name).weight", shape: [h, h], into: unpacked + part * h * h)
                     try file.copyFloats(prefix + "attention.self.\(name).bias", shape: [h], into: qkvBias + part * h)
                 }
                 layers.append(
                     Layer(
-                        qkvWeight: qkvWeight, qkvBias: qkvBias,
-                        outputWeight: try load(prefix + "attention.output.dense.weight", [h, h]),
+                        qkv: pack(outputs: 3 * h, inputs: h), qkvBias: qkvBias,
+                        output: try linear(prefix + "attention.output.dense.weight", outputs: h, inputs: h),
                         outputBias: try load(prefix + "attention.output.dense.bias", [h]),
                         attentionNorm: try norm(prefix + "attention.output.LayerNorm"),
-                        intermediateWeight: try load(prefix + "intermediate.dense.weight", [i, h]),
+                        intermediate: try linear(prefix + "intermediate.dense.weight", outputs: i, inputs: h),
                         intermediateBias: try load(prefix + "intermediate.dense.bias", [i]),
-                        feedForwardWeight: try load(prefix + "output.dense.weight", [h, i]),
+                        feedForward: try linear(prefix + "output.dense.weight", outputs: h, inputs: i),
                         feedForwardBias: try load(prefix + "output.dense.bias", [h]),
                         feedForwardNorm: try norm(prefix + "output.LayerNorm")))
             }
@@ -331,13 +367,14 @@ private final class Scratch {
     let context: UnsafeMutablePointer<Float>
     let intermediate: UnsafeMutablePointer<Float>
     let scores: UnsafeMutablePointer<Float>
+    /// One head's keys of one text, transposed (head size × tokens).
+    let transposedKeys: UnsafeMutablePointer<Float>
     private let storage: UnsafeMutableRawPointer
 
-    /// Room for `rows` tokens plus padding up to the row quantum.
+    /// Room for `rows` tokens.
     init(_ c: BertConfiguration, maxTokensPerPass rows: Int, maxSequenceLength: Int) {
-        let rows = rows + BertEncoder.maxRowQuantum
         let sizes = [rows * c.hiddenSize, rows * 3 * c.hiddenSize, rows * c.hiddenSize, rows * c.intermediateSize,
-                     maxSequenceLength * maxSequenceLength].map { ($0 + 15) / 16 * 16 }
+                     maxSequenceLength * maxSequenceLength, c.headSize * maxSequenceLength].map { ($0 + 15) / 16 * 16 }
         storage = .allocate(byteCount: sizes.reduce(0, +) * MemoryLayout<Float>.stride, alignment: 64)
         var next = storage.bindMemory(to: Float.self, capacity: sizes.reduce(0, +))
         var buffers: [UnsafeMutablePointer<Float>] = []
@@ -345,7 +382,8 @@ private final class Scratch {
             buffers.append(next)
             next += size
         }
-        (hidden, qkv, context, intermediate, scores) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
+        (hidden, qkv, context, intermediate, scores, transposedKeys) =
+            (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5])
     }
 
     deinit { storage.deallocate() }

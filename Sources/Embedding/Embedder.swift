@@ -24,4 +24,7 @@ public protocol Embedder: Sendable {
     var identity: EmbeddingModelIdentity { get }
     /// One normalized vector of `identity.dimension` floats per text, in order.
     func embed(_ texts: [String]) async throws -> [[Float]]
+    /// Whether the model's window holds all of `text`: a longer text's vector stands for its
+    /// beginning only, so two texts that differ after the window get the same vector.
+    func seesWhole(_ text: String) -> Bool
 }

@@ -1,4 +1,4 @@
-/// The element-wise passes between the BLAS products: LayerNorm, GELU, softmax, pooling.
+/// The element-wise passes between the matrix products: LayerNorm, GELU, softmax, pooling.
 ///
 /// Written on `SIMD8<Float>` so they vectorize on the package's baseline target; `exp` and `erf` are
 /// vector polynomial approximations because a libm call per element would cost more than the products.

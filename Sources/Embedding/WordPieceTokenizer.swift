@@ -71,7 +71,16 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Token ids of `text`: `[CLS]`, at most `maxLength - 2` word pieces, `[SEP]`.
     public func encode(_ text: String) -> [Int32] {
-        var state = EncodingState(capacity: maxLength)
+        encode(text, capacity: maxLength)
+    }
+
+    /// Whether `encode` keeps every word piece of `text`: what lies beyond the window is not embedded.
+    public func seesWhole(_ text: String) -> Bool {
+        encode(text, capacity: maxLength + 1).count <= maxLength
+    }
+
+    private func encode(_ text: String, capacity: Int) -> [Int32] {
+        var state = EncodingState(capacity: capacity)
         state.ids.append(classifierID)
         var segmentStart = text.utf8.startIndex
         var index = segmentStart

@@ -62,16 +62,16 @@ extension SQLiteStore {
     public func cacheVectors(scope: String, after id: Int64) async throws -> [(id: Int64, vector: [Float])] {
         try await pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, embedding FROM cache_entries WHERE scope = ? AND id > ? ORDER BY id",
+                db, sql: "SELECT id, embedding FROM cache_entries WHERE scope = ? AND id > ? AND length(embedding) > 0 ORDER BY id",
                 arguments: [scope, id]
             ).map { ($0["id"], CacheEntryRecord.decode($0["embedding"])) }
         }
     }
 
-    /// The ids of a scope's entries.
-    public func cacheEntryIDs(scope: String) async throws -> Set<Int64> {
+    /// The ids of a scope's entries that have a vector.
+    public func indexedCacheEntryIDs(scope: String) async throws -> Set<Int64> {
         try await pool.read { db in
-            Set(try Int64.fetchAll(db, sql: "SELECT id FROM cache_entries WHERE scope = ?", arguments: [scope]))
+            Set(try Int64.fetchAll(db, sql: "SELECT id FROM cache_entries WHERE scope = ? AND length(embedding) > 0", arguments: [scope]))
         }
     }
 
@@ -85,7 +85,7 @@ extension SQLiteStore {
             for start in stride(from: 0, to: ids.count, by: 500) {
                 let chunk = Array(ids[start..<min(start + 500, ids.count)])
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, embedding FROM cache_entries WHERE id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+                    db, sql: "SELECT id, embedding FROM cache_entries WHERE length(embedding) > 0 AND id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
                     arguments: StatementArguments(chunk))
                 for row in rows { vectors.append((row["id"], CacheEntryRecord.decode(row["embedding"]))) }
             }
@@ -232,6 +232,17 @@ extension SQLiteStore {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO scope_settings (scope, similarity_threshold, ttl_seconds) VALUES (?, ?, ?)",
                     arguments: [scope, similarityThreshold, ttlSeconds])
+            }
+        }
+    }
+
+    public func setCacheEntryLifetimes(scope: String, ttlSeconds: Double?) async throws {
+        try await pool.write { db in
+            let entries = try Row.fetchAll(db, sql: "SELECT id, created_at FROM cache_entries WHERE scope = ?", arguments: [scope])
+            let statement = try db.makeStatement(sql: "UPDATE cache_entries SET expires_at = ? WHERE id = ?")
+            for entry in entries {
+                let createdAt: Date = entry["created_at"]
+                try statement.execute(arguments: [ttlSeconds.map { createdAt.addingTimeInterval($0) }, entry["id"] as Int64])
             }
         }
     }

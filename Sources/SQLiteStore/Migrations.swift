@@ -80,6 +80,23 @@ extension SQLiteStore {
             }
             try db.create(index: "student_versions_by_scope", on: "student_versions", columns: ["scope", "status"])
         }
+        migrator.registerMigration("v4: cache verification") { db in
+            // A scope's own error bound δ (null row: the global cache.max_error).
+            try db.create(table: "scope_max_errors") { t in
+                t.primaryKey("scope", .text)
+                t.column("max_error", .double).notNull()
+            }
+            // What the verified cache learned, as JSON the store does not read.
+            try db.create(table: "cache_scope_beliefs") { t in
+                t.primaryKey("scope", .text)
+                t.column("belief", .blob).notNull()
+            }
+            try db.create(table: "cache_entry_beliefs") { t in
+                t.primaryKey("entry_id", .integer).references("cache_entries", onDelete: .cascade)
+                t.column("scope", .text).notNull()
+                t.column("belief", .blob).notNull()
+            }
+        }
         return migrator
     }
 }

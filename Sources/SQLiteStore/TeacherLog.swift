@@ -91,6 +91,24 @@ extension SQLiteStore {
         }
     }
 
+    public func purgeTeacherLog(scope: String?, createdBefore date: Date) async throws -> [String: (count: Int, oldestID: Int64)] {
+        try await pool.write { db in
+            var sql = "DELETE FROM teacher_log WHERE created_at < ?"
+            var arguments: StatementArguments = [date]
+            if let scope {
+                sql += " AND scope = ?"
+                arguments += [scope]
+            }
+            var purged: [String: (count: Int, oldestID: Int64)] = [:]
+            for row in try Row.fetchAll(db, sql: sql + " RETURNING id, scope", arguments: arguments) {
+                let (id, scope): (Int64, String) = (row["id"], row["scope"])
+                let previous = purged[scope]
+                purged[scope] = ((previous?.count ?? 0) + 1, min(previous?.oldestID ?? id, id))
+            }
+            return purged
+        }
+    }
+
     /// Stores embeddings computed after the fact for logged exchanges.
     public func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws {
         try await pool.write { db in

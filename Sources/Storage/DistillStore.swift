@@ -39,6 +39,9 @@ public protocol DistillStore: Sendable {
     func teacherLogActivity(after id: Int64) async throws -> [String: (count: Int, newest: Int64)]
     func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws
     func clearTeacherLogEmbeddings() async throws
+    /// Deletes the exchanges created before `date` (of one scope, or all): per scope, how many, and
+    /// the oldest id among them. Cache entries made from them stay (they lose the link).
+    func purgeTeacherLog(scope: String?, createdBefore date: Date) async throws -> [String: (count: Int, oldestID: Int64)]
 
     // MARK: Cache entries
 
@@ -48,8 +51,10 @@ public protocol DistillStore: Sendable {
     func cacheEntryKeys() async throws -> [CacheEntryKey]
     /// Entry counts by scope.
     func cacheScopes() async throws -> [String: Int]
+    /// The vectors of a scope's entries above `id`, in id order. Here and below, entries without a
+    /// vector (only an exact hit serves them) are left out.
     func cacheVectors(scope: String, after id: Int64) async throws -> [(id: Int64, vector: [Float])]
-    func cacheEntryIDs(scope: String) async throws -> Set<Int64>
+    func indexedCacheEntryIDs(scope: String) async throws -> Set<Int64>
     func cacheVectors(ids: Set<Int64>) async throws -> [(id: Int64, vector: [Float])]
     /// Entries after `id` (of one scope, or all), by id.
     func cacheEntries(scope: String?, after id: Int64, limit: Int) async throws -> [CacheEntryRecord]
@@ -73,8 +78,22 @@ public protocol DistillStore: Sendable {
 
     func scopeSettings() async throws -> [String: (similarityThreshold: Double?, ttlSeconds: Double?)]
     func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws
+    /// Every entry of `scope` expires `ttlSeconds` after it was created (never when nil).
+    func setCacheEntryLifetimes(scope: String, ttlSeconds: Double?) async throws
     func metadata(_ key: String) async throws -> String?
     func setMetadata(_ key: String, _ value: String) async throws
+
+    // MARK: Cache verification
+
+    /// Each scope's own error bound δ (`cache.max_error`), where an operator set one.
+    func scopeMaxErrors() async throws -> [String: Double]
+    /// Sets a scope's own error bound; nil: the global one applies again.
+    func setScopeMaxError(scope: String, _ maxError: Double?) async throws
+    /// Everything the verified cache has learned: its scopes' beliefs and its entries'.
+    func cacheBeliefs() async throws -> [CacheBeliefRecord]
+    /// Writes beliefs, each replacing the stored one of its scope or entry. An entry's belief
+    /// whose entry is gone is dropped; an entry's belief goes when its entry does.
+    func saveCacheBeliefs(_ beliefs: [CacheBeliefRecord]) async throws
 
     // MARK: Student versions
 

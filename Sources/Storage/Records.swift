@@ -2,7 +2,6 @@ import Foundation
 
 /// One cached answer: a teacher answer to `prompt` in `scope`, with the prompt's embedding.
 public struct CacheEntryRecord: Codable, Sendable, Equatable {
-
     public var id: Int64?
     public var scope: String
     /// The normalized last user message: what an exact hit matches.
@@ -14,7 +13,8 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable {
     /// The teacher's answer: what a hit replays.
     public var answer: String
     public var finishReason: String
-    /// The prompt's embedding: little-endian Float32s.
+    /// The prompt's embedding: little-endian Float32s; empty for an entry only an exact hit may serve
+    /// (its prompt was longer than the embedder's window), which stores list among no vectors.
     public var embedding: Data
     public var createdAt: Date
     public var expiresAt: Date?
@@ -24,7 +24,7 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable {
 
     public init(
         scope: String, exactKey: String, prompt: String, messages: String, answer: String, finishReason: String,
-        vector: [Float], createdAt: Date, expiresAt: Date?
+        vector: [Float]?, createdAt: Date, expiresAt: Date?
     ) {
         self.scope = scope
         self.exactKey = exactKey
@@ -32,7 +32,7 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable {
         self.messages = messages
         self.answer = answer
         self.finishReason = finishReason
-        self.embedding = Self.encode(vector)
+        self.embedding = vector.map(Self.encode) ?? Data()
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.hits = 0
@@ -48,8 +48,8 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable {
         case teacherLogID = "teacher_log_id"
     }
 
-
-    public var vector: [Float] { Self.decode(embedding) }
+    /// nil for an entry only an exact hit may serve.
+    public var vector: [Float]? { embedding.isEmpty ? nil : Self.decode(embedding) }
 
     public static func encode(_ vector: [Float]) -> Data {
         var data = Data(capacity: vector.count * 4)
@@ -224,5 +224,20 @@ public enum StoreError: Error, CustomStringConvertible {
         case .noSuchRow(let table, let id): "no row \(id) in \(table)"
         case .backupFailed(let path, let reason): "cannot back up the store to \(path): \(reason)"
         }
+    }
+}
+
+/// What the verified cache learned about a scope (`entryID` nil) or one of its entries, as the
+/// cache encoded it (JSON of CacheVerification's `ScopeBelief` or `EntryBelief`): the store keeps
+/// it without reading it.
+public struct CacheBeliefRecord: Sendable, Equatable {
+    public var scope: String
+    public var entryID: Int64?
+    public var belief: Data
+
+    public init(scope: String, entryID: Int64?, belief: Data) {
+        self.scope = scope
+        self.entryID = entryID
+        self.belief = belief
     }
 }

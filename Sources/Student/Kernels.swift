@@ -1,5 +1,4 @@
-// Single-threaded SIMD kernels. The trainer must stay on one core and must not touch OpenBLAS, whose thread count
-// is process-wide and belongs to the embedder; at these sizes (a batch of 64 against 384 × 256 weights) plain
+// Single-threaded SIMD kernels. The trainer must stay on one core, away from the encoder's thread team; at these sizes (a batch of 64 against 384 × 256 weights) plain
 // Swift over raw pointers is fast enough. Every loop has a fixed order, so results are bit-reproducible.
 
 @inline(__always) func load8(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {

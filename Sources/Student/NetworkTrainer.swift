@@ -10,7 +10,7 @@ import SeededRandom
 /// distribution has a hard label only and its loss is `CE(softmax(s), y)`: the KL term of a one-hot teacher
 /// would only be the same cross-entropy at another temperature.
 ///
-/// One thread, no BLAS, and every random draw (initialization, shuffles, dropout) from one seeded generator:
+/// One thread, no shared thread team, and every random draw (initialization, shuffles, dropout) from one seeded generator:
 /// the same examples and configuration give bit-identical weights.
 final class NetworkTrainer {
     private let configuration: TrainingConfiguration

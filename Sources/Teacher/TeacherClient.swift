@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import NIOPosix
 
 /// Calls the teacher: any OpenAI-compatible chat-completions upstream.
 ///
@@ -117,7 +118,7 @@ public final class TeacherClient: Sendable {
         } catch let error as TeacherError {
             throw error
         } catch {
-            throw Self.classify(error)
+            throw classified(error)
         }
     }
 
@@ -231,9 +232,9 @@ public final class TeacherClient: Sendable {
             } catch let error as TeacherError {
                 throw error
             } catch {
-                let classified = Self.classify(error)
-                guard case .unreachable = classified else { throw classified }
-                failure = classified
+                let kind = classified(error)
+                guard case .unreachable = kind else { throw kind }
+                failure = kind
             }
 
             guard attempt < configuration.maxAttempts else { throw failure }
@@ -257,6 +258,13 @@ public final class TeacherClient: Sendable {
         }
     }
 
+    /// `classify`, with a connection failure naming the teacher's address.
+    private func classified(_ error: any Error) -> TeacherError {
+        let kind = Self.classify(error)
+        guard case .unreachable(let detail) = kind else { return kind }
+        return .unreachable(detail: "\(configuration.address): \(detail)")
+    }
+
     /// Sorts an HTTP client error into what the caller can act on.
     /// `afterHead`: the upstream had answered with a 2xx head, so it was reached, and a body that
     /// breaks off is a bad answer.
@@ -270,7 +278,21 @@ public final class TeacherClient: Sendable {
             return .badResponse(detail: "the answer is larger than \(maxResponseBytes >> 20) MiB")
         }
         return afterHead
-            ? .badResponse(detail: "the answer broke off: \(error)") : .unreachable(detail: String(describing: error))
+            ? .badResponse(detail: "the answer broke off: \(error)") : .unreachable(detail: reason(error))
+    }
+
+    /// Why a connection failed, as the system words it (not the error types' dumps).
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as HTTPClientError where error == .connectTimeout:
+            "no connection within teacher.connect_timeout_seconds"
+        case let error as NIOConnectionError:
+            error.connectionErrors.first.map { reason($0.error) } ?? "cannot resolve the host"
+        case let error as IOError:
+            String(cString: strerror(error.errnoCode)).lowercased()
+        default:
+            "\(error)"
+        }
     }
 }
 

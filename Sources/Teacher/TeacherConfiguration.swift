@@ -1,3 +1,5 @@
+import Foundation
+
 /// How distill talks to the teacher: any OpenAI-compatible chat-completions upstream.
 public struct TeacherConfiguration: Sendable, Equatable {
     /// e.g. `https://api.openai.com/v1`; requests go to `<baseURL>/chat/completions`.
@@ -52,6 +54,13 @@ public struct TeacherConfiguration: Sendable, Equatable {
         self.breakerOpenDuration = breakerOpenDuration
         self.topLogprobs = topLogprobs
         self.maxConnections = maxConnections
+    }
+
+    /// `HOST:PORT` of the upstream, as errors name it.
+    public var address: String {
+        guard let url = URL(string: baseURL), let host = url.host else { return baseURL }
+        let port = url.port ?? (url.scheme == "https" ? 443 : 80)
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     var chatCompletionsURL: String { endpoint("chat/completions") }

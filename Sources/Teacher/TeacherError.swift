@@ -1,7 +1,7 @@
 import DistillAPI
 
 /// Why a teacher call gave no answer. Each case maps to the OpenAI-style error the client gets.
-public enum TeacherError: Error, Sendable, Equatable {
+public enum TeacherError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The breaker is open after repeated failures; a probe may go after `retryAfter`.
     case circuitOpen(retryAfter: Duration)
     /// No connection could be made (after retries).
@@ -35,6 +35,30 @@ public enum TeacherError: Error, Sendable, Equatable {
         case .badResponse: "bad_response"
         case .interrupted: "interrupted"
         case .cancelled: "cancelled"
+        }
+    }
+
+    /// Every `outcome`, for metrics that exist before the first failure.
+    public static let outcomes = [
+        "circuit_open", "unreachable", "timeout", "rate_limited", "upstream_error", "unauthorized", "rejected",
+        "bad_response", "interrupted", "cancelled",
+    ]
+
+    /// One line for the logs: what went wrong, without the upstream's message (it may quote the prompt).
+    public var description: String {
+        switch self {
+        case .circuitOpen(let retryAfter):
+            "the teacher's circuit breaker is open (it kept failing); the next try in \((retryAfter / .seconds(1)).rounded(.up).formatted())s"
+        case .unreachable(let detail): "cannot reach the teacher at \(detail)"
+        case .timedOut: "the teacher did not answer in time"
+        case .rateLimited: "the teacher kept answering 429 (rate limited)"
+        case .upstreamFailure(let status): "the teacher failed with HTTP \(status)"
+        case .unauthorized(let status): "the teacher refused distill's credentials (HTTP \(status)); check teacher.api_key_env"
+        case .rejected(let status, let error):
+            "the teacher rejected the request (HTTP \(status)\(error?.error.code.map { ", code \($0)" } ?? ""))"
+        case .badResponse(let detail): "the teacher's answer is not a chat completion: \(detail)"
+        case .interrupted(let detail): "the teacher's stream broke off: \(detail)"
+        case .cancelled: "the request was cancelled"
         }
     }
 

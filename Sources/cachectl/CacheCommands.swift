@@ -208,35 +208,50 @@ struct CacheCommand: AsyncParsableCommand {
                     ["evictions", counts(stats.evictions)],
                 ]))
                 print("")
-                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL"]] + stats.scopes.map { scope in
-                    [String(scope.scope.prefix(16)), String(scope.entries), String(format: "%.3f", scope.similarityThreshold),
-                     scope.ttlSeconds.map { formatDuration($0) } ?? "never"]
-                }))
+                func percent(_ value: Double?) -> String { value.map { String(format: "%.2f%%", 100 * $0) } ?? "-" }
+                print(table([["SCOPE", "ENTRIES", "THRESHOLD", "TTL", "MAX ERROR", "HITS", "EXPLORED", "AUDITED", "WRONG (EST.)", "WRONG (BOUND)", "WHAT IT IS"]]
+                    + stats.scopes.map { scope in
+                        let verification = scope.verification
+                        return [String(scope.scope.prefix(16)), String(scope.entries), String(format: "%.3f", scope.similarityThreshold),
+                         scope.ttlSeconds.map { formatDuration($0) } ?? "never", percent(scope.maxError),
+                         verification.map { String($0.hits) } ?? "-", verification.map { String($0.explorations) } ?? "-",
+                         verification.map { String($0.audits) } ?? "-", percent(verification?.estimatedWrongRate),
+                         percent(verification?.wrongRateUpperBound), scope.description?.description ?? "-"]
+                    }))
             }
         }
     }
 
     struct Configure: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a scope's own similarity threshold and TTL.")
+        static let configuration = CommandConfiguration(
+            abstract: "Set a scope's own similarity threshold, TTL and error bound.",
+            discussion: "The settings given replace the scope's own ones; those not given follow the global settings.")
         @ParentCommand var group: CacheCommand
         @Option(help: "The scope.") var scope: String
         @Option(help: "Least similarity for a paraphrase to hit, 0 to 1.") var threshold: Double?
         @Option(help: "How long entries serve: e.g. 3600s, 12h, 30d; 0 for ever.") var ttl: String?
+        @Option(help: "The largest share of wrong answers among paraphrase hits, strictly between 0 and 1 (e.g. 0.02).")
+        var maxError: Double?
         @Flag(help: "Drop the scope's own settings: the global ones apply again.") var reset = false
 
         func validate() throws {
             if let threshold, !(0...1).contains(threshold) { throw ValidationError("--threshold must be between 0 and 1.") }
             if let ttl, ttl != "0", parseDuration(ttl) == nil { throw ValidationError("--ttl takes a number with a unit: s, m, h or d.") }
-            guard reset != (threshold != nil || ttl != nil) else {
-                throw ValidationError("Give --threshold and/or --ttl, or --reset.")
+            if let maxError, !(maxError > 0 && maxError < 1) {
+                throw ValidationError("--max-error must be strictly between 0 and 1: a share of wrong answers, e.g. 0.02 for 2%.")
+            }
+            guard reset != (threshold != nil || ttl != nil || maxError != nil) else {
+                throw ValidationError("Give --threshold, --ttl and/or --max-error, or --reset.")
             }
         }
 
         func run() async throws {
             try await runCommand {
-                let settings = CacheScopeSettings(similarityThreshold: threshold, ttlSeconds: ttl.map { $0 == "0" ? 0 : parseDuration($0)! })
+                let settings = CacheScopeSettings(
+                    similarityThreshold: threshold, ttlSeconds: ttl.map { $0 == "0" ? 0 : parseDuration($0)! }, maxError: maxError)
                 let info = try await group.root.client.configureCacheScope(scope, settings)
-                print("scope \(info.scope.prefix(16)): threshold \(String(format: "%.3f", info.similarityThreshold)), ttl \(info.ttlSeconds.map { formatDuration($0) } ?? "never")")
+                let maxError = info.maxError.map { String(format: ", max error %.2f%%", 100 * $0) } ?? ""
+                print("scope \(info.scope.prefix(16)): threshold \(String(format: "%.3f", info.similarityThreshold)), ttl \(info.ttlSeconds.map { formatDuration($0) } ?? "never")\(maxError)")
             }
         }
     }

@@ -136,7 +136,7 @@ struct Status: AsyncParsableCommand {
                     ["listeners", status.listeners.joined(separator: ", ")],
                     ["store", "\(status.store.path), \(formatBytes(status.store.sizeBytes)), \(status.store.teacherLogRows) teacher log rows"],
                     ["teacher", "\(status.teacher.baseURL), breaker \(status.teacher.breakerState) (\(status.teacher.consecutiveFailures) consecutive failures)"],
-                ]))
+                ] + (status.kernels.map { [["kernels", $0]] } ?? [])))
         }
     }
 }
@@ -166,7 +166,7 @@ struct Stats: AsyncParsableCommand {
 
 struct TeacherLog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "teacher-log", abstract: "The log of teacher exchanges.", subcommands: [Export.self])
+        commandName: "teacher-log", abstract: "The log of teacher exchanges.", subcommands: [Export.self, Purge.self])
 
     @ParentCommand var root: Cachectl
 
@@ -187,6 +187,38 @@ struct TeacherLog: AsyncParsableCommand {
                     return (page.entries, page.nextAfter)
                 }
                 FileHandle.standardError.write(Data("exported \(count) teacher log rows\n".utf8))
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete the teacher exchanges older than a duration (of one scope, or all).",
+            discussion: """
+                Deleted exchanges are gone from every later training: a serving student keeps serving, but \
+                its successors learn only from what remains. `store.teacher_log_retention_days` does this hourly.
+                """)
+        @ParentCommand var group: TeacherLog
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this scope's exchanges.") var scope: String?
+        @Option(name: .customLong("older-than"), help: "Exchanges older than this: e.g. 90s, 30m, 12h, 7d (0s: all).")
+        var olderThan: String
+
+        func validate() throws {
+            if parseDuration(olderThan) == nil {
+                throw ValidationError("--older-than takes a number with a unit: s, m, h or d (e.g. 30d).")
+            }
+        }
+
+        func run() async throws {
+            try await runCommand {
+                let purge = TeacherLogPurgeRequest(scope: scope, olderThanSeconds: parseDuration(olderThan) ?? 0)
+                let purged = try await group.root.client.purgeTeacherLog(purge)
+                if output.json { return try printJSON(purged) }
+                print("purged \(purged.deleted) teacher log rows")
+                for scope in purged.scopes where scope.servingStudentLearnedFromThem {
+                    print("scope \(scope.scope.prefix(12)): its serving student learned from \(scope.deleted) of them; it keeps serving, its successors will not see them")
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ struct StudentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "student", abstract: "The students that answer cache misses they are sure of.",
         discussion: "A SCOPE is a scope key, or an unambiguous prefix of at least 4 characters of one.",
-        subcommands: [Status.self, Versions.self, Promote.self, Rollback.self])
+        subcommands: [Status.self, Versions.self, Promote.self, Rollback.self, Disable.self, Enable.self])
 
     @ParentCommand var root: Cachectl
 
@@ -26,12 +26,15 @@ struct StudentCommand: AsyncParsableCommand {
                 let status = try await group.root.client.studentStatus()
                 if output.json { return try printJSON(status) }
                 print("target agreement \(percent(status.targetAgreement)), audit share \(percent(status.auditShare))")
+                if !status.disabledScopes.isEmpty {
+                    print("disabled (the teacher answers): \(status.disabledScopes.map { String($0.prefix(12)) }.joined(separator: ", "))")
+                }
                 guard !status.scopes.isEmpty else { return print("no scope has a student yet") }
-                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT", "LIVE COVERAGE"]] + status.scopes.map { scope in
-                    [String(scope.scope.prefix(12)), String(scope.version), scope.serving ? "serving" : "suspended",
+                print(table([["SCOPE", "VERSION", "STATE", "τ", "COVERAGE", "AGREEMENT", "ANSWERED", "AUDITS", "LIVE AGREEMENT", "LIVE COVERAGE", "WHAT IT IS"]] + status.scopes.map { scope in
+                    [String(scope.scope.prefix(12)), String(scope.version), scope.disabled ? "disabled" : scope.serving ? "serving" : "suspended",
                      scope.threshold.map { String(format: "%.3f", $0) } ?? "none", percent(scope.coverage), percent(scope.holdoutAgreement),
                      String(scope.answered), String(scope.audits), scope.liveAgreement.map(percent) ?? "-",
-                     scope.liveCoverage.map(percent) ?? "-"]
+                     scope.liveCoverage.map(percent) ?? "-", scope.description?.description ?? "-"]
                 }))
                 // What guards the answers: novelty abstentions, the audits in force, and the two sequential tests.
                 let guards = status.scopes.map { scope -> [String] in
@@ -55,7 +58,8 @@ struct StudentCommand: AsyncParsableCommand {
 
     struct Versions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every stored version, newest first, with its holdout figures and the gate's decision.")
+            abstract: "Every stored version, newest first, with its holdout figures and the gate's decision.",
+            discussion: "COVERAGE and AGREEMENT are on the holdout weighted back to the traffic, as `student status` shows them.")
         @ParentCommand var group: StudentCommand
         @OptionGroup var output: OutputOptions
         @Option(help: "Only this scope's versions.") var scope: String?
@@ -70,7 +74,7 @@ struct StudentCommand: AsyncParsableCommand {
                     return [String(version.id), String(version.scope.prefix(12)), version.status, version.createdAt.formatted(.iso8601),
                      metrics.map { String($0.trainingRows + $0.holdout.count) } ?? "?", metrics.map { String($0.classes) } ?? "?",
                      metrics?.threshold.map { String(format: "%.3f", $0) } ?? "none",
-                     metrics.map { percent($0.holdout.coverage) } ?? "?", metrics.map { percent($0.holdout.acceptedAgreement) } ?? "?",
+                     metrics.map { percent($0.expected.coverage) } ?? "?", metrics.map { percent($0.expected.agreement) } ?? "?",
                      metrics.map { percent($0.floatHoldout.acceptedAgreement) } ?? "?", metrics?.decision ?? ""]
                 }))
             }
@@ -79,14 +83,16 @@ struct StudentCommand: AsyncParsableCommand {
 
     struct Promote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make a stored version its scope's active one, whatever the gate decided.")
+            abstract: "Make a stored version its scope's active one.",
+            discussion: "A version the promotion gate rejected is refused unless --force is given.")
         @ParentCommand var group: StudentCommand
         @OptionGroup var output: OutputOptions
         @Argument(help: "The version's id (cachectl student versions).") var version: Int64
+        @Flag(help: "Promote it even though the promotion gate rejected it.") var force = false
 
         func run() async throws {
             try await runCommand {
-                let promoted = try await group.root.client.promoteStudentVersion(version)
+                let promoted = try await group.root.client.promoteStudentVersion(version, force: force)
                 if output.json { return try printJSON(promoted) }
                 print("version \(promoted.id) now serves scope \(promoted.scope.prefix(12))")
             }
@@ -106,6 +112,36 @@ struct StudentCommand: AsyncParsableCommand {
                 let restored = try await group.root.client.rollbackStudent(scope: scope)
                 if output.json { return try printJSON(restored) }
                 print("version \(restored.id) serves scope \(restored.scope.prefix(12)) again")
+            }
+        }
+    }
+}
+
+extension StudentCommand {
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a scope's student out of service: the teacher answers the scope.",
+            discussion: "Its versions are kept, and new ones are still trained; `student enable` puts it back.")
+        @ParentCommand var group: StudentCommand
+        @Option(help: "The scope.") var scope: String
+
+        func run() async throws {
+            try await runCommand {
+                let setting = try await group.root.client.setStudentEnabled(false, scope: scope)
+                print("the student of scope \((setting.scope ?? scope).prefix(12)) is disabled: the teacher answers it")
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put a disabled scope's student back in service.")
+        @ParentCommand var group: StudentCommand
+        @Option(help: "The scope.") var scope: String
+
+        func run() async throws {
+            try await runCommand {
+                let setting = try await group.root.client.setStudentEnabled(true, scope: scope)
+                print("the student of scope \((setting.scope ?? scope).prefix(12)) is enabled")
             }
         }
     }

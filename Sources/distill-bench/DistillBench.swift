@@ -6,7 +6,7 @@ struct DistillBench: AsyncParsableCommand {
         commandName: "distill-bench",
         abstract: "Benchmarks for distill: embedding, vector index, replay; and its reliability runs, soak and chaos.",
         subcommands: [
-            EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, StudentBenchmark.self, ReplayBenchmark.self,
+            EmbedBenchmark.self, IndexBenchmark.self, CacheThresholdBenchmark.self, CachePrecisionBenchmark.self, StudentBenchmark.self, ReplayBenchmark.self,
             VersionsBenchmark.self, SoakBenchmark.self, ChaosBenchmark.self,
         ]
     )

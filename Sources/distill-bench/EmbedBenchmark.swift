@@ -19,8 +19,11 @@ struct EmbedBenchmark: AsyncParsableCommand {
     @Option(help: "CSV file whose first column holds the queries.")
     var queries = "../shared/data/banking77/test.csv"
 
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "Threads sharing each product.")
     var threads = 2
+
+    @Option(help: "Kernel set: avx512, avx2 or portable (default: the best this CPU runs).")
+    var kernels: String?
 
     @Option(help: "Queries timed one at a time for the latency percentiles.")
     var count = 1000
@@ -34,7 +37,7 @@ struct EmbedBenchmark: AsyncParsableCommand {
     @Option(help: "The micro-batcher's wait for a fuller batch, in milliseconds.")
     var maxWaitMs = 0.0
 
-    @Flag(help: "Print one JSON object: threads, batch1_p50_ms, batch1_p99_ms, batch32_per_s.")
+    @Flag(help: "Print one JSON object: threads, kernels, cpu, batch1_p50_ms, batch1_p99_ms, batch32_per_s.")
     var json = false
 
     @Flag(help: "Read texts from standard input, one per line, and write {\"text\",\"embedding\"} JSON Lines.")
@@ -44,12 +47,20 @@ struct EmbedBenchmark: AsyncParsableCommand {
         guard threads >= 1, count >= 1, batchSize >= 1, concurrent >= 0, maxWaitMs >= 0 else {
             throw ValidationError("--threads, --count and --batch-size must be positive, --concurrent and --max-wait-ms not negative")
         }
+        if let kernels {
+            guard let set = KernelSet(rawValue: kernels) else {
+                throw ValidationError("--kernels must be one of \(KernelSet.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard set.runs(on: .host) else {
+                throw ValidationError("this CPU cannot run the \(set) kernels (\(KernelChoice.host))")
+            }
+        }
     }
 
     func run() async throws {
-        BLAS.threadCount = threads
         let directory = model ?? ProcessInfo.processInfo.environment["DISTILL_MODEL_DIR"] ?? "models/all-MiniLM-L6-v2"
-        let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: directory))
+        let kernelSet = kernels.flatMap(KernelSet.init(rawValue:)) ?? KernelChoice.host.kernelSet
+        let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: directory), threads: threads, kernelSet: kernelSet)
         if stdin {
             try embedStandardInput(encoder)
             return
@@ -57,12 +68,10 @@ struct EmbedBenchmark: AsyncParsableCommand {
         let loadedMemory = Self.residentMiB()
         let texts = try Self.firstColumn(ofCSV: URL(fileURLWithPath: queries))
         guard !texts.isEmpty else { throw ValidationError("no queries in \(queries)") }
-        progress("\(encoder.identity), OpenBLAS \(BLAS.coreName) kernels on \(BLAS.threadCount) threads, \(texts.count) queries")
-        if let suggestion = BLAS.suggestedCoreType {
-            progress("this CPU has AVX-512; OPENBLAS_CORETYPE=\(suggestion) selects OpenBLAS's faster kernels for it")
-        }
+        progress("\(encoder.identity), \(encoder.kernelSet) kernels on \(encoder.threadCount) threads, \(texts.count) queries")
+        progress("CPU: \(KernelChoice.host)")
 
-        // Warm up caches, OpenBLAS's thread pool and buffers.
+        // Warm up caches, the threads and the scratch buffers.
         for text in texts.prefix(50) { _ = encoder.embed([text]) }
 
         progress("batch 1: \(count) queries")
@@ -106,12 +115,14 @@ struct EmbedBenchmark: AsyncParsableCommand {
 
         if json {
             let fields = [
-                "\"threads\":\(threads)", "\"batch1_p50_ms\":\(Self.rounded(p50))", "\"batch1_p99_ms\":\(Self.rounded(p99))",
+                "\"threads\":\(threads)", "\"kernels\":\"\(encoder.kernelSet)\"",
+                "\"cpu\":\(String(decoding: try JSONEncoder().encode(KernelChoice.host.cpuModel), as: UTF8.self))",
+                "\"batch1_p50_ms\":\(Self.rounded(p50))", "\"batch1_p99_ms\":\(Self.rounded(p99))",
                 "\"batch\(batchSize)_per_s\":\(Self.rounded(batchPerSecond))",
             ]
             print("{" + fields.joined(separator: ",") + "}")
         } else {
-            print("threads            \(threads) (OpenBLAS \(BLAS.coreName) kernels)")
+            print("threads            \(threads) (\(encoder.kernelSet) kernels; \(KernelChoice.host))")
             let mean = latencies.reduce(0, +) / Double(latencies.count)
             print(
                 "batch 1            p50 \(Self.rounded(p50)) ms, p99 \(Self.rounded(p99)) ms, mean \(Self.rounded(mean)) ms "

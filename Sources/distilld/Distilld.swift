@@ -28,7 +28,9 @@ struct Distilld: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Where the store lives (store.data_dir).") var dataDir: String?
     @Option(name: .customLong("teacher-url"), help: "The teacher's OpenAI-compatible base URL (teacher.base_url).")
     var teacherURL: String?
-    @Flag(name: .customLong("check-config"), help: "Validate the configuration, print it, and exit.")
+    @Option(name: .customLong("log-format"), help: "text, or json: one JSON object per line (log.format).")
+    var logFormat: String?
+    @Flag(name: .customLong("check-config"), help: "Validate the configuration (and that the model directory is there), print it, and exit.")
     var checkConfig = false
 
     func run() async throws {
@@ -43,29 +45,25 @@ struct Distilld: AsyncParsableCommand {
         overrides["server.socket"] = socket
         overrides["store.data_dir"] = dataDir
         overrides["teacher.base_url"] = teacherURL
+        overrides["log.format"] = logFormat
 
         let loaded: DistillConfig.Loaded
         do {
-            loaded = try await DistillConfig.load(file: config, environment: environment, overrides: overrides)
+            loaded = try await DistillConfig.load(
+                file: config, environment: environment, overrides: overrides, checkFiles: true)
         } catch {
             FileHandle.standardError.write(Data("distilld: invalid configuration: \(error)\n".utf8))
             throw ExitCode(78)  // EX_CONFIG
         }
         if checkConfig {
             for (key, value) in loaded.settings { print("\(key): \(value)") }
-            for warning in loaded.warnings { print("warning: \(warning)") }
             print("configuration ok")
             return
         }
 
-        let level = Logger.Level(rawValue: loaded.config.log.level) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let log = loaded.config.log
+        LoggingSystem.bootstrap { label in makeLogHandler(label: label, log: log) }
         let logger = Logger(label: "distilld")
-        for warning in loaded.warnings { logger.warning("\(warning)") }
         logger.info("starting", metadata: ["distill.version": "\(DistillVersion.current)", "distill.pid": "\(getpid())"])
         do {
             try await Daemon.run(config: loaded.config, environment: environment, logger: logger)

@@ -21,6 +21,7 @@ import Testing
             Issue.record("the distiller embedded rows that had vectors")
             return texts.map { _ in [Float](repeating: 0, count: 8) }
         }
+        func seesWhole(_ text: String) -> Bool { true }
     }
 
     /// A trainer that reports when it starts, waits until released, then trains for real (small data).

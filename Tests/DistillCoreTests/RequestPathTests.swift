@@ -57,6 +57,7 @@ import Testing
         let identity = EmbeddingModelIdentity(name: "table", weightsSHA256: "0", dimension: 8)
         let table: [String: [Float]]
         func embed(_ texts: [String]) async throws -> [[Float]] { texts.map { table[$0]! } }
+        func seesWhole(_ text: String) -> Bool { true }
     }
 
     @Test func aNovelInputIsNotAnsweredByTheStudent() async throws {
@@ -109,5 +110,96 @@ import Testing
         }
         #expect(rowsAtDone == 1)
         #expect(try await store.teacherLog(after: 0, limit: 1).first?.streamed == true)
+    }
+}
+
+/// The verified cache on the request path: what it cannot judge goes to the teacher and teaches it;
+/// what it has learned survives a restart.
+@Suite struct VerifiedCachePathTests {
+    struct World {
+        let service: CompletionService
+        let cache: SemanticCache
+        let store: SQLiteStore
+    }
+
+    static func open(_ path: String, teacher: ScriptedTeacher) async throws -> World {
+        let store = try SQLiteStore(path: path)
+        let cache = try await SemanticCache.open(
+            store: store, settings: CacheSettings(), index: IndexSettings(), embedder: sharedEmbedder, clock: ManualClock(),
+            metrics: RecordingMetrics(), logger: quietLogger)
+        let service = CompletionService(
+            store: store, teacher: teacher, cache: cache, students: nil, embedder: sharedEmbedder, temperatureCeiling: 1,
+            clock: ManualClock(), metrics: RecordingMetrics(), logger: quietLogger)
+        return World(service: service, cache: cache, store: store)
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("distill-verified-\(UUID().uuidString)/distill.sqlite").path
+    }
+
+    func ask(_ world: World, _ text: String) async throws -> CompletionResponse {
+        let request = try ChatRequest.parse(Data(#"{"model":"m","messages":[{"role":"user","content":"\#(text)"}]}"#.utf8))
+        return try await world.service.complete(request, info: RequestInfo(requestID: "r", tenant: "t"))
+    }
+
+    func onlyScope(_ world: World) throws -> String { try #require(world.cache.scopes().first?.scope) }
+
+    @Test func aParaphraseTheCacheCannotJudgeYetGoesToTheTeacherAndTeachesIt() async throws {
+        let teacher = ScriptedTeacher(answer: "card_arrival")
+        let world = try await Self.open(Self.temporaryPath(), teacher: teacher)
+        #expect(try await ask(world, "Where is my card?").source == .teacher)
+        let scope = try onlyScope(world)
+        #expect(world.cache.verification(for: scope).lessons == 0)
+
+        // A new scope has learned nothing: the close paraphrase is explored, not served.
+        let paraphrase = try await ask(world, "Where's my card?")
+        #expect(paraphrase.source == .teacher && (paraphrase.similarity ?? 0) > 0.85, "x-distill-similarity still reports the candidate")
+        #expect(teacher.callCount == 2)
+        let learned = world.cache.verification(for: scope)
+        #expect(learned.explorations == 1 && learned.lessons == 1 && learned.wrongLessons == 0 && learned.hits == 0)
+        #expect(learned.maxError == CacheSettings().maxError)
+    }
+
+    @Test func aNegationNearMissIsNotServedWhereAParaphraseIs() async throws {
+        let teacher = ScriptedTeacher(answers: [
+            "Is my card payment pending?": "Yes: card payments stay pending for up to 3 days.",
+            "Is my card payment not pending?": "It is not pending any more: it has completed.",
+        ])
+        let world = try await Self.open(Self.temporaryPath(), teacher: teacher)
+        _ = try await ask(world, "Is my card payment pending?")
+        let scope = try onlyScope(world)
+        // A bound loose enough that the prior alone serves a near-identical paraphrase at once.
+        try await world.cache.configure(scope: scope, similarityThreshold: nil, ttlSeconds: nil, maxError: 0.2)
+        let paraphrase = try await ask(world, "is my card payment pending")
+        #expect(paraphrase.source == .cache && (paraphrase.similarity ?? 1) < 1)
+        #expect(world.cache.verification(for: scope).hits == 1)
+
+        let negated = try await ask(world, "Is my card payment not pending?")
+        #expect(negated.source == .teacher, "a negation is the difference between near-identical texts")
+        #expect((negated.similarity ?? 0) > 0.95, "though its embedding is as close as a paraphrase's")
+        #expect(try JSONValue.parse(negated.body)["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == teacher.answers["Is my card payment not pending?"])
+        #expect(world.cache.verification(for: scope).wrongLessons == 1, "the teacher's answer differed from the cached one")
+        #expect(teacher.callCount == 2)
+    }
+
+    @Test func whatTheCacheLearnedSurvivesARestart() async throws {
+        let path = Self.temporaryPath()
+        let teacher = ScriptedTeacher(answer: "card_arrival")
+        let world = try await Self.open(path, teacher: teacher)
+        _ = try await ask(world, "Where is my card?")
+        _ = try await ask(world, "Where's my card?")
+        _ = try await ask(world, "Has my card been sent yet?")
+        let scope = try onlyScope(world)
+        try await world.cache.configure(scope: scope, similarityThreshold: nil, ttlSeconds: nil, maxError: 0.03)
+        let learned = world.cache.verification(for: scope)
+        #expect(learned.lessons >= 1)
+        try await world.cache.flushBeliefs()
+        try world.store.close()
+
+        let reopened = try await Self.open(path, teacher: teacher)
+        #expect(reopened.cache.verification(for: scope) == learned)
+        #expect(reopened.cache.settings(for: scope).maxError == 0.03)
+        let stored = try await reopened.store.cacheBeliefs()
+        #expect(stored.contains { $0.entryID != nil }, "the candidate entries' beliefs too")
     }
 }

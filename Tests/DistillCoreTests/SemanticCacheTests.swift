@@ -37,6 +37,9 @@ import Testing
     ) async throws {
         let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
         var settings = CacheSettings()
+        // A bound loose enough that the verifier's prior alone serves a close paraphrase: these tests
+        // are about entries, indexes and the store (VerifiedCachePathTests: what the verifier decides).
+        settings.maxError = 0.4
         var index = IndexSettings()
         configure(&settings, &index)
         let store = try SQLiteStore(path: directory.appendingPathComponent("distill.sqlite").path)
@@ -110,7 +113,7 @@ import Testing
         }
     }
 
-    @Test func aParaphraseAboveTheThresholdHitsAndAnUnrelatedQueryDoesNot() async throws {
+    @Test func aCloseParaphraseHitsAndAnUnrelatedQueryDoesNot() async throws {
         try await withWorld { world in
             _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
             let paraphrase = try await world.service.complete(try Self.request("Still waiting on my card?"), info: alice)
@@ -177,6 +180,67 @@ import Testing
             try await world.cache.removeExpired()
             #expect(world.cache.count == 0)
             #expect(world.metrics.snapshot.removals == [.expired: 1])
+        }
+    }
+
+    @Test func aNewTTLGovernsTheEntriesAlreadyCached() async throws {
+        try await withWorld { world in
+            let question = try Self.request("Can I get a refund?")
+            _ = try await world.service.complete(question, info: alice)
+            world.clock.advance(by: 120)
+            #expect(try await world.service.complete(question, info: alice).source == .cache, "held in memory, global TTL")
+            let scope = try #require(world.cache.scopes().first?.scope)
+            try await world.cache.configure(scope: scope, similarityThreshold: nil, ttlSeconds: 60, maxError: nil)
+            #expect(try await world.service.complete(question, info: alice).source == .teacher, "two minutes old: expired under a 60 s TTL")
+            world.clock.advance(by: 59)
+            #expect(try await world.service.complete(question, info: alice).source == .cache, "the new answer lives 60 s")
+            try await world.cache.configure(scope: scope, similarityThreshold: nil, ttlSeconds: nil, maxError: nil)
+            world.clock.advance(by: 3600)
+            #expect(try await world.service.complete(question, info: alice).source == .cache, "back to the global TTL (30 days)")
+            let stored = try await world.store.cacheEntries(scope: scope, after: 0, limit: 10)
+            let globalTTL = CacheSettings().ttlSeconds
+            #expect(!stored.isEmpty && stored.allSatisfy { $0.expiresAt == $0.createdAt.addingTimeInterval(globalTTL) })
+        }
+    }
+
+    @Test func aScopeIsDescribedByItsFirstTeacherAnswerAndTheDescriptionIsStored() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("Can I get a refund?"), info: alice)
+            let scope = try #require(world.cache.scopes().first?.scope)
+            let expected = ScopeDescription(tenant: "alice", model: "m", systemPrompt: "Classify.")
+            #expect(await world.service.scopes.description(of: scope) == expected)
+            #expect(await ScopeCatalog(store: world.store).description(of: scope) == expected, "read back from the store")
+        }
+    }
+
+    @Test func aRequestForLogprobsIsAnsweredByTheTeacherAndItsAnswerCached() async throws {
+        try await withWorld { world in
+            let question = "What is the exchange rate?"
+            _ = try await world.service.complete(try Self.request(question), info: alice)
+            let withLogprobs = try await world.service.complete(try Self.request(question, #","logprobs":true"#), info: alice)
+            #expect(withLogprobs.source == .teacher, "only the teacher has log probabilities")
+            #expect(world.metrics.snapshot.bypasses == [.logprobs: 1])
+            #expect(try await world.service.complete(try Self.request(question), info: alice).source == .cache)
+            #expect(world.cache.count == 1)
+        }
+    }
+
+    @Test func promptsLongerThanTheWindowAreNeverMatchedOnTheirBeginning() async throws {
+        // ~300 words of shared context push the questions past the embedder's 256 tokens.
+        let context = Array(repeating: "Here is the long statement of my account history for this month.", count: 30).joined(separator: " ")
+        let first = try Self.request(context + " Can I get a refund?")
+        let second = try Self.request(context + " What is the exchange rate?")
+        #expect(!Self.embedder.seesWhole(context + " Can I get a refund?"))
+        let vectors = try await Self.embedder.embed([context + " Can I get a refund?", context + " What is the exchange rate?"])
+        #expect(zip(vectors[0], vectors[1]).reduce(0) { $0 + $1.0 * $1.1 } > 0.9999, "the embedder cannot tell them apart")
+        try await withWorld { world in
+            #expect(try await world.service.complete(first, info: alice).source == .teacher)
+            #expect(try await world.service.complete(second, info: alice).source == .teacher, "not a paraphrase of the first")
+            #expect(try await world.service.complete(first, info: alice).source == .cache, "an exact repeat still hits")
+            #expect(world.metrics.snapshot.bypasses[.beyondWindow] == 3)
+            #expect(world.cache.memory.indexed == 0, "no vector of a prompt the embedder saw in part")
+            let short = try await world.service.complete(try Self.request("Here is the long statement of my account history for this month."), info: alice)
+            #expect(short.source == .teacher && short.similarity == nil, "nothing indexed to match against")
         }
     }
 

@@ -226,6 +226,30 @@ import Testing
         #expect(status.newClasses == ["d"] && status.shiftSuspected == true)
     }
 
+    @Test func aRejectedVersionIsPromotedOnlyWithForce() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let rejected = try await addVersion(answers: ["x", "y", "z"], status: .rejected)
+        let students = try await students()
+        await #expect(throws: DistillError.versionRejected(rejected)) { try await students.promote(version: rejected) }
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "c")
+        _ = try await students.promote(version: rejected, force: true)
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 2))?.prediction.answer == "z")
+    }
+
+    @Test func aDisabledScopeIsAnsweredByTheTeacherAcrossARestart() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        try await students.setEnabled(false, scope: Self.scope)
+        #expect(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil)
+        let restarted = try await self.students()
+        #expect(restarted.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) == nil, "the setting is stored")
+        #expect(restarted.status().disabledScopes == [Self.scope])
+        #expect(restarted.status().scopes.map { [$0.serving, $0.disabled] } == [[false, true]])
+        try await restarted.setEnabled(true, scope: Self.scope)
+        #expect(restarted.decide(scope: Self.scope, vector: Self.vector(cluster: 0))?.prediction.answer == "a")
+        #expect(try await self.students().status().disabledScopes.isEmpty)
+    }
+
     @Test func aVersionOfAnotherEmbeddingModelNeverServes() async throws {
         let other = try await addVersion(answers: ["a", "b", "c"], status: .active, embeddingModel: "another@1")
         let students = try await students()

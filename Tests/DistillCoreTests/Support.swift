@@ -33,6 +33,9 @@ final class RecordingMetrics: DomainMetrics {
         var lookups: [CacheLookupResult: Int] = [:]
         var bypasses: [CacheBypassReason: Int] = [:]
         var removals: [CacheRemovalReason: Int] = [:]
+        var verifications: [CacheVerificationDecision: Int] = [:]
+        /// Keyed by whether the answers differed.
+        var lessons: [Bool: Int] = [:]
         var storeFailures: [StoreOperation: Int] = [:]
         var teacherCalls: [String: Int] = [:]
         var runs: [DistillRunOutcome: Int] = [:]
@@ -45,6 +48,10 @@ final class RecordingMetrics: DomainMetrics {
     func recordCacheLookup(_ result: CacheLookupResult, duration: Duration) { counts.withLock { $0.lookups[result, default: 0] += 1 } }
     func recordCacheBypass(_ reason: CacheBypassReason) { counts.withLock { $0.bypasses[reason, default: 0] += 1 } }
     func recordCacheEvictions(_ reason: CacheRemovalReason, count: Int) { counts.withLock { $0.removals[reason, default: 0] += count } }
+    func recordCacheVerification(scope: String, decision: CacheVerificationDecision, wrongHitRate: (estimate: Double, upperBound: Double)?) {
+        counts.withLock { $0.verifications[decision, default: 0] += 1 }
+    }
+    func recordCacheLesson(scope: String, wrong: Bool) { counts.withLock { $0.lessons[wrong, default: 0] += 1 } }
     func setCacheEntries(_ count: Int) {}
     func recordStoreFailure(_ operation: StoreOperation) { counts.withLock { $0.storeFailures[operation, default: 0] += 1 } }
     func recordTeacherCall(outcome: String, duration: Duration, usage: Usage?) { counts.withLock { $0.teacherCalls[outcome, default: 0] += 1 } }
@@ -54,17 +61,22 @@ final class RecordingMetrics: DomainMetrics {
     func recordDistillRun(_ outcome: DistillRunOutcome, trainingSeconds: Double) { counts.withLock { $0.runs[outcome, default: 0] += 1 } }
 }
 
-/// A teacher that answers every request with `answer`, or fails with `failure`; no network.
+/// A teacher that answers every request with `answer` (or `answers[its last user message]`), or
+/// fails with `failure`; no network.
 final class ScriptedTeacher: TeacherUpstream {
     let answer: String
+    let answers: [String: String]
     let failure: TeacherError?
     private let calls = Mutex(0)
     var callCount: Int { calls.withLock { $0 } }
 
-    init(answer: String = "scripted", failure: TeacherError? = nil) {
+    init(answer: String = "scripted", answers: [String: String] = [:], failure: TeacherError? = nil) {
         self.answer = answer
+        self.answers = answers
         self.failure = failure
     }
+
+    func answer(to request: ChatRequest) -> String { request.lastUserMessage.flatMap { answers[$0.text] } ?? answer }
 
     struct Stream: TeacherAnswerStream {
         let script: [TeacherStream.Event]
@@ -78,6 +90,7 @@ final class ScriptedTeacher: TeacherUpstream {
     func complete(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> TeacherCompletion {
         calls.withLock { $0 += 1 }
         if let failure { throw failure }
+        let answer = answer(to: request)
         return TeacherCompletion(
             answer: TeacherAnswer(text: answer, finishReason: "stop"),
             clientBody: ["choices": [["message": ["role": "assistant", "content": .string(answer)], "finish_reason": "stop"]]])
@@ -86,6 +99,7 @@ final class ScriptedTeacher: TeacherUpstream {
     func stream(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> Stream {
         calls.withLock { $0 += 1 }
         if let failure { throw failure }
+        let answer = answer(to: request)
         return Stream(script: [
             .chunk(["choices": [["delta": ["content": .string(answer)]]]]), .finished(TeacherAnswer(text: answer, finishReason: "stop")),
         ])

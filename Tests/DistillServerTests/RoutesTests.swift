@@ -1,5 +1,6 @@
 import DistillAPI
 import DistillCore
+import Embedding
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -119,6 +120,7 @@ import Testing
             #expect(metrics.contains(#"distill_http_requests_total{route="/v1/chat/completions",status="200",source="cache"} 1"#))
             #expect(metrics.contains(#"distill_cache_lookups_total{result="exact_hit"} 1"#))
             #expect(metrics.contains(#"distill_teacher_calls_total{outcome="success"} 1"#))
+            #expect(metrics.contains(#"distill_kernels_info{kernels="\#(KernelChoice.host.kernelSet)"} 1"#))
         }
     }
 
@@ -132,6 +134,7 @@ import Testing
                 #expect(status.version == DistillVersion.current)
                 #expect(status.store.path == system.config.store.databasePath)
                 #expect(status.teacher.breakerState == "closed")
+                #expect(status.kernels == KernelChoice.host.description)
             }
             try await client.execute(uri: "/admin/teacher-log?limit=0", method: .get) { response in
                 #expect(response.status == .badRequest)
@@ -165,6 +168,19 @@ import Testing
             } throws: { error in
                 guard case .alreadyRunning = error as? SystemError else { return false }
                 return true
+            }
+        }
+    }
+
+    /// A DISTILL_KERNELS the kernels would ignore stops the start, before anything is opened.
+    @Test func anUnknownKernelOverrideIsRefused() async throws {
+        try await withApp { _, system, _ in
+            await #expect {
+                _ = try await DistillSystem.open(
+                    config: system.config, environment: ["DISTILL_KERNELS": "sse9"], embedder: Self.embedder, logger: Self.quiet)
+            } throws: { error in
+                guard case .kernels(.unknownSet("sse9")) = error as? SystemError else { return false }
+                return "\(error)".contains("DISTILL_KERNELS=sse9 names no kernel set")
             }
         }
     }

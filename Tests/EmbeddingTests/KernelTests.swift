@@ -73,18 +73,3 @@ import Testing
         #expect(zero == [Float](repeating: 0, count: 8))
     }
 }
-
-@Suite struct BLASTests {
-    // Setting the thread count is left out: it is process-wide and other suites run products concurrently.
-    @Test func reportsThreadsAndKernels() {
-        #expect(BLAS.threadCount >= 1)
-        #expect(!BLAS.coreName.isEmpty)
-    }
-
-    @Test func suggestsOnlyForAVX2KernelsOnAnAVX512CPU() throws {
-        guard let suggestion = BLAS.suggestedCoreType else { return }
-        #expect(suggestion == "SkylakeX")
-        #expect(["Haswell", "Zen"].contains(BLAS.coreName))
-        #expect(try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).contains("avx512f"))
-    }
-}

@@ -87,8 +87,13 @@ struct TinyModel {
         order.removeAll { $0 == name }
     }
 
-    func encoder(maxSequenceLength: Int = 16, maxTokensPerPass: Int = 64) throws -> sending BertEncoder {
-        try BertEncoder(modelDirectory: url, name: "tiny", maxSequenceLength: maxSequenceLength, maxTokensPerPass: maxTokensPerPass)
+    func encoder(
+        maxSequenceLength: Int = 16, maxTokensPerPass: Int = 64, threads: Int = 1,
+        kernelSet: KernelSet = KernelChoice.host.kernelSet
+    ) throws -> sending BertEncoder {
+        try BertEncoder(
+            modelDirectory: url, name: "tiny", maxSequenceLength: maxSequenceLength, maxTokensPerPass: maxTokensPerPass,
+            threads: threads, kernelSet: kernelSet)
     }
 
     /// The sentence embedding of one token sequence, computed the obvious way in double precision.

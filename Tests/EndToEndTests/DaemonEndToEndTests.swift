@@ -73,6 +73,12 @@ struct DaemonEndToEndTests {
             // Its cache entry was committed with it, and the index rebuilt without a snapshot.
             let again = try await world.client().complete(EndToEnd.request(EndToEnd.sample.query))
             #expect(again.info.source == .cache)
+
+            // Purged from the log, the answer stays cached.
+            let purge = try await world.cachectl(["teacher-log", "purge", "--older-than", "0s"])
+            #expect(purge.status == 0 && purge.stdout.contains("purged 1 teacher log rows"), "\(purge.stdout)\(purge.stderr)")
+            #expect(try await world.socketClient.teacherLog(after: 0, limit: 10).entries.isEmpty)
+            #expect(try await world.client().complete(EndToEnd.request(EndToEnd.sample.query)).info.source == .cache)
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()

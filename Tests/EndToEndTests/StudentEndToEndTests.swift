@@ -153,8 +153,12 @@ struct StudentEndToEndTests {
             #expect(run.status == 0, "\(run.stdout)")
             var versions = try await world.socketClient.studentVersions()
             let second = try #require(versions.first)
+            if second.status == "rejected" {
+                let refused = try await world.cachectl(["student", "promote", String(second.id)])
+                #expect(refused.status == 1 && refused.stderr.contains("--force"), "the gate's rejection stands without --force")
+            }
             if second.status != "active" {
-                let promoted = try await world.cachectl(["student", "promote", String(second.id)])
+                let promoted = try await world.cachectl(["student", "promote", String(second.id), "--force"])
                 #expect(promoted.status == 0)
             }
             let afterSecond = try await Self.probe(world, probes)
@@ -163,6 +167,14 @@ struct StudentEndToEndTests {
             let rollback = try await world.cachectl(["student", "rollback"])
             #expect(rollback.status == 0, "\(rollback.stdout)")
             #expect(try await Self.probe(world, probes) == first, "the first version's answers are back")
+
+            // One scope taken out of service and back.
+            let disabled = try await world.cachectl(["student", "disable", "--scope", String(second.scope.prefix(8))])
+            #expect(disabled.status == 0, "\(disabled.stderr)")
+            #expect(try await Self.probe(world, probes).allSatisfy { !$0.hasPrefix("student:") }, "the teacher answers a disabled scope")
+            #expect(try await world.socketClient.studentStatus().disabledScopes == [second.scope])
+            #expect(try await world.cachectl(["student", "enable", "--scope", String(second.scope.prefix(8))]).status == 0)
+            #expect(try await Self.probe(world, probes) == first)
 
             // A run killed while it trains: the daemon restarts with the version that served before.
             let queued = try await world.cachectl(["distill", "run", "--json"])

@@ -222,8 +222,9 @@ import TeacherSimulator
             await #expect {
                 try await client.complete(try request(), requestID: id)
             } throws: { error in
+                // One clean line that names where the teacher was looked for.
                 guard case .unreachable = error as? TeacherError else { return false }
-                return true
+                return "\(error)" == "cannot reach the teacher at 127.0.0.1:\(port): connection refused"
             }
         }
         #expect(client.breaker.snapshot == .init(state: .open, consecutiveFailures: 2))
@@ -235,6 +236,23 @@ import TeacherSimulator
         }
         #expect(TeacherError.unreachable(detail: "").apiError.status == 502)
         try await client.shutdown()
+    }
+
+    /// The metrics register every outcome's series at start-up from this list.
+    @Test func everyOutcomeIsListed() {
+        let failures: [TeacherError] = [
+            .circuitOpen(retryAfter: .seconds(1)), .unreachable(detail: ""), .timedOut, .rateLimited(retryAfter: nil),
+            .upstreamFailure(status: 500), .unauthorized(status: 401), .rejected(status: 400, error: nil),
+            .badResponse(detail: ""), .interrupted(detail: ""), .cancelled,
+        ]
+        #expect(Set(failures.map(\.outcome)) == Set(TeacherError.outcomes))
+        #expect(TeacherError.outcomes.count == failures.count)
+    }
+
+    @Test func theAddressIsTheBaseURLsHostAndPort() {
+        #expect(TeacherConfiguration(baseURL: "https://api.openai.com/v1").address == "api.openai.com:443")
+        #expect(TeacherConfiguration(baseURL: "http://127.0.0.1:9090/v1").address == "127.0.0.1:9090")
+        #expect(TeacherConfiguration(baseURL: "http://[::1]:9090/v1").address == "[::1]:9090")
     }
 
     @Test func sendsTheAPIKey() async throws {

@@ -1,10 +1,17 @@
+import CPUKernels
 import SeededRandom
 import Testing
 @testable import VectorIndex
 
 @Suite struct KernelTests {
+    /// The kernels this process searches with, and those of every narrower instruction set this CPU runs (the
+    /// AVX-512 ones are compiled in, and run only where the CPU has AVX-512).
+    static let kernelSets: [kernel_set_id] = [KERNEL_SET_PORTABLE, KERNEL_SET_AVX2, KERNEL_SET_AVX512].filter {
+        kernel_set_compiled($0) != 0 && $0.rawValue <= kernel_set_for_features(cpu_features_detect()).rawValue
+    }
+
     @Test(arguments: [1, 15, 16, 17, 100, 384])
-    func dotProductsMatchAScalarReference(dimension: Int) {
+    func dotProductsOfEveryKernelSetMatchAScalarReference(dimension: Int) {
         let length = paddedLength(dimension)
         #expect(length % 16 == 0 && length >= dimension && length < dimension + 16)
         var generator = SplitMix64(seed: UInt64(dimension))
@@ -21,6 +28,16 @@ import Testing
             let four = dot4(p[0], p[1], p[2], p[3], p[4], length)
             for lane in 0..<4 {
                 #expect(abs(four[lane] - reference(vectors[0], vectors[lane + 1])) < 1e-5)
+            }
+            for set in Self.kernelSets {
+                let kernels = SimilarityKernels(set)
+                var out = [Float](repeating: 0, count: 4)
+                kernels.dot4(p[0], p[1], p[2], p[3], p[4], length, &out)
+                for j in 1..<5 {
+                    let expected = reference(vectors[0], vectors[j])
+                    #expect(abs(kernels.dot(p[0], p[j], length) - expected) < 1e-5, "set \(set.rawValue)")
+                    #expect(abs(out[j - 1] - expected) < 1e-5, "set \(set.rawValue)")
+                }
             }
         }
     }

@@ -1,2 +1,0 @@
-// OpenBLAS's CBLAS interface (libopenblas-dev), plus openblas_set_num_threads.
-#include <cblas.h>

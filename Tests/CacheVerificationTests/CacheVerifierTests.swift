@@ -1,0 +1,184 @@
+import CacheVerification
+import Foundation
+import SeededRandom
+import Testing
+
+/// The verifier on seeded streams whose wrong rates are known: what it serves stays under δ.
+@Suite struct CacheVerifierTests {
+    /// A scope's traffic: lookups with a similarity and maybe a negation mismatch, against a pool
+    /// of entries; whether serving is wrong is drawn from `wrongRate` and the entry's own offset.
+    struct Traffic {
+        var lookups = 20_000
+        var entries = 300
+        /// P(wrong) of a candidate at this similarity, negation mismatch or not, plus the entry's offset (logit).
+        var wrongRate: (_ similarity: Double, _ negation: Bool, _ entryOffset: Double) -> Double
+
+        struct Outcome {
+            var lookups = 0
+            var hits = 0
+            var wrongHits = 0
+            var explorations = 0
+            var audits = 0
+            var mostAuditsOverBudget = 0.0
+            /// Explorations (audits included) beyond `explorationShare` of the lookups so far, at most.
+            var mostExploredOverBudget = 0.0
+        }
+
+        func run(_ configuration: CacheVerifier.Configuration, seed: UInt64) -> Outcome {
+            var generator = SplitMix64(seed: seed)
+            let verifier = CacheVerifier(configuration)
+            var scope = verifier.newScope()
+            let offsets = (0..<entries).map { _ in 0.6 * (generator.nextUnit() - 0.5) }
+            var beliefs = Array(repeating: verifier.newEntry(), count: entries)
+            var outcome = Outcome()
+            for _ in 0..<lookups {
+                let entry = Int(generator.next() % UInt64(entries))
+                let similarity = 0.7 + 0.3 * generator.nextUnit()
+                let negation = generator.nextUnit() < 0.1
+                let wrong = generator.nextUnit() < wrongRate(similarity, negation, offsets[entry])
+                let candidate = Candidate(similarity: Float(similarity), runnerUpSimilarity: nil, mismatch: Mismatch(negation: negation))
+                let verdict = verifier.decide(candidate, scope: &scope, entry: beliefs[entry], draw: generator.nextUnit())
+                outcome.lookups += 1
+                if verdict.decision == .serve {
+                    outcome.hits += 1
+                    if wrong { outcome.wrongHits += 1 }
+                }
+                if verdict.decision == .explore { outcome.explorations += 1 }
+                if verdict.isAudit { outcome.audits += 1 }
+                if verdict.teaches { beliefs[entry] = verifier.learn(verdict, wrong: wrong, scope: &scope, entry: beliefs[entry]) }
+                outcome.mostAuditsOverBudget = max(outcome.mostAuditsOverBudget, Double(outcome.audits) - configuration.auditShare * Double(outcome.lookups))
+                outcome.mostExploredOverBudget = max(
+                    outcome.mostExploredOverBudget, Double(outcome.explorations) - configuration.explorationShare * Double(outcome.lookups))
+            }
+            return outcome
+        }
+    }
+
+    static func logistic(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+
+    /// Wrong more often the less similar; a negation mismatch is wrong 80% of the time.
+    static var typical: Traffic {
+        Traffic { similarity, negation, offset in negation ? 0.8 : logistic(-5 + 1.6 * (1 - similarity) / 0.05 + offset) }
+    }
+
+    @Test(arguments: [0.01, 0.02, 0.05])
+    func servesUnderTheBoundOnTypicalTraffic(maxWrongRate: Double) {
+        for seed: UInt64 in 1...3 {
+            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: maxWrongRate), seed: seed)
+            let rate = Double(outcome.wrongHits) / Double(max(outcome.hits, 1))
+            #expect(rate <= maxWrongRate, "seed \(seed): \(outcome.wrongHits) wrong of \(outcome.hits) hits")
+            #expect(outcome.hits >= outcome.lookups / 50, "seed \(seed): it still serves (\(outcome.hits) hits)")
+        }
+    }
+
+    @Test func learnsThatAScopeIsWorseThanItsPrior() {
+        // A third of all candidates are wrong whatever their similarity: one threshold for every
+        // scope would serve them; this scope must learn to serve (almost) nothing.
+        let hostile = Traffic { _, _, _ in 0.3 }
+        for seed: UInt64 in 1...3 {
+            let outcome = hostile.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: seed)
+            #expect(outcome.wrongHits <= max(2, outcome.hits / 20), "seed \(seed): \(outcome.wrongHits) wrong of \(outcome.hits) hits")
+        }
+    }
+
+    @Test func learnsThatAScopeIsBetterThanItsPrior() {
+        // Nothing above 0.8 is ever wrong: the scope earns more hits than the prior alone allows.
+        let benign = Traffic { similarity, _, _ in similarity >= 0.8 ? 0 : 0.5 }
+        let configuration = CacheVerifier.Configuration(maxWrongRate: 0.02)
+        let outcome = benign.run(configuration, seed: 1)
+        let early = Traffic(lookups: 200, wrongRate: benign.wrongRate).run(configuration, seed: 1)
+        #expect(outcome.wrongHits == 0)
+        #expect(Double(outcome.hits) / Double(outcome.lookups) > 2 * Double(early.hits) / Double(early.lookups))
+        #expect(outcome.hits > outcome.lookups / 3)
+    }
+
+    @Test func auditsStayWithinTheirShare() {
+        for share in [0.01, 0.05, 0.5] {
+            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: share), seed: 7)
+            #expect(outcome.mostAuditsOverBudget <= 1, "at most one audit ahead of the share at any time")
+            #expect(outcome.audits > 0)
+        }
+        let none = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: 0), seed: 7)
+        #expect(none.audits == 0)
+    }
+
+    @Test func explorationsStayWithinTheirBudgetAndStillKeepHitsUnderTheBound() {
+        let unbounded = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: 11)
+        for share in [0.005, 0.02] {
+            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, explorationShare: share), seed: 11)
+            #expect(outcome.mostExploredOverBudget <= 1, "at most one exploration ahead of the budget at any time")
+            #expect(outcome.explorations > 0 && outcome.explorations < unbounded.explorations)
+            #expect(Double(outcome.wrongHits) <= 0.05 * Double(outcome.hits))
+        }
+    }
+
+    @Test func outcomesMoveTheEstimate() {
+        let verifier = CacheVerifier(CacheVerifier.Configuration(maxWrongRate: 0.02))
+        let candidate = Candidate(similarity: 0.97, runnerUpSimilarity: nil, mismatch: Mismatch(negation: true))
+        var wrongScope = verifier.newScope()
+        var rightScope = verifier.newScope()
+        let before = verifier.estimate(verifier.configuration.signals.features(of: candidate), scope: wrongScope, entry: verifier.newEntry())
+        var wrongEntry = verifier.newEntry()
+        var rightEntry = verifier.newEntry()
+        let features = verifier.configuration.signals.features(of: candidate)
+        for _ in 0..<30 {
+            wrongEntry = wrongScope.model.observe(features, wrong: true, entry: wrongEntry)
+            rightEntry = rightScope.model.observe(features, wrong: false, entry: rightEntry)
+        }
+        let afterWrong = verifier.estimate(features, scope: wrongScope, entry: wrongEntry)
+        let afterRight = verifier.estimate(features, scope: rightScope, entry: rightEntry)
+        #expect(afterWrong.probability > before.probability)
+        #expect(afterRight.probability < before.probability)
+        #expect(afterRight.upperBound - afterRight.lowerBound < before.upperBound - before.lowerBound, "evidence narrows the bounds")
+        #expect(wrongEntry.explorations == 30 && wrongEntry.wrong == 30 && rightEntry.wrong == 0)
+    }
+
+    @Test func lessSimilarIsMoreOftenWrong() {
+        let verifier = CacheVerifier(CacheVerifier.Configuration(maxWrongRate: 0.02))
+        let scope = verifier.newScope()
+        let estimates = [0.99, 0.95, 0.9, 0.8].map { similarity in
+            verifier.estimate(
+                verifier.configuration.signals.features(of: Candidate(similarity: Float(similarity), runnerUpSimilarity: nil, mismatch: Mismatch())),
+                scope: scope, entry: verifier.newEntry()).probability
+        }
+        #expect(estimates == estimates.sorted())
+        let clean = Candidate(similarity: 0.97, runnerUpSimilarity: nil, mismatch: Mismatch())
+        let negated = Candidate(similarity: 0.97, runnerUpSimilarity: nil, mismatch: Mismatch(negation: true))
+        let crowded = Candidate(similarity: 0.97, runnerUpSimilarity: 0.969, mismatch: Mismatch())
+        let p = { (candidate: Candidate) in
+            verifier.estimate(verifier.configuration.signals.features(of: candidate), scope: scope, entry: verifier.newEntry()).probability
+        }
+        #expect(p(negated) > p(clean))
+        #expect(p(crowded) > p(clean))
+    }
+
+    @Test func beliefsSurviveARoundTripThroughTheirStoredForm() throws {
+        let verifier = CacheVerifier(CacheVerifier.Configuration(maxWrongRate: 0.05))
+        var scope = verifier.newScope()
+        var entry = verifier.newEntry()
+        var generator = SplitMix64(seed: 3)
+        for _ in 0..<200 {
+            let candidate = Candidate(similarity: Float(0.85 + 0.15 * generator.nextUnit()), runnerUpSimilarity: nil, mismatch: Mismatch())
+            let verdict = verifier.decide(candidate, scope: &scope, entry: entry, draw: generator.nextUnit())
+            if verdict.teaches { entry = verifier.learn(verdict, wrong: generator.nextUnit() < 0.05, scope: &scope, entry: entry) }
+        }
+        let restoredScope = try JSONDecoder().decode(ScopeBelief.self, from: JSONEncoder().encode(scope))
+        let restoredEntry = try JSONDecoder().decode(EntryBelief.self, from: JSONEncoder().encode(entry))
+        #expect(restoredScope == scope)
+        #expect(restoredEntry == entry)
+        var original = scope
+        var restored = restoredScope
+        for similarity in stride(from: Float(0.8), through: 1, by: 0.02) {
+            let candidate = Candidate(similarity: similarity, runnerUpSimilarity: nil, mismatch: Mismatch())
+            #expect(
+                verifier.decide(candidate, scope: &original, entry: entry, draw: 0.5)
+                    == verifier.decide(candidate, scope: &restored, entry: restoredEntry, draw: 0.5))
+        }
+    }
+
+    @Test func theRunnerUpIsTheNearestWithAnotherAnswer() {
+        #expect(CacheVerifier.runnerUp([(0.95, "card_arrival"), (0.94, "Card arrival."), (0.9, "exchange_rate")]) == 0.9)
+        #expect(CacheVerifier.runnerUp([(0.95, "card_arrival"), (0.94, "card_arrival")]) == nil)
+        #expect(CacheVerifier.runnerUp([]) == nil)
+    }
+}
