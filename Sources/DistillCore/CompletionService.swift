@@ -289,8 +289,8 @@ public final class CompletionService: Sendable {
             await cache.didCommit(entryID: entryID, replacing: commit.replacedEntryID, entry: entry)
         }
         if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
-        if let students, let decision = plan.student, let vector = plan.vector {
-            await students.recordTeacherAnswer(decision, vector: vector, teacherAnswer: answer.text)
+        if let students, let decision = plan.student {
+            await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
         }
         await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }

@@ -11,8 +11,7 @@ import Synchronization
 /// A scope's student answers a request when its calibrated confidence reaches τ and the request looks like what it
 /// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
-/// suspected (`ShiftRule`), or one nearer to a request the teacher answered otherwise than to what it learned
-/// (`Counterexamples`). A share of the answers it would give (`AuditPolicy`: `student.audit_share`, raised for a
+/// suspected (`ShiftRule`). A share of the answers it would give (`AuditPolicy`: `student.audit_share`, raised for a
 /// version's first answers, borderline requests and after a shift is suspected; picked by content: `auditKey`) goes
 /// to the teacher instead, and the teacher's answer is compared with the student's. A sequential test of those
 /// audits (`SequentialTest`, held to the target agreement) suspends the version (persistently) once they fall below
@@ -66,8 +65,6 @@ public final class Students: Sendable {
         /// recurring ones among them: classes the teacher started giving.
         var unknownAnswers: [String] = []
         var newClasses: [NewAnswerClass] = []
-        /// Requests the teacher answered otherwise than it predicted: those nearer to one than to its class are not served.
-        var counterexamples = Counterexamples(limit: Students.counterexamplesKept)
         var suspended = false
 
         /// The share of its requests it is confident on, as counted once it has decided `minimumDecisionsCounted`.
@@ -87,8 +84,6 @@ public final class Students: Sendable {
 
     /// Teacher answers that are none of the classes, kept per version to notice new ones.
     static let unknownAnswersKept = 500
-    /// Counterexamples kept per version (384 floats each; each confident request is compared with all of them).
-    static let counterexamplesKept = 1_000
 
     let store: any DistillStore
     let configuration: StudentSettings
@@ -187,7 +182,7 @@ public final class Students: Sendable {
                 current.confident += 1
                 shiftRule.observe(prediction, in: &current.noveltyTest)
                 let shift = shiftSuspected(current)
-                if prediction.serves(shiftSuspected: shift) && !current.counterexamples.contradict(prediction, embedding: vector) {
+                if prediction.serves(shiftSuspected: shift) {
                     // Its answers so far: those served and those audited.
                     let given = Int(current.confident - current.novelAbstentions) - 1
                     let share = auditPolicy.share(answered: given, borderline: prediction.borderline, shiftSuspected: shift)
@@ -237,15 +232,14 @@ public final class Students: Sendable {
         return ContentKey.unit(signs)
     }
 
-    /// What the teacher answered to a request the scope's student decided on (`vector`: its embedding): an answer
-    /// other than the student's is a counterexample, one that is none of its classes may be a new class; an audit is
-    /// compared with the student's answer, and the version is suspended once the audits' sequential test alarms.
-    func recordTeacherAnswer(_ decision: Decision, vector: [Float], teacherAnswer: String) async {
+    /// What the teacher answered to a request the scope's student decided on: an answer that is none of its classes
+    /// may be a new class; an audit is compared with the student's answer, and the version is suspended once the
+    /// audits' sequential test alarms.
+    func recordTeacherAnswer(_ decision: Decision, teacherAnswer: String) async {
         let outcome = serving.withLock { state -> (agrees: Bool, live: Double, suspend: Bool)? in
             guard var current = state[decision.scope], current.version == decision.version, !current.suspended else { return nil }
             defer { state[decision.scope] = current }
             let answerClass = current.model.classes.index(of: teacherAnswer)
-            if answerClass != decision.prediction.classIndex { current.counterexamples.add(vector) }
             if answerClass == nil {
                 current.unknownAnswers.append(teacherAnswer)
                 if current.unknownAnswers.count > Self.unknownAnswersKept { current.unknownAnswers.removeFirst() }

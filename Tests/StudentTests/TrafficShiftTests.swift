@@ -122,31 +122,3 @@ import Testing
         #expect(AuditPolicy(baseShare: 1.5).invalidReason != nil)
     }
 }
-
-@Suite struct CounterexamplesTests {
-    static func prediction(novelty: Float) -> StudentPrediction {
-        StudentPrediction(
-            classIndex: 0, answer: "request_refund", confidence: 0.9, isConfident: true, novelty: novelty, novel: false,
-            borderline: false)
-    }
-
-    @Test func aRequestNearerToACounterexampleThanToItsClassIsContradicted() {
-        var counterexamples = Counterexamples(limit: 2)
-        let request: [Float] = [1, 0, 0, 0]
-        // Its class's nearest training answer is at cosine 0.9 (novelty 0.1).
-        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request), "none yet")
-        counterexamples.add([0, 0, 1, 0])
-        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request), "orthogonal: farther")
-        counterexamples.add([2, 0.5, 0, 0])  // cosine 0.97, whatever its length
-        #expect(counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request))
-        #expect(!counterexamples.contradict(Self.prediction(novelty: 0.01), embedding: request), "its class is nearer")
-        // The oldest go first.
-        counterexamples.add([0, 1, 0, 0])
-        counterexamples.add([0, 0, 0, 1])
-        #expect(counterexamples.count == 2 && !counterexamples.contradict(Self.prediction(novelty: 0.1), embedding: request))
-        var withoutNovelty = Self.prediction(novelty: 0.1)
-        withoutNovelty.novelty = nil
-        counterexamples.add(request)
-        #expect(!counterexamples.contradict(withoutNovelty, embedding: request), "a student stored before novelty")
-    }
-}
