@@ -10,7 +10,11 @@ import Testing
 struct ClusterEndToEndTests {
     @Test func anAnswerCachedThroughOneNodeIsAnExactAndASemanticHitOnTheOther() async throws {
         let url = try await ScratchPostgres.shared().createDatabase()
-        let environment = ["DISTILL_STORE_URL": url, "DISTILL_STORE_TLS": "disable", "PGPASSWORD": ScratchPostgres.password]
+        // A loose error bound, which the verified cache's prior meets for a close paraphrase: the test is of the feed.
+        let environment = [
+            "DISTILL_STORE_URL": url, "DISTILL_STORE_TLS": "disable", "PGPASSWORD": ScratchPostgres.password,
+            "DISTILL_CACHE_MAX_ERROR": "0.4",
+        ]
         let a = try await EndToEnd.World.start(environment: environment)
         let b = try await EndToEnd.World.start(environment: environment)
         do {

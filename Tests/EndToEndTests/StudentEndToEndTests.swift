@@ -48,6 +48,14 @@ struct StudentEndToEndTests {
         return answers
     }
 
+    /// Whether `probes` come from the version that gave `first`: it answers some, and each it answers
+    /// that it answered then gets the same answer. (Which probes reach a student also depends on what
+    /// the verified cache and the novelty tests have seen since, so the sets may differ.)
+    static func sameVersion(_ probes: [String], as first: [String]) -> Bool {
+        let answered = zip(probes, first).filter { $0.0.hasPrefix("student:") && $0.1.hasPrefix("student:") }
+        return !answered.isEmpty && answered.allSatisfy { $0.0 == $0.1 }
+    }
+
     /// Polls the distiller until a run satisfies `condition` (a run trains in a few seconds).
     static func awaitRun(_ world: EndToEnd.World, _ condition: (DistillRunInfo) -> Bool) async throws -> DistillRunInfo {
         let deadline = ContinuousClock.now + .seconds(120)
@@ -166,7 +174,7 @@ struct StudentEndToEndTests {
 
             let rollback = try await world.cachectl(["student", "rollback"])
             #expect(rollback.status == 0, "\(rollback.stdout)")
-            #expect(try await Self.probe(world, probes) == first, "the first version's answers are back")
+            #expect(Self.sameVersion(try await Self.probe(world, probes), as: first), "the first version's answers are back")
 
             // One scope taken out of service and back.
             let disabled = try await world.cachectl(["student", "disable", "--scope", String(second.scope.prefix(8))])
@@ -174,7 +182,7 @@ struct StudentEndToEndTests {
             #expect(try await Self.probe(world, probes).allSatisfy { !$0.hasPrefix("student:") }, "the teacher answers a disabled scope")
             #expect(try await world.socketClient.studentStatus().disabledScopes == [second.scope])
             #expect(try await world.cachectl(["student", "enable", "--scope", String(second.scope.prefix(8))]).status == 0)
-            #expect(try await Self.probe(world, probes) == first)
+            #expect(Self.sameVersion(try await Self.probe(world, probes), as: first))
 
             // A run killed while it trains: the daemon restarts with the version that served before.
             let queued = try await world.cachectl(["distill", "run", "--json"])
@@ -187,7 +195,7 @@ struct StudentEndToEndTests {
             #expect(versions.count == 2, "the killed run stored nothing")
             let serving = try await world.socketClient.studentStatus().scopes
             #expect(serving.map(\.version) == [versions.last?.id] && serving.allSatisfy(\.serving))
-            #expect(try await Self.probe(world, probes) == first)
+            #expect(Self.sameVersion(try await Self.probe(world, probes), as: first))
         } catch {
             Issue.record("distilld stderr:\n\(world.daemon.stderr)")
             await world.stop()
