@@ -45,12 +45,7 @@ public struct TeacherLogRetention: Service {
             return TeacherLogPurge.Scope(
                 scope: scope, deleted: rows.count, servingStudentLearnedFromThem: trainedThrough.map { rows.oldestID <= $0 } ?? false)
         }
-        let result = TeacherLogPurge(deleted: scopes.reduce(0) { $0 + $1.deleted }, scopes: scopes)
-        if result.deleted > 0 {
-            logger.notice(
-                "teacher log purged", metadata: ["distill.deleted": "\(result.deleted)", "distill.before": "\(date.formatted(.iso8601))"])
-        }
-        return result
+        return TeacherLogPurge(deleted: scopes.reduce(0) { $0 + $1.deleted }, scopes: scopes)
     }
 
     /// The hourly sweep; only for a retention (without one there is nothing to run).
@@ -62,7 +57,13 @@ public struct TeacherLogRetention: Service {
         }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                _ = try await purge(scope: nil, createdBefore: clock.now.addingTimeInterval(-retention))
+                let before = clock.now.addingTimeInterval(-retention)
+                let purged = try await purge(scope: nil, createdBefore: before)
+                if purged.deleted > 0 {
+                    logger.notice(
+                        "teacher log: exchanges past the retention deleted",
+                        metadata: ["distill.deleted": "\(purged.deleted)", "distill.before": "\(before.formatted(.iso8601))"])
+                }
             } catch {
                 logger.error("the teacher log's retention sweep failed; trying again in an hour", metadata: ["distill.error": "\(error)"])
             }
