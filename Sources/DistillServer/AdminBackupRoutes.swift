@@ -17,7 +17,7 @@ import Synchronization
 func addBackupRoutes(to router: Router<DistillRequestContext>, system: DistillSystem) {
     let gate = BackupGate()
 
-    router.get("/admin/backup") { _, context -> Response in
+    router.get(APIPath.backup.route) { _, context -> Response in
         // One at a time: each needs the store's size in free space.
         guard gate.enter() else {
             throw APIError(

@@ -15,7 +15,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return cache
     }
 
-    router.get("/admin/cache/entries") { request, _ -> Response in
+    router.get(APIPath.cacheEntries.route) { request, _ -> Response in
         let cache = try cache()
         let scope = try request.uri.queryParameters["scope"].map { prefix throws(DistillError) in try cache.resolveScope(String(prefix)) }
         let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
@@ -24,19 +24,19 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(CacheEntryPage(entries: entries.map { info($0) }, nextAfter: entries.count == limit ? entries.last?.id : nil))
     }
 
-    router.get("/admin/cache/entries/:id") { _, context -> Response in
+    router.get(APIPath.cacheEntry.route) { _, context -> Response in
         guard let entry = try await cache().entry(id: try entryID(context)) else { throw noSuchEntry(context) }
         return jsonResponse(info(entry, withMessages: true))
     }
 
-    router.delete("/admin/cache/entries/:id") { _, context -> Response in
+    router.delete(APIPath.cacheEntry.route) { _, context -> Response in
         let id = try entryID(context)
         let count = try await cache().invalidate(ids: [id])
         context.logAdminAction("cache entry deleted", ["distill.entry": "\(id)", "distill.count": "\(count)"])
         return jsonResponse(CacheCount(count: count))
     }
 
-    router.post("/admin/cache/search") { request, _ -> Response in
+    router.post(APIPath.cacheSearch.route) { request, _ -> Response in
         let cache = try cache()
         let search = try await decode(CacheSearchRequest.self, from: request)
         let scope = try search.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
@@ -44,7 +44,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(found.map { CacheSearchResult(entry: info($0.entry), similarity: $0.similarity) })
     }
 
-    router.post("/admin/cache/purge") { request, context -> Response in
+    router.post(APIPath.cachePurge.route) { request, context -> Response in
         let cache = try cache()
         let purge = try await decode(CachePurgeRequest.self, from: request)
         let scope = try purge.scope.map { prefix throws(DistillError) in try cache.resolveScope(prefix) }
@@ -56,13 +56,13 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(CacheCount(count: count))
     }
 
-    router.get("/admin/cache/export") { request, _ -> Response in
+    router.get(APIPath.cacheExport.route) { request, _ -> Response in
         let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
         let limit = Int(try request.uri.queryParameters.integer("limit", default: 500, in: 1...5000))
         return jsonResponse(try await cache().export(after: after, limit: limit))
     }
 
-    router.post("/admin/cache/import") { request, context -> Response in
+    router.post(APIPath.cacheImport.route) { request, context -> Response in
         let cache = try cache()
         let lines = try await decode([CacheExportLine].self, from: request)
         let count = try await cache.importEntries(lines)
@@ -70,7 +70,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
         return jsonResponse(CacheCount(count: count))
     }
 
-    router.get("/admin/cache/stats") { _, _ -> Response in
+    router.get(APIPath.cacheStats.route) { _, _ -> Response in
         let cache = try cache()
         let counts = system.metrics.cacheStats
         let memory = cache.memory
@@ -85,7 +85,7 @@ func addCacheRoutes(to router: Router<DistillRequestContext>, system: DistillSys
                 lookups: counts.lookups, bypasses: counts.bypasses, evictions: counts.evictions))
     }
 
-    router.put("/admin/cache/scopes/:scope") { request, context -> Response in
+    router.put(APIPath.cacheScope.route) { request, context -> Response in
         let cache = try cache()
         // A scope can be configured before it has entries: named by its key, or by a prefix of a
         // scope the teacher has answered in.

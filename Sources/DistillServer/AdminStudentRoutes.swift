@@ -20,7 +20,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         try await enabled().students.resolveScope(prefix)
     }
 
-    router.get("/admin/student") { _, _ -> Response in
+    router.get(APIPath.student.route) { _, _ -> Response in
         var status = try enabled().students.status()
         for index in status.scopes.indices {
             status.scopes[index].description = await system.completions.scopes.description(of: status.scopes[index].scope)
@@ -28,7 +28,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(status)
     }
 
-    router.get("/admin/student/versions") { request, _ -> Response in
+    router.get(APIPath.studentVersions.route) { request, _ -> Response in
         _ = try enabled()
         var scope: String?
         if let prefix = request.uri.queryParameters["scope"] { scope = try await resolveScope(String(prefix)) }
@@ -36,7 +36,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(versions.map(info))
     }
 
-    router.post("/admin/student/versions/:id/promote") { request, context -> Response in
+    router.post(APIPath.studentPromote.route) { request, context -> Response in
         guard let id = context.parameters.get("id", as: Int64.self) else {
             throw APIError.invalidRequest("The version id must be an integer.", code: "invalid_value", param: "id")
         }
@@ -47,7 +47,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(info(promoted))
     }
 
-    router.put("/admin/student/scopes/:scope") { request, context -> Response in
+    router.put(APIPath.studentScope.route) { request, context -> Response in
         let students = try enabled().students
         let scope = try await resolveScope(context.parameters.get("scope") ?? "")
         let setting = try await decode(StudentScopeSettings.self, from: request)
@@ -56,7 +56,7 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(StudentScopeSettings(scope: scope, enabled: setting.enabled))
     }
 
-    router.post("/admin/student/rollback") { request, context -> Response in
+    router.post(APIPath.studentRollback.route) { request, context -> Response in
         let students = try enabled().students
         let rollback = try await decode(StudentRollbackRequest.self, from: request)
         var scope: String?
@@ -67,11 +67,11 @@ func addStudentRoutes(to router: Router<DistillRequestContext>, system: DistillS
         return jsonResponse(info(active))
     }
 
-    router.get("/admin/distill") { _, _ -> Response in
+    router.get(APIPath.distill.route) { _, _ -> Response in
         jsonResponse(try enabled().distiller.status())
     }
 
-    router.post("/admin/distill/runs") { request, context -> Response in
+    router.post(APIPath.distillRuns.route) { request, context -> Response in
         let distiller = try enabled().distiller
         let run = try await decode(DistillRunRequest.self, from: request)
         var scope: String?

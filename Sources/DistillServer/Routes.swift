@@ -52,9 +52,9 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
             body: .init(byteBuffer: ByteBuffer(bytes: try await system.listModels().encoded())))
     }
 
-    router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
+    router.get(APIPath.healthz.route) { _, _ in jsonResponse(["status": "ok"]) }
 
-    router.get("/readyz") { _, _ -> Response in
+    router.get(APIPath.readyz.route) { _, _ -> Response in
         let reasons = await system.unreadiness()
         guard reasons.isEmpty else {
             return jsonResponse(["status": .string("not_ready"), "reasons": JSONValue.array(reasons.map { .string($0) })] as JSONValue, status: .serviceUnavailable)
@@ -62,7 +62,7 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
         return jsonResponse(["status": "ready"])
     }
 
-    router.get("/metrics") { _, _ -> Response in
+    router.get(APIPath.metrics.route) { _, _ -> Response in
         Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: system.prometheusExposition())))
@@ -74,21 +74,21 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
     case .bearer(let token): router.add(middleware: AdminTokenMiddleware(token: token))
     }
 
-    router.get("/admin/status") { _, _ in
+    router.get(APIPath.adminStatus.route) { _, _ in
         jsonResponse(await system.status(listeners: listeners.all))
     }
 
-    router.get("/admin/stats") { _, _ in
+    router.get(APIPath.adminStats.route) { _, _ in
         jsonResponse(system.metrics.stats)
     }
 
-    router.get("/admin/teacher-log") { request, _ -> Response in
+    router.get(APIPath.teacherLog.route) { request, _ -> Response in
         let after = try request.uri.queryParameters.integer("after", default: 0, in: 0...Int64.max)
         let limit = try request.uri.queryParameters.integer("limit", default: 500, in: 1...5000)
         return jsonResponse(try await system.teacherLogPage(after: after, limit: Int(limit)))
     }
 
-    router.post("/admin/teacher-log/purge") { request, context -> Response in
+    router.post(APIPath.teacherLogPurge.route) { request, context -> Response in
         let purge = try await decode(TeacherLogPurgeRequest.self, from: request)
         guard purge.olderThanSeconds >= 0, purge.olderThanSeconds.isFinite else {
             throw APIError.invalidRequest("'older_than_seconds' must not be negative.", code: "invalid_value", param: "older_than_seconds")
@@ -125,4 +125,9 @@ extension Parameters {
         }
         return value
     }
+}
+
+extension APIPath {
+    /// The path as the router matches it: `:name` segments are parameters to both.
+    var route: RouterPath { RouterPath(pattern) }
 }
