@@ -27,7 +27,7 @@ struct CacheThresholdBenchmark: ParsableCommand {
         let queries = rows.dropFirst().filter { $0.count == header.count }
         let encoder = try BertEncoder(modelDirectory: URL(fileURLWithPath: model))
         FileHandle.standardError.write(Data("embedding \(queries.count) queries…\n".utf8))
-        let vectors = try encoder.embed(queries.map { $0[text] })
+        let vectors = encoder.embed(queries.map { $0[text] })
         let thresholds = (0...7).map { 0.8 + 0.025 * Double($0) }
         let study = ThresholdStudy.run(vectors: vectors, labels: queries.map { $0[category] }, thresholds: thresholds, seed: seed)
         if json {

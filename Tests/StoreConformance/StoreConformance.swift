@@ -1,3 +1,6 @@
+// Swift Testing exists only in a build with tests (`swift build --build-tests`): a plain
+// `swift build`, such as `make build`'s release build, builds this target empty.
+#if canImport(Testing)
 import Foundation
 import Storage
 import Testing
@@ -239,3 +242,4 @@ extension StoreCase {
         },
     ]
 }
+#endif
