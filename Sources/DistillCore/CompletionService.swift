@@ -246,7 +246,10 @@ public final class CompletionService: Sendable {
         metrics.recordTeacherCall(outcome: error.outcome, duration: .now - started, usage: nil)
         logger.warning(
             "teacher call failed",
-            metadata: ["distill.request_id": "\(info.requestID)", "distill.outcome": "\(error.outcome)", "distill.error": "\(error)"])
+            metadata: [
+                "distill.request_id": "\(info.requestID)", "distill.teacher": "\(teacher.address)", "distill.outcome": "\(error.outcome)",
+                "distill.error": "\(error)",
+            ])
         return .teacher(error)
     }
 

@@ -20,6 +20,8 @@ public final class TeacherClient: Sendable {
     private let backoff: Backoff
     private let logger: Logger
 
+    public var address: String { configuration.address }
+
     /// A larger completion is treated as a bad answer rather than buffered.
     static let maxResponseBytes = 16 << 20
 

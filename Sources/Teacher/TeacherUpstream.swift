@@ -4,6 +4,8 @@ import DistillAPI
 /// upstream); tests give the domain a fake of their own.
 public protocol TeacherUpstream: Sendable {
     associatedtype AnswerStream: TeacherAnswerStream
+    /// Where the teacher is (`HOST:PORT`), as the logs name it when a call fails.
+    var address: String { get }
     func complete(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> TeacherCompletion
     /// Opens a streamed answer; throws before anything was received when none can start.
     func stream(_ request: ChatRequest, requestID: String) async throws(TeacherError) -> AnswerStream

@@ -64,6 +64,7 @@ final class RecordingMetrics: DomainMetrics {
 /// A teacher that answers every request with `answer` (or `answers[its last user message]`), or
 /// fails with `failure`; no network.
 final class ScriptedTeacher: TeacherUpstream {
+    let address = "scripted:0"
     let answer: String
     let answers: [String: String]
     let failure: TeacherError?
