@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import Storage
@@ -8,25 +9,46 @@ import Synchronization
 ///
 /// It reads the store's change feed by id, from where it stands, whenever the store says the
 /// feed may have grown (a notification, or a reconnection after which notifications may have
-/// been missed): nothing is skipped, and applying a change twice changes nothing.
+/// been missed): nothing is skipped, and applying a change twice changes nothing. On the leader,
+/// it also prunes the feed of what every node has applied, past `feedRetention`.
 public final class ClusterFollower: Service, Sendable {
     let feed: any ChangeFeed
     let store: any DistillStore
     let cache: SemanticCache?
     let students: Students?
+    let leadership: Leadership
+    let clock: any WallClock
     let logger: Logger
-    private let position: Mutex<Int64>
+    private let progress: Mutex<Progress>
+
+    private struct Progress {
+        /// The newest change applied.
+        var position: Int64
+        /// Since when the feed may hold changes not applied yet (nil: none known of).
+        var behindSince: Date?
+        var prunedAt: Date?
+    }
 
     static let pageSize = 1000
+    /// How long the feed keeps changes every node has applied: a node cut off from the store for
+    /// longer finds a gap on its return, and stops (its supervisor restarts it, and it loads afresh).
+    static let feedRetention: TimeInterval = 3600
+    /// How often the leader prunes, at most.
+    static let pruneInterval: TimeInterval = 60
 
     /// `position`: the newest change already reflected in memory (read before the memory was
     /// loaded from the store).
-    public init(feed: any ChangeFeed, store: any DistillStore, from position: Int64, cache: SemanticCache?, students: Students?, logger: Logger) {
+    public init(
+        feed: any ChangeFeed, store: any DistillStore, from position: Int64, cache: SemanticCache?, students: Students?,
+        leadership: Leadership = Leadership(), clock: any WallClock = SystemClock(), logger: Logger
+    ) {
         self.feed = feed
         self.store = store
-        self.position = Mutex(position)
+        self.progress = Mutex(Progress(position: position))
         self.cache = cache
         self.students = students
+        self.leadership = leadership
+        self.clock = clock
         self.logger = logger
     }
 
@@ -34,12 +56,25 @@ public final class ClusterFollower: Service, Sendable {
     public var nodeID: String { feed.nodeID }
 
     /// The id of the newest change applied.
-    public var appliedThrough: Int64 { position.withLock { $0 } }
+    public var appliedThrough: Int64 { progress.withLock { $0.position } }
 
-    public func run() async {
+    /// How long this node's memory may have trailed the store: 0 while it has applied every
+    /// change it has heard of; else the time since it first heard of one it has not applied (or
+    /// lost the connection that hears of them).
+    public var lagSeconds: Double {
+        let since = progress.withLock { $0.behindSince }
+        return since.map { max(0, clock.now.timeIntervalSince($0)) } ?? 0
+    }
+
+    public func run() async throws {
         for await _ in feed.feedWakeups().cancelOnGracefulShutdown() {
+            let now = clock.now
+            progress.withLock { $0.behindSince = $0.behindSince ?? now }
             do {
                 try await catchUp()
+            } catch let gap as FeedGap {
+                logger.error("this node missed changes it can no longer read; stopping, to be restarted", metadata: ["distill.error": "\(gap)"])
+                throw gap
             } catch {
                 // The next wake-up (at the latest, the reconnection) tries again from the same place.
                 logger.warning("cannot read the other nodes' changes yet", metadata: ["distill.error": "\(error)"])
@@ -47,17 +82,36 @@ public final class ClusterFollower: Service, Sendable {
         }
     }
 
-    /// Applies every change committed after the current position.
+    /// Applies every change committed after the current position; on the leader, prunes the feed
+    /// when due.
     public func catchUp() async throws {
         while true {
             let page = try await feed.changes(after: appliedThrough, limit: Self.pageSize)
             for entry in page {
                 if entry.node != feed.nodeID { try await apply(entry.change) }
-                position.withLock { $0 = entry.id }
+                progress.withLock { $0.position = entry.id }
             }
             if page.count < Self.pageSize { break }
         }
+        progress.withLock { $0.behindSince = nil }
         try await feed.recordPosition(appliedThrough)
+        await pruneIfDue()
+    }
+
+    private func pruneIfDue() async {
+        let now = clock.now
+        let due = progress.withLock { progress in
+            guard leadership.isLeader, progress.prunedAt.map({ now.timeIntervalSince($0) >= Self.pruneInterval }) ?? true else { return false }
+            progress.prunedAt = now
+            return true
+        }
+        guard due else { return }
+        do {
+            let pruned = try await feed.pruneChanges(createdBefore: now.addingTimeInterval(-Self.feedRetention))
+            if pruned > 0 { logger.info("change feed pruned", metadata: ["distill.deleted": "\(pruned)"]) }
+        } catch {
+            logger.warning("cannot prune the change feed; trying again later", metadata: ["distill.error": "\(error)"])
+        }
     }
 
     private func apply(_ change: StoreChange) async throws {

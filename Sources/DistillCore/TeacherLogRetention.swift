@@ -5,7 +5,8 @@ import ServiceLifecycle
 import Storage
 
 /// How long the teacher log keeps prompts and answers: `purge` on request (`cachectl teacher-log
-/// purge`), and, with a retention set, a sweep every hour as a service of the daemon's group.
+/// purge`), and, with a retention set, a sweep every hour as a service of the daemon's group, run
+/// by the leader only when several nodes share the store (one sweep deletes for all).
 ///
 /// What a purge loses: the exchanges are gone from every later training and holdout. A serving
 /// student keeps serving (its weights are stored with its version), but the next candidate learns
@@ -16,13 +17,18 @@ public struct TeacherLogRetention: Service {
     /// nil: the log keeps everything until purged by hand.
     let retention: TimeInterval?
     let clock: any WallClock
+    let leadership: Leadership
     let logger: Logger
 
-    public init(store: any DistillStore, students: Students?, retention: TimeInterval?, clock: any WallClock, logger: Logger) {
+    public init(
+        store: any DistillStore, students: Students?, retention: TimeInterval?, clock: any WallClock,
+        leadership: Leadership = Leadership(), logger: Logger
+    ) {
         self.store = store
         self.students = students
         self.retention = retention
         self.clock = clock
+        self.leadership = leadership
         self.logger = logger
     }
 
@@ -50,24 +56,33 @@ public struct TeacherLogRetention: Service {
 
     /// The hourly sweep; only for a retention (without one there is nothing to run).
     public func run() async {
-        guard let retention else {
+        guard retention != nil else {
             // Nothing to sweep, but a service of the daemon's group that returns early stops the daemon.
             try? await gracefulShutdown()
             return
         }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let before = clock.now.addingTimeInterval(-retention)
-                let purged = try await purge(scope: nil, createdBefore: before)
-                if purged.deleted > 0 {
-                    logger.notice(
-                        "teacher log: exchanges past the retention deleted",
-                        metadata: ["distill.deleted": "\(purged.deleted)", "distill.before": "\(before.formatted(.iso8601))"])
-                }
+                try await sweep()
             } catch {
                 logger.error("the teacher log's retention sweep failed; trying again in an hour", metadata: ["distill.error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
         }
+    }
+
+    /// Deletes what is older than the retention, on the leader; a node that does not lead deletes
+    /// nothing (nil).
+    @discardableResult
+    func sweep() async throws(DistillError) -> TeacherLogPurge? {
+        guard let retention, leadership.isLeader else { return nil }
+        let before = clock.now.addingTimeInterval(-retention)
+        let purged = try await purge(scope: nil, createdBefore: before)
+        if purged.deleted > 0 {
+            logger.notice(
+                "teacher log: exchanges past the retention deleted",
+                metadata: ["distill.deleted": "\(purged.deleted)", "distill.before": "\(before.formatted(.iso8601))"])
+        }
+        return purged
     }
 }

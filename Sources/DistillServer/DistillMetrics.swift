@@ -103,6 +103,12 @@ public final class DistillMetrics: DomainMetrics {
         registry.gauge(.kernelsInfo, [("kernels", kernelSet)]).set(to: 1)
     }
 
+    /// This node's place in a cluster, at each scrape.
+    public func updateCluster(feedLagSeconds: Double, leader: Bool) {
+        registry.gauge(.clusterFeedLag).set(to: feedLagSeconds)
+        registry.gauge(.clusterLeader).set(to: leader ? 1 : 0)
+    }
+
     public func setCacheEntries(_ count: Int) {
         registry.gauge(.cacheEntries).set(to: Double(count))
     }

@@ -97,7 +97,9 @@ public final class DistillSystem: Sendable {
         }
         var follower: ClusterFollower?
         if let feed = store as? any ChangeFeed, let feedStart {
-            follower = ClusterFollower(feed: feed, store: store, from: feedStart, cache: cache, students: students, logger: logger)
+            follower = ClusterFollower(
+                feed: feed, store: store, from: feedStart, cache: cache, students: students, leadership: leadership, clock: clock,
+                logger: logger)
             // Serves once it has caught up with what was committed while it loaded.
             do {
                 try await follower?.catchUp()
@@ -178,7 +180,7 @@ public final class DistillSystem: Sendable {
         let retentionDays = config.store.teacherLogRetentionDays
         self.teacherLogRetention = TeacherLogRetention(
             store: store, students: students, retention: retentionDays > 0 ? retentionDays * 86_400 : nil, clock: clock,
-            logger: logger)
+            leadership: leadership, logger: logger)
         var services: [any Service] = []
         // A service may not return before shutdown: the sweep joins the group only with a retention.
         if retentionDays > 0 { services.append(teacherLogRetention) }
@@ -253,6 +255,7 @@ public final class DistillSystem: Sendable {
         metrics.updateBreaker(teacher.breaker.snapshot.state)
         metrics.updateProcess()
         if let students { metrics.updateStudents(students.status()) }
+        metrics.updateCluster(feedLagSeconds: follower?.lagSeconds ?? 0, leader: leadership.isLeader)
         return metrics.registry.emitToBuffer()
     }
 

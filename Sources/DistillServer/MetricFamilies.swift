@@ -61,6 +61,11 @@ struct MetricFamily: Sendable {
         buckets: [.seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800)])
     static let kernelsInfo = Self(
         name: "distill_kernels_info", help: "1 for the kernel set this process runs, chosen from the CPU's features (or DISTILL_KERNELS).")
+    static let clusterFeedLag = Self(
+        name: "distill_cluster_feed_lag_seconds",
+        help: "How long this node's memory may have trailed the shared store's change feed (0 when caught up, and alone).")
+    static let clusterLeader = Self(
+        name: "distill_cluster_leader", help: "1 while this node runs the background work done once for all nodes (a node alone always does).")
     static let buildInfo = Self(name: "distill_build_info", help: "Always 1; the version of the running distilld is its label.")
 
     static let residentMemory = Self(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
@@ -113,6 +118,7 @@ extension DistillMetrics {
         for outcome in DistillRunOutcome.allCases { _ = registry.counter(.distillRuns, [("outcome", outcome.rawValue)]) }
         _ = registry.histogram(.trainingDuration)
         registry.gauge(.buildInfo, [("version", DistillVersion.current)]).set(to: 1)
+        updateCluster(feedLagSeconds: 0, leader: false)
         updateProcess()
     }
 

@@ -3,12 +3,26 @@ import PostgresNIO
 import Storage
 
 extension PostgresStore {
+    /// The `meta` key of the newest change pruned.
+    static let prunedThroughKey = "changes_pruned_through"
+
+    /// The newest change id, or the newest pruned when every change has been pruned.
     public func latestChangeID() async throws -> Int64 {
-        try await query("SELECT coalesce(max(id), 0) FROM changes", logger: logger).all { try $0.decode(Int64.self) }.first ?? 0
+        try await query(
+            """
+            SELECT greatest((SELECT coalesce(max(id), 0) FROM changes),
+                            (SELECT coalesce(max(value::bigint), 0) FROM meta WHERE key = \(Self.prunedThroughKey)))
+            """,
+            logger: logger
+        ).all { try $0.decode(Int64.self) }.first ?? 0
     }
 
     public func changes(after id: Int64, limit: Int) async throws -> [FeedEntry] {
-        try await query(
+        let prunedThrough = try await query(
+            "SELECT value::bigint FROM meta WHERE key = \(Self.prunedThroughKey)", logger: logger
+        ).all { try $0.decode(Int64.self) }.first ?? 0
+        guard id >= prunedThrough else { throw FeedGap(position: id, prunedThrough: prunedThrough) }
+        return try await query(
             "SELECT id, node, kind, scope, entry_id, exact_key FROM changes WHERE id > \(id) ORDER BY id LIMIT \(limit)",
             logger: logger
         ).all { row in
@@ -26,6 +40,37 @@ extension PostgresStore {
             """,
             logger: logger
         ).drain()
+    }
+
+    public func pruneChanges(createdBefore date: Date) async throws -> Int {
+        try await transaction { [logger] connection in
+            // A node follows while connected (its connections carry its name) or while heard from
+            // since `date`; a node gone longer stops holding the feed back, and finds the gap if it returns.
+            let (count, newest) = try await connection.query(
+                """
+                WITH following AS (
+                  SELECT applied_through FROM nodes
+                  WHERE seen_at >= \(date)
+                     OR left(node, 63) IN (SELECT application_name FROM pg_stat_activity WHERE datname = current_database())),
+                pruned AS (
+                  DELETE FROM changes
+                  WHERE created_at < \(date) AND id <= (SELECT coalesce(min(applied_through), 0) FROM following)
+                  RETURNING id)
+                SELECT count(*), coalesce(max(id), 0) FROM pruned
+                """,
+                logger: logger
+            ).all { try $0.decode((Int64, Int64).self) }.first ?? (Int64(0), Int64(0))
+            if count > 0 {
+                try await connection.query(
+                    """
+                    INSERT INTO meta (key, value) VALUES (\(Self.prunedThroughKey), \(String(newest)))
+                    ON CONFLICT (key) DO UPDATE SET value = greatest(meta.value::bigint, excluded.value::bigint)::text
+                    """,
+                    logger: logger
+                ).drain()
+            }
+            return Int(count)
+        }
     }
 
     /// One node as the cluster sees it.

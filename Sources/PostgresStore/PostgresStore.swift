@@ -168,7 +168,7 @@ public final class PostgresStore: DistillStore, ChangeFeed {
 
     /// Wakes this node's own `teacherLogCommits()` readers (other nodes hear of it from NOTIFY).
     func announceTeacherLogCommit() {
-        subscribers.wake(teacherLogOnly: true)
+        subscribers.wake(.teacherLog)
     }
 
     func subscribe(feed: Bool) -> AsyncStream<Void> {
@@ -281,12 +281,17 @@ final class Subscribers: Sendable {
     func heard(_ event: ListenerEvent) {
         let listening = event != .lost
         state.withLock { $0.listening = listening }
-        if listening { wake(teacherLogOnly: false) }
+        // A lost connection wakes the feed's readers too: what it would have heard is unknown from now on.
+        wake(listening ? .all : .feed)
     }
 
-    func wake(teacherLogOnly: Bool) {
-        let readers = state.withLock { Array($0.teacherLog.values) + (teacherLogOnly ? [] : Array($0.feed.values)) }
-        readers.forEach { $0.yield() }
+    enum Readers { case all, teacherLog, feed }
+
+    func wake(_ readers: Readers) {
+        let woken = state.withLock {
+            (readers == .feed ? [] : Array($0.teacherLog.values)) + (readers == .teacherLog ? [] : Array($0.feed.values))
+        }
+        woken.forEach { $0.yield() }
     }
 
     func finishAll() {

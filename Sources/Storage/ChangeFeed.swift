@@ -1,3 +1,5 @@
+import Foundation
+
 /// A change to what every node holds in memory, as a store shared by several nodes records it: in
 /// the same transaction as the change itself, so that a node that reads the feed misses nothing.
 public enum StoreChange: Sendable, Equatable {
@@ -29,13 +31,34 @@ public protocol ChangeFeed: Sendable {
     /// reading it follows the feed from there.
     func latestChangeID() async throws -> Int64
     /// Changes with ids above `id`, in commit order: ids grow in the order changes commit, so a
-    /// follower that remembers the last id it applied misses nothing.
+    /// follower that remembers the last id it applied misses nothing. Throws `FeedGap` when
+    /// changes after `id` have been pruned.
     func changes(after id: Int64, limit: Int) async throws -> [FeedEntry]
-    /// Yields when the feed may have grown: on another node's commit, and after each
-    /// (re)connection to the store (what was committed meanwhile is read by id). Until dropped.
+    /// Yields when the feed may have grown: on another node's commit, after each (re)connection
+    /// to the store (what was committed meanwhile is read by id), and when the connection that
+    /// hears of commits is lost (what it would have heard is unknown until it is back). Until dropped.
     func feedWakeups() -> AsyncStream<Void>
     /// Records that this node has applied the changes through `id` (what others see of its lag).
     func recordPosition(_ id: Int64) async throws
+    /// Deletes the changes created before `date` that every node still following the feed has
+    /// applied (one connected now, or heard from since `date`); how many. The feed stays bounded.
+    func pruneChanges(createdBefore date: Date) async throws -> Int
+}
+
+/// Changes a follower had not applied were pruned (it was cut off from the store for longer than
+/// the feed keeps them): its memory can no longer be brought up to date change by change.
+public struct FeedGap: Error, CustomStringConvertible {
+    public var position: Int64
+    public var prunedThrough: Int64
+
+    public init(position: Int64, prunedThrough: Int64) {
+        self.position = position
+        self.prunedThrough = prunedThrough
+    }
+
+    public var description: String {
+        "the change feed was pruned through change \(prunedThrough) while this node stood at \(position): it was cut off from the store for longer than the feed keeps changes"
+    }
 }
 
 /// One node of those sharing a store runs the background work that must not run twice at once

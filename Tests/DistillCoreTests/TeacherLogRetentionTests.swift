@@ -38,4 +38,17 @@ import Testing
         #expect(rest.deleted == 2 && rest.scopes.map(\.scope) == [a, b])
         #expect(try await store.teacherLogCount() == 0)
     }
+
+    @Test func onlyTheLeaderSweeps() async throws {
+        for seconds in [0.0, 10] { try await log(scope: "s", secondsAfterStart: seconds) }
+        let clock = ManualClock(start.addingTimeInterval(100))
+        let leadership = Leadership(leading: false)
+        let retention = TeacherLogRetention(
+            store: store, students: nil, retention: 95, clock: clock, leadership: leadership, logger: quietLogger)
+        #expect(try await retention.sweep() == nil)
+        #expect(try await store.teacherLogCount() == 2, "a node that does not lead leaves the log to the leader")
+        leadership.set(true)
+        #expect(try await retention.sweep()?.deleted == 1)
+        #expect(try await store.teacherLogCount() == 1)
+    }
 }

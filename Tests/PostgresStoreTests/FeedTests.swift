@@ -53,6 +53,34 @@ struct FeedTests {
         try b.close()
     }
 
+    @Test func theFeedIsPrunedOfWhatEveryFollowingNodeHasAppliedAndAFollowerBehindThePruningIsTold() async throws {
+        let configuration = try await Server.configuration()
+        let a = try await Server.open(configuration)
+        let b = try await Server.open(configuration)
+        for threshold in [0.8, 0.85, 0.9] { try await a.setScopeSettings(scope: "s", similarityThreshold: threshold, ttlSeconds: nil) }
+        let ids = try await a.changes(after: 0, limit: 10).map(\.id)
+        try await a.recordPosition(ids[2])
+        try await b.recordPosition(ids[0])
+        let later = Date().addingTimeInterval(60)
+
+        #expect(try await a.pruneChanges(createdBefore: Date().addingTimeInterval(-3600)) == 0, "kept for the retention")
+        #expect(try await a.pruneChanges(createdBefore: later) == 1, "B, connected, has applied only the first")
+        #expect(try await a.changes(after: ids[0], limit: 10).map(\.id) == [ids[1], ids[2]])
+
+        // B gone (and not heard from since the cutoff) no longer holds the feed back.
+        try b.close()
+        try await withDeadline(.seconds(30), what: "B's connections to end") {
+            var pruned = 0
+            while pruned < 2 { pruned += try await a.pruneChanges(createdBefore: later) }
+        }
+        #expect(try await a.changes(after: ids[2], limit: 10).isEmpty)
+        #expect(try await a.latestChangeID() == ids[2], "the newest id outlives its row")
+
+        // A node that stood before the pruned changes cannot catch up change by change: it is told.
+        await #expect(throws: FeedGap.self) { _ = try await a.changes(after: ids[0], limit: 10) }
+        try a.close()
+    }
+
     /// Whether `stream` yields within 30 s.
     func yields(_ stream: AsyncStream<Void>, _ what: String) async throws -> Bool {
         try await withDeadline(.seconds(30), what: what) { await stream.first { _ in true } != nil }
