@@ -34,7 +34,9 @@ extension PostgresStore: LeaderElection {
                             _ = connection.close() as EventLoopFuture<Void>
                         }
                     } catch {
-                        _ = connection.close() as EventLoopFuture<Void>
+                        // Awaited: a connection released before its channel is closed trips postgres-nio's
+                        // assertion (a crash of debug builds, seen when PostgreSQL stopped under a waiting node).
+                        try? await connection.close()
                         throw error
                     }
                     continuation.yield(false)

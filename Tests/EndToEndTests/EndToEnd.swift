@@ -21,25 +21,34 @@ enum EndToEnd {
 
     static var sample: (query: String, answer: String) { samples[0] }
 
-    /// A test's world: a temp directory, teacher-sim, and distilld started on it.
+    /// A test's world: a temp directory, teacher-sim (its own, or another world's), and distilld
+    /// started on it.
     struct World {
         let directory: URL
         let simulator: ChildProcess
         let simulatorURL: String
+        /// Whether `stop()` stops teacher-sim too (false when it is another world's).
+        let ownsSimulator: Bool
         var daemon: ChildProcess
         var http: String
         var socket: String { directory.appendingPathComponent("distilld.sock").path }
 
-        static func start(simulatorFlags: [String] = [], environment: [String: String] = [:]) async throws -> World {
+        /// `teacherOf`: a world whose teacher-sim this one's distilld asks too (nodes of a cluster).
+        static func start(
+            simulatorFlags: [String] = [], environment: [String: String] = [:], teacherOf other: World? = nil
+        ) async throws -> World {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-e2e-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let simulator = try ChildProcess("teacher-sim", ["--port", "0", "--soft-jsonl", softLabels] + simulatorFlags, in: directory)
+            let simulator = try other?.simulator
+                ?? ChildProcess("teacher-sim", ["--port", "0", "--soft-jsonl", softLabels] + simulatorFlags, in: directory)
             let simulatorURL = try await simulator.address("http://")
-            var world = World(directory: directory, simulator: simulator, simulatorURL: simulatorURL, daemon: simulator, http: "")
+            var world = World(
+                directory: directory, simulator: simulator, simulatorURL: simulatorURL, ownsSimulator: other == nil, daemon: simulator,
+                http: "")
             do {
                 try await world.startDaemon(environment: environment)
             } catch {
-                await simulator.stop()
+                if world.ownsSimulator { await simulator.stop() }
                 throw error
             }
             return world
@@ -57,7 +66,7 @@ enum EndToEnd {
 
         func stop() async {
             await daemon.stop()
-            await simulator.stop()
+            if ownsSimulator { await simulator.stop() }
         }
 
         /// distilld over TCP; `key` is sent as the API key (the tenant).
