@@ -23,6 +23,7 @@ struct ClusterEndToEndTests {
                 // Only the scope's first run is automatic (at 150 teacher answers); later ones are asked for.
                 "DISTILL_DISTILL_MIN_ROWS": "150", "DISTILL_DISTILL_MIN_NEW_ROWS": "1000000", "DISTILL_DISTILL_INTERVAL_SECONDS": "3600",
             ])
+        let load = EndToEnd.ClusterLoad(cluster)
         do {
             // An answer cached through A: an exact and a semantic hit on B, an exact one on C, within a second of A's answer.
             let question = "I am still waiting on my card?"
@@ -55,7 +56,7 @@ struct ClusterEndToEndTests {
             #expect(printed.stdout.contains("(this node") && printed.stdout.contains("leader"))
 
             // The leader killed under load, before the first run is due: another node leads, and runs it.
-            let load = EndToEnd.ClusterLoad(cluster)
+            load.start()
             try await load.until("40 teacher answers", deadline: .seconds(60)) { $0.teacherAnswers.count >= 40 }
             let oldLeader = try await cluster.leader()
             load.setTarget(oldLeader, nil)
@@ -96,6 +97,7 @@ struct ClusterEndToEndTests {
             #expect(rollback.status == 0, "\(rollback.stderr)")
             try await cluster.awaitEveryNode(serving: first)
         } catch {
+            await load.stop()
             await cluster.recordFailure()
             await cluster.stop()
             throw error
@@ -108,6 +110,7 @@ struct ClusterEndToEndTests {
         let postgres = try await ScratchPostgres.start()
         var cluster = try await EndToEnd.Cluster.start(postgres: postgres, environment: ["DISTILL_DISTILL_ENABLED": "false"])
         let load = EndToEnd.ClusterLoad(cluster)
+        load.start()
         do {
             // Five kill -9s under load, of each node in turn, each restarted.
             for round in 0..<5 {
@@ -247,7 +250,7 @@ extension EndToEnd {
         }
     }
 
-    /// Requests sent without pause to the nodes of a cluster, four at a time, each a Banking77
+    /// Requests sent without pause to the nodes of a cluster, a few at a time, each a Banking77
     /// query not asked before, spread over the nodes in turn: what came back, for a test to check.
     final class ClusterLoad: Sendable {
         struct Reply: Sendable {
@@ -277,10 +280,14 @@ extension EndToEnd {
         private let state: Mutex<State>
         private let workers = Mutex<[Task<Void, Never>]>([])
 
-        init(_ cluster: Cluster, workers count: Int = 4) {
+        init(_ cluster: Cluster) {
             state = Mutex(State(targets: cluster.nodes.map(\.http)))
+        }
+
+        /// Starts `count` clients, each sending as soon as its last answer came.
+        func start(workers count: Int = 4) {
             let tasks = (0..<count).map { _ in Task { [self] in await work() } }
-            workers.withLock { $0 = tasks }
+            workers.withLock { $0 += tasks }
         }
 
         func setTarget(_ node: Int, _ url: String?) {
