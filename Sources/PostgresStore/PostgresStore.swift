@@ -280,9 +280,17 @@ final class Subscribers: Sendable {
 
     func heard(_ event: ListenerEvent) {
         let listening = event != .lost
-        state.withLock { $0.listening = listening }
-        // A lost connection wakes the feed's readers too: what it would have heard is unknown from now on.
-        wake(listening ? .all : .feed)
+        let wasListening = state.withLock { state in
+            defer { state.listening = listening }
+            return state.listening
+        }
+        if listening {
+            wake(.all)
+        } else if wasListening {
+            // The connection just lost wakes the feed's readers too (once, not at each failed
+            // reconnection): what it would have heard is unknown from now on.
+            wake(.feed)
+        }
     }
 
     enum Readers { case all, teacherLog, feed }
