@@ -109,9 +109,13 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
     return router
 }
 
-/// Similarity and confidence as the `x-distill-similarity` and `x-distill-confidence` headers show them.
-func formatScore(_ similarity: Float) -> String {
-    String(format: "%.4f", similarity)
+/// Similarity and confidence as the `x-distill-similarity` and `x-distill-confidence` headers show
+/// them: four decimals, as "%.4f" writes them (`String(format:)` took a twentieth of an exact hit).
+func formatScore(_ score: Float) -> String {
+    guard score.isFinite else { return "\(score)" }
+    let scaled = Int((Double(score) * 10_000).rounded())
+    let fraction = String(abs(scaled) % 10_000)
+    return (score.sign == .minus ? "-" : "") + String(abs(scaled) / 10_000) + "." + String(repeating: "0", count: 4 - fraction.count) + fraction
 }
 
 extension Parameters {
