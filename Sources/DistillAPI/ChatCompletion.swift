@@ -1,3 +1,5 @@
+import Foundation
+
 /// A chat completion (`object: "chat.completion"`), as OpenAI returns it.
 public struct ChatCompletion: Codable, Sendable, Equatable {
     public var id: String
@@ -42,6 +44,27 @@ public struct ChatCompletion: Codable, Sendable, Equatable {
             self.role = role
             self.content = content
         }
+    }
+}
+
+extension ChatCompletion {
+    /// The wire form of a completion whose answer distill already has (cached, or the student's):
+    /// one choice, no tokens billed. The bytes `JSONValue.encoded()` gives for it (sorted keys),
+    /// written straight: built as a `JSONValue` first, it took a twentieth of an exact hit.
+    public static func ownAnswer(id: String, created: Int64, model: String, content: String, finishReason: String) -> Data {
+        var writer = JSONWriter()
+        writer.append(#"{"choices":[{"finish_reason":"#)
+        writer.writeString(finishReason)
+        writer.append(#","index":0,"message":{"content":"#)
+        writer.writeString(content)
+        writer.append(#","role":"assistant"}}],"created":"#)
+        writer.append(String(created))
+        writer.append(#","id":"#)
+        writer.writeString(id)
+        writer.append(#","model":"#)
+        writer.writeString(model)
+        writer.append(#","object":"chat.completion","usage":{"completion_tokens":0,"prompt_tokens":0,"total_tokens":0}}"#)
+        return Data(writer.bytes)
     }
 }
 

@@ -34,7 +34,7 @@ struct JSONWriter {
         }
     }
 
-    private mutating func append(_ text: String) {
+    mutating func append(_ text: String) {
         bytes.append(contentsOf: text.utf8)
     }
 
@@ -45,8 +45,14 @@ struct JSONWriter {
         append(text.hasSuffix(".0") ? String(text.dropLast(2)) : text)
     }
 
-    private mutating func writeString(_ string: String) {
+    mutating func writeString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copied whole, not byte by byte.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: string.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])

@@ -103,16 +103,10 @@ public final class CompletionService: Sendable {
     }
 
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
-    /// `ChatCompletion`'s wire form, written as a `JSONValue`: through `JSONEncoder` it took a
-    /// twentieth of a cache hit's CPU time.
     func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
-        let completion: JSONValue = [
-            "id": .string("chatcmpl-\(info.requestID)"), "object": "chat.completion",
-            "created": .integer(Int64(clock.now.timeIntervalSince1970)), "model": .string(request.model),
-            "choices": [["index": 0, "message": ["role": "assistant", "content": .string(answer)], "finish_reason": .string(finishReason)]],
-            "usage": ["prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0],
-        ]
-        return completion.encoded()
+        ChatCompletion.ownAnswer(
+            id: "chatcmpl-\(info.requestID)", created: Int64(clock.now.timeIntervalSince1970), model: request.model,
+            content: answer, finishReason: finishReason)
     }
 
     /// The same, as a stream of server-sent events ending with `[DONE]`.
@@ -186,18 +180,25 @@ public final class CompletionService: Sendable {
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
         for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
+        // An exact hit needs neither the tokenizer nor the embedder: it is looked up first.
+        let started = ContinuousClock.now
+        if let cache, policy.read {
+            do {
+                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now) {
+                    metrics.recordCacheLookup(.exactHit, duration: .now - started)
+                    return .cached(hit)
+                }
+            } catch {
+                return cacheLookupFailed(error, started: started, scope: scope, info: info)
+            }
+        }
         // Two prompts that differ only beyond the window have the same vector: neither a paraphrase
         // nor the student may answer from the part the embedder saw.
         let seenWhole = embedder.seesWhole(prompt)
         if policy.read && !seenWhole { metrics.recordCacheBypass(.beyondWindow) }
         var plan = TeacherPlan(scope: scope, writeCache: cache != nil && policy.write, indexEntry: seenWhole)
         if let cache, policy.read {
-            let started = ContinuousClock.now
             do {
-                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now) {
-                    metrics.recordCacheLookup(.exactHit, duration: .now - started)
-                    return .cached(hit)
-                }
                 if seenWhole {
                     // One embedding serves the lookup, the student and the entry the answer is cached under.
                     let vector = try await embedder.embed([prompt])[0]
@@ -210,11 +211,7 @@ public final class CompletionService: Sendable {
                     metrics.recordCacheLookup(.miss, duration: .now - started)
                 }
             } catch {
-                metrics.recordCacheLookup(.error, duration: .now - started)
-                logger.warning(
-                    "cache lookup failed; asking the teacher",
-                    metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
-                return .teacher(TeacherPlan(scope: scope))
+                return cacheLookupFailed(error, started: started, scope: scope, info: info)
             }
         }
         let vector: [Float]
@@ -240,6 +237,15 @@ public final class CompletionService: Sendable {
             plan.student = decision
         }
         return .teacher(plan)
+    }
+
+    /// The cache failed: the teacher answers, and nothing is cached.
+    private func cacheLookupFailed(_ error: any Error, started: ContinuousClock.Instant, scope: Scope, info: RequestInfo) -> Route {
+        metrics.recordCacheLookup(.error, duration: .now - started)
+        logger.warning(
+            "cache lookup failed; asking the teacher",
+            metadata: ["distill.request_id": "\(info.requestID)", "distill.error": "\(error)"])
+        return .teacher(TeacherPlan(scope: scope))
     }
 
     func failedTeacherCall(_ error: TeacherError, started: ContinuousClock.Instant, info: RequestInfo) -> DistillError {

@@ -660,6 +660,28 @@ public final class SemanticCache: Sendable {
 
     /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.
     public static func exactKey(_ text: String) -> String {
-        text.precomposedStringWithCanonicalMapping.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        if let key = asciiExactKey(text) { return key }
+        return text.precomposedStringWithCanonicalMapping.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
+    /// `exactKey` of an ASCII text, byte by byte: ASCII is already NFC, and Foundation's
+    /// normalization took a quarter of an exact hit's lookup. Nil for any other text.
+    static func asciiExactKey(_ text: String) -> String? {
+        let utf8 = text.utf8
+        guard utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        var key: [UInt8] = []
+        key.reserveCapacity(utf8.count)
+        var pendingSpace = false
+        for byte in utf8 {
+            // ASCII's white space in Unicode's sense (`Character.isWhitespace`): tab, line feed, vertical tab, form feed, carriage return, space.
+            if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                pendingSpace = !key.isEmpty
+                continue
+            }
+            if pendingSpace { key.append(0x20) }
+            pendingSpace = false
+            key.append((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 0x20 : byte)
+        }
+        return String(decoding: key, as: UTF8.self)
     }
 }

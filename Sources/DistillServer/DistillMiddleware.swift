@@ -42,9 +42,18 @@ struct DistillMiddleware: RouterMiddleware {
         {
             return header
         }
+        // 128 random bits as 32 hex digits, written digit by digit (`String(radix:)` and padding cost
+        // more than the rest of this middleware).
         var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
+        var digits: [UInt8] = []
+        digits.reserveCapacity(32)
+        for word in [generator.next(), generator.next()] as [UInt64] {
+            for shift in stride(from: 60, through: 0, by: -4) { digits.append(hexDigits[Int(word >> UInt64(shift) & 0xF)]) }
+        }
+        return String(decoding: digits, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     static func errorResponse(for error: any Error, request: Request, context: Context) -> Response {
         let apiError: APIError
@@ -94,11 +103,5 @@ extension UInt8 {
     var isASCIIAlphanumeric: Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
-    }
-}
-
-extension String {
-    func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
     }
 }

@@ -163,8 +163,10 @@ public final class DistillSystem: Sendable {
         self.clock = clock
         let teacherConfiguration = config.teacherConfiguration(environment: environment)
         self.teacher = TeacherClient(configuration: teacherConfiguration, logger: logger)
+        // The request path remembers recent texts' vectors: a question asked again (a paraphrase,
+        // which adds no exact entry, or a request that bypasses the cache) is not embedded again.
         self.completions = CompletionService(
-            store: store, teacher: teacher, cache: cache, students: students, embedder: embedder,
+            store: store, teacher: teacher, cache: cache, students: students, embedder: embedder.map { MemoizingEmbedder($0) },
             temperatureCeiling: config.cache.temperatureCeiling, clock: clock, metrics: metrics, logger: logger)
         self.startedAt = clock.now
         var distiller: Distiller?

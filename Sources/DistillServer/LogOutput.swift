@@ -14,11 +14,44 @@ public enum LogFormat: String, Sendable, Equatable {
 public func makeLogHandler(label: String, log: DistillConfig.Log) -> any LogHandler {
     var handler: any LogHandler =
         switch log.format {
-        case .text: StreamLogHandler.standardError(label: label)
+        case .text: TextLogHandler(StreamLogHandler.standardError(label: label))
         case .json: JSONLogHandler(label: label, write: JSONLogHandler.standardError)
         }
     handler.logLevel = Logger.Level(rawValue: log.level) ?? .info
     return handler
+}
+
+/// swift-log's `StreamLogHandler` (its lines unchanged), given its metadata only when it writes a
+/// record: it formats its metadata whenever a key is set, and Hummingbird sets one on every
+/// request's logger, which cost a thirtieth of an exact cache hit even with nothing logged.
+public struct TextLogHandler: LogHandler {
+    private var lines: StreamLogHandler
+    public var metadata: Logger.Metadata = [:]
+
+    public init(_ lines: StreamLogHandler) {
+        self.lines = lines
+    }
+
+    public var logLevel: Logger.Level {
+        get { lines.logLevel }
+        set { lines.logLevel = newValue }
+    }
+
+    public var metadataProvider: Logger.MetadataProvider? {
+        get { lines.metadataProvider }
+        set { lines.metadataProvider = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var lines = self.lines
+        lines.metadata = metadata
+        lines.log(event: event)
+    }
 }
 
 /// Writes each record as one line of JSON, e.g.

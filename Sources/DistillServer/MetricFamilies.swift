@@ -93,10 +93,7 @@ extension DistillMetrics {
     /// Every series whose labels are known in advance exists from start-up, at zero: an alert on
     /// `increase(…) > 0` fires on the first event, and a rate is 0 rather than absent.
     func registerKnownSeries() {
-        for source in AnswerSource.allCases.map(\.rawValue) {
-            _ = registry.counter(.httpRequests, [("route", Routes.chatCompletions), ("status", "200"), ("source", source)])
-            _ = registry.histogram(.httpRequestDuration, [("route", Routes.chatCompletions), ("source", source)])
-        }
+        // The chat completions' series (by answer source, status 200) and the cache lookups' are made by `init`.
         for code in RequestGuard.refusalCodes { _ = registry.counter(.httpRefusals, [("code", code)]) }
         for outcome in ["success"] + TeacherError.outcomes {
             _ = registry.counter(.teacherCalls, [("outcome", outcome)])
@@ -105,10 +102,6 @@ extension DistillMetrics {
         for kind in ["prompt", "completion"] { _ = registry.counter(.teacherTokens, [("kind", kind)]) }
         updateBreaker(.closed)
         for operation in StoreOperation.allCases { _ = registry.counter(.storeWriteFailures, [("operation", operation.rawValue)]) }
-        for result in CacheLookupResult.allCases {
-            _ = registry.counter(.cacheLookups, [("result", result.rawValue)])
-            _ = registry.histogram(.cacheLookupDuration, [("result", result.rawValue)])
-        }
         for reason in CacheBypassReason.allCases { _ = registry.counter(.cacheBypasses, [("reason", reason.rawValue)]) }
         for reason in CacheRemovalReason.allCases { _ = registry.counter(.cacheEvictions, [("reason", reason.rawValue)]) }
         setCacheEntries(0)

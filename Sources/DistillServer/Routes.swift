@@ -13,9 +13,9 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
     let maxBodyBytes = system.config.server.maxBodyBytes
 
     // OpenAI's routes, behind the API keys and the rate limit when they are configured.
-    let api = router.group("v1").add(middleware: ClientAccessMiddleware(server: system.config.server))
+    let api = router.group().add(middleware: ClientAccessMiddleware(server: system.config.server))
 
-    api.post("chat/completions") { request, context -> Response in
+    api.post(APIPath.chatCompletions.route) { request, context -> Response in
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let chat = try ChatRequest.parse(Data(buffer: body))
         let info = RequestInfo(
@@ -46,7 +46,7 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
             })
     }
 
-    api.get("models") { _, _ -> Response in
+    api.get(APIPath.models.route) { _, _ -> Response in
         Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: try await system.listModels().encoded())))
@@ -109,9 +109,13 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
     return router
 }
 
-/// Similarity and confidence as the `x-distill-similarity` and `x-distill-confidence` headers show them.
-func formatScore(_ similarity: Float) -> String {
-    String(format: "%.4f", similarity)
+/// Similarity and confidence as the `x-distill-similarity` and `x-distill-confidence` headers show
+/// them: four decimals, as "%.4f" writes them (`String(format:)` took a twentieth of an exact hit).
+func formatScore(_ score: Float) -> String {
+    guard score.isFinite else { return "\(score)" }
+    let scaled = Int((Double(score) * 10_000).rounded())
+    let fraction = String(abs(scaled) % 10_000)
+    return (score.sign == .minus ? "-" : "") + String(abs(scaled) / 10_000) + "." + String(repeating: "0", count: 4 - fraction.count) + fraction
 }
 
 extension Parameters {

@@ -33,6 +33,20 @@ import Testing
         #expect(value.encoded() == (try Self.foundation.encode(value)))
     }
 
+    @Test func anOwnAnswerIsTheCompletionJSONValueWrites() throws {
+        for (content, model) in [("card_arrival", "gpt-test"), ("line one\nsaid \"no\" \\ é🙂\u{1}", "m/\"x\""), ("", "")] {
+            let expected: JSONValue = [
+                "id": "chatcmpl-r1", "object": "chat.completion", "created": 1_796_578_205, "model": .string(model),
+                "choices": [["index": 0, "message": ["role": "assistant", "content": .string(content)], "finish_reason": "length"]],
+                "usage": ["prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0],
+            ]
+            let written = ChatCompletion.ownAnswer(
+                id: "chatcmpl-r1", created: 1_796_578_205, model: model, content: content, finishReason: "length")
+            #expect(written == expected.encoded(), "\(String(decoding: written, as: UTF8.self))")
+            #expect(try JSONDecoder().decode(ChatCompletion.self, from: written).choices.first?.message.content == content)
+        }
+    }
+
     static func randomValue(depth: Int, using generator: inout SplitMix64) -> JSONValue {
         switch Int.random(in: 0..<(depth < 4 ? 8 : 6), using: &generator) {
         case 0: return .null

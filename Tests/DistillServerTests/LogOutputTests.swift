@@ -60,6 +60,27 @@ import Testing
         #expect(handler is JSONLogHandler)
         #expect(handler.logLevel == .warning)
         log.format = .text
-        #expect(makeLogHandler(label: "x", log: log) is StreamLogHandler)
+        #expect(makeLogHandler(label: "x", log: log) is TextLogHandler)
+    }
+
+    @Test func theTextFormatIsSwiftLogsStreamLine() throws {
+        /// A text stream into a `LogCapture`.
+        struct Lines: TextOutputStream, Sendable {
+            let capture = LogCapture()
+            func write(_ string: String) { capture.append(string) }
+        }
+        let (plain, wrapped) = (Lines(), Lines())
+        var loggers = [
+            Logger(label: "distilld", factory: { StreamLogHandler(label: $0, stream: plain, metadataProvider: nil) }),
+            Logger(label: "distilld", factory: { TextLogHandler(StreamLogHandler(label: $0, stream: wrapped, metadataProvider: nil)) }),
+        ]
+        for index in loggers.indices {
+            loggers[index][metadataKey: "hb.request.id"] = "7"
+            loggers[index].warning("slow", metadata: ["distill.scope": "ab"])
+        }
+        // The same line after the time stamp (which may have ticked in between).
+        let lines = try [plain, wrapped].map { String(try #require($0.capture.lines.first).drop { $0 != " " }) }
+        #expect(lines[0] == lines[1])
+        #expect(lines[1].contains("hb.request.id=7") && lines[1].contains("distill.scope=ab"))
     }
 }

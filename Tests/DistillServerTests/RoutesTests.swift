@@ -5,6 +5,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import SeededRandom
 import TeacherSimulator
 import Testing
 
@@ -122,6 +123,22 @@ import Testing
             #expect(metrics.contains(#"distill_teacher_calls_total{outcome="success"} 1"#))
             #expect(metrics.contains(#"distill_kernels_info{kernels="\#(KernelChoice.host.kernelSet)"} 1"#))
         }
+    }
+
+    @Test func scoresAreWrittenAsPrintfWouldWriteThem() {
+        var generator = SplitMix64(seed: 4)
+        let scores = [0, 1, 0.5, 0.95, -0.25, 0.99995, 0.00004, 1e-7] + (0..<1_000).map { _ in Float(generator.nextUnit() * 2 - 1) }
+        for score in scores where abs(Double(score) * 10_000 - (Double(score) * 10_000).rounded(.down) - 0.5) > 1e-6 {
+            // (Halfway cases aside: printf rounds the binary value, which may lie on either side.)
+            #expect(formatScore(score) == String(format: "%.4f", score), "\(score)")
+        }
+        #expect(formatScore(.nan) == "nan")
+    }
+
+    @Test func aGeneratedRequestIDIs32HexDigits() {
+        let ids = (0..<100).map { _ in DistillMiddleware.requestID(from: nil) }
+        #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.allSatisfy(\.isHexDigit) && $0 == $0.lowercased() })
+        #expect(Set(ids).count == 100)
     }
 
     @Test func theAdminAPIIsOnlyOnTheAdminRouter() async throws {
