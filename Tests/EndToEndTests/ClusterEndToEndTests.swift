@@ -25,23 +25,30 @@ struct ClusterEndToEndTests {
             ])
         let load = EndToEnd.ClusterLoad(cluster)
         do {
-            // An answer cached through A: an exact and a semantic hit on B, an exact one on C, within a second of A's answer.
+            // An answer cached through A: an exact and a semantic hit on B, an exact one on C, each within a second
+            // of A's answer. Each is asked as soon as its node holds the entry, at once; the embedders are warm.
             let question = "I am still waiting on my card?"
             let (a, b, c) = (cluster.nodes[0], cluster.nodes[1], cluster.nodes[2])
+            for node in [b, c] { _ = try await node.socketClient.searchCache(CacheSearchRequest(text: question, scope: nil, limit: 1)) }
             #expect(try await a.client(key: "k").complete(EndToEnd.request(question)).info.source == .teacher)
             let answered = ContinuousClock.now
-            for node in [b, c] {
-                try await withDeadline(.seconds(20), what: "a node to follow node A's commit") {
-                    while try await node.socketClient.cacheStats().entries == 0 { await Task.yield() }
+            let hits = try await withThrowingTaskGroup(of: (String, ReplyInfo, Duration).self) { group in
+                for (name, node, text) in [("exact on B", b, question), ("semantic on B", b, "Still waiting on my card?"), ("exact on C", c, question)] {
+                    group.addTask {
+                        try await withDeadline(.seconds(20), what: "a node to follow node A's commit") {
+                            while try await node.socketClient.cacheStats().entries == 0 { await Task.yield() }
+                        }
+                        let reply = try await node.client(key: "k").complete(EndToEnd.request(text))
+                        return (name, reply.info, ContinuousClock.now - answered)
+                    }
                 }
-                let exact = try await node.client(key: "k").complete(EndToEnd.request(question))
-                #expect(exact.info.source == .cache && exact.info.similarity == 1)
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            let paraphrase = try await b.client(key: "k").complete(EndToEnd.request("Still waiting on my card?"))
-            #expect(paraphrase.info.source == .cache)
-            let propagation = ContinuousClock.now - answered
-            print("cluster: A's answer was an exact hit on B and C and a semantic hit on B \(propagation) after A answered")
-            #expect(propagation <= .seconds(1))
+            for (name, info, after) in hits.sorted(by: { $0.0 < $1.0 }) {
+                print("cluster: \(name) \(after) after A answered")
+                #expect(info.source == .cache && (name.hasPrefix("semantic") || info.similarity == 1), "\(name)")
+                #expect(after <= .seconds(1), "\(name)")
+            }
             #expect(try await a.simulatorStats()["answered"]?.intValue == 1, "B and C never asked the teacher")
 
             // Any node shows the three, one leading, each with its lag behind the feed.
