@@ -202,7 +202,7 @@ private final class Chaos: Sendable {
         let simulator = try await TeacherSim.start(options, in: work, flags: ["--hang-seconds", "20", "--seed", String(options.seed)])
         state.withLock { $0.simulator = simulator }
         let daemon = try await startDaemon()
-        Reliability.log("teaching \(options.minRows + 100) queries")
+        Reliability.log("teaching until the teacher has answered \(options.minRows + 100) queries")
         let tally = Tally()
         await teach(daemon, workload, count: options.minRows + 100, workers: workers, seed: options.seed, tally: tally, http: http)
         guard tally.counts.errorCount == 0 else {

@@ -432,20 +432,21 @@ final class Tally: Sendable {
     }
 }
 
-/// Sends `count` new queries, `workers` at a time (a quarter as streams); every answer must come.
+/// Sends new queries, `workers` at a time (a quarter as streams), until the teacher has answered
+/// `count` of them (a paraphrase the cache serves teaches the student nothing); every answer must come.
 func teach(_ daemon: Daemon, _ workload: Workload, count: Int, workers: Int, seed: UInt64, tally: Tally, http: HTTPClient) async {
-    let taken = Locked(0)
+    let taught = Locked(0)
     await withTaskGroup(of: Void.self) { group in
         for index in 0..<workers {
             group.addTask {
                 var random = SplitMix64(seed: seed &* 1000 &+ UInt64(index))
-                while taken.withLock({ $0 < count }), let query = workload.takeNew() {
-                    taken.withLock { $0 += 1 }
+                while taught.withLock({ $0 < count }), let query = workload.takeNew() {
                     let reply = await LoadReply.ask(daemon.client(http), query.text, stream: random.nextUnit() < 0.25)
                     tally.add(.new, reply)
                     if !reply.ok {
                         tally.error("teach \(query.text.debugDescription): \(reply)")
                     } else if reply.source == .teacher {
+                        taught.withLock { $0 += 1 }
                         workload.learned(query)
                     }
                 }

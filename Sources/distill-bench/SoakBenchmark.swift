@@ -107,7 +107,7 @@ struct SoakBenchmark: AsyncParsableCommand {
             try Query.banking77(options), mix: [(.repeat, 0.55), (.new, 0.3), (.refresh, 0.15)], streamShare: 0.25, hotSet: 600)
         let warmup = Tally()
         let started = ContinuousClock.now
-        Reliability.log("warm-up: teaching \(options.minRows + 200) queries, then waiting for the first student")
+        Reliability.log("warm-up: teaching until the teacher has answered \(options.minRows + 200) queries, then waiting for the first student")
         await teach(daemon, workload, count: options.minRows + 200, workers: workers, seed: options.seed, tally: warmup, http: http)
         guard warmup.counts.errorCount == 0 else {
             throw ReliabilityFailure("\(warmup.counts.errorCount) errors during warm-up, e.g. \(warmup.counts.errors.prefix(3))")
