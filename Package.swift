@@ -197,8 +197,10 @@ let package = Package(
         ),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "CPUKernels", "SeededRandom"], swiftSettings: optimizedAlways),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "CPUKernels", "SeededRandom"]),
-        .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom"]),
-        .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom"]),
+        // What several test targets share: `onOwnThread`, for work too heavy for the cooperative pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "StudentTests", dependencies: ["Student", "Embedding", "SeededRandom", "TestSupport"]),
+        .testTarget(name: "CacheVerificationTests", dependencies: ["CacheVerification", "SeededRandom", "TestSupport"]),
         // The behaviour every store shares, run against each one by its own test target.
         .target(name: "StoreConformance", dependencies: ["Storage"], path: "Tests/StoreConformance"),
         .testTarget(

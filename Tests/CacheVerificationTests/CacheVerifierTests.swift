@@ -1,6 +1,7 @@
 @testable import CacheVerification
 import Foundation
 import SeededRandom
+import TestSupport
 import Testing
 
 /// The verifier on seeded streams whose wrong rates are known: what it serves stays under δ.
@@ -11,7 +12,7 @@ import Testing
         var lookups = 20_000
         var entries = 300
         /// P(wrong) of a candidate at this similarity, negation mismatch or not, plus the entry's offset (logit).
-        var wrongRate: (_ similarity: Double, _ negation: Bool, _ entryOffset: Double) -> Double
+        var wrongRate: @Sendable (_ similarity: Double, _ negation: Bool, _ entryOffset: Double) -> Double
 
         struct Outcome {
             var lookups = 0
@@ -26,7 +27,12 @@ import Testing
             var mostExploredOverBudget = 0.0
         }
 
-        func run(_ configuration: CacheVerifier.Configuration, seed: UInt64) -> Outcome {
+        /// The whole stream, on a thread of its own (20,000 lookups are seconds of CPU in a debug build).
+        func run(_ configuration: CacheVerifier.Configuration, seed: UInt64) async -> Outcome {
+            await onOwnThread { simulate(configuration, seed: seed) }
+        }
+
+        func simulate(_ configuration: CacheVerifier.Configuration, seed: UInt64) -> Outcome {
             var generator = SplitMix64(seed: seed)
             let verifier = CacheVerifier(configuration)
             var scope = verifier.newScope()
@@ -69,9 +75,9 @@ import Testing
     /// at δ = 1% the hits served are wrong at up to 1.3% in expectation (when each hit alone had to
     /// be within δ: 1.05%), `allowance` × δ. On real data, `distill-bench cache-precision` measures it.
     @Test(arguments: [(0.01, 1.35), (0.02, 1), (0.05, 1)])
-    func servesUnderTheBoundOnTypicalTraffic(maxWrongRate: Double, allowance: Double) {
+    func servesUnderTheBoundOnTypicalTraffic(maxWrongRate: Double, allowance: Double) async {
         for seed: UInt64 in 1...3 {
-            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: maxWrongRate), seed: seed)
+            let outcome = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: maxWrongRate), seed: seed)
             // The bound is on the rate the served hits are wrong at (Σ of their true P(wrong)); the
             // wrong hits drawn from it may exceed it by chance, within the binomial's noise.
             let expected = outcome.expectedWrongHits / Double(max(outcome.hits, 1))
@@ -83,10 +89,10 @@ import Testing
         }
     }
 
-    @Test func boundingTheRecentMeanServesMoreThanBoundingEachHitAndStaysUnderTheBound() {
+    @Test func boundingTheRecentMeanServesMoreThanBoundingEachHitAndStaysUnderTheBound() async {
         for seed: UInt64 in 1...3 {
-            let mean = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: seed)
-            let eachHit = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, maxHitBoundRatio: 1), seed: seed)
+            let mean = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: seed)
+            let eachHit = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, maxHitBoundRatio: 1), seed: seed)
             #expect(mean.hits > eachHit.hits * 11 / 10, "seed \(seed): \(mean.hits) hits against \(eachHit.hits)")
             #expect(mean.expectedWrongHits <= 0.05 * Double(mean.hits), "seed \(seed): \(mean.expectedWrongHits) wrong expected of \(mean.hits)")
         }
@@ -120,41 +126,41 @@ import Testing
         #expect((65...72).contains(burst(0.09)))
     }
 
-    @Test func learnsThatAScopeIsWorseThanItsPrior() {
+    @Test func learnsThatAScopeIsWorseThanItsPrior() async {
         // A third of all candidates are wrong whatever their similarity: one threshold for every
         // scope would serve them; this scope must learn to serve (almost) nothing.
         let hostile = Traffic { _, _, _ in 0.3 }
         for seed: UInt64 in 1...3 {
-            let outcome = hostile.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: seed)
+            let outcome = await hostile.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: seed)
             #expect(outcome.wrongHits <= max(2, outcome.hits / 20), "seed \(seed): \(outcome.wrongHits) wrong of \(outcome.hits) hits")
         }
     }
 
-    @Test func learnsThatAScopeIsBetterThanItsPrior() {
+    @Test func learnsThatAScopeIsBetterThanItsPrior() async {
         // Nothing above 0.8 is ever wrong: the scope earns more hits than the prior alone allows.
         let benign = Traffic { similarity, _, _ in similarity >= 0.8 ? 0 : 0.5 }
         let configuration = CacheVerifier.Configuration(maxWrongRate: 0.02)
-        let outcome = benign.run(configuration, seed: 1)
-        let early = Traffic(lookups: 200, wrongRate: benign.wrongRate).run(configuration, seed: 1)
+        let outcome = await benign.run(configuration, seed: 1)
+        let early = await Traffic(lookups: 200, wrongRate: benign.wrongRate).run(configuration, seed: 1)
         #expect(outcome.wrongHits == 0)
         #expect(Double(outcome.hits) / Double(outcome.lookups) > 2 * Double(early.hits) / Double(early.lookups))
         #expect(outcome.hits > outcome.lookups / 3)
     }
 
-    @Test func auditsStayWithinTheirShare() {
+    @Test func auditsStayWithinTheirShare() async {
         for share in [0.01, 0.05, 0.5] {
-            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: share), seed: 7)
+            let outcome = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: share), seed: 7)
             #expect(outcome.mostAuditsOverBudget <= 1, "at most one audit ahead of the share at any time")
             #expect(outcome.audits > 0)
         }
-        let none = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: 0), seed: 7)
+        let none = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, auditShare: 0), seed: 7)
         #expect(none.audits == 0)
     }
 
-    @Test func explorationsStayWithinTheirBudgetAndStillKeepHitsUnderTheBound() {
-        let unbounded = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: 11)
+    @Test func explorationsStayWithinTheirBudgetAndStillKeepHitsUnderTheBound() async {
+        let unbounded = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05), seed: 11)
         for share in [0.005, 0.02] {
-            let outcome = Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, explorationShare: share), seed: 11)
+            let outcome = await Self.typical.run(CacheVerifier.Configuration(maxWrongRate: 0.05, explorationShare: share), seed: 11)
             #expect(outcome.mostExploredOverBudget <= 1, "at most one exploration ahead of the budget at any time")
             #expect(outcome.explorations > 0 && outcome.explorations < unbounded.explorations)
             #expect(Double(outcome.wrongHits) <= 0.05 * Double(outcome.hits))

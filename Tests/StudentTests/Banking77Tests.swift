@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import SeededRandom
+import TestSupport
 import Testing
 
 @testable import Student
@@ -60,15 +61,6 @@ struct Banking77: Sendable {
 
     /// The same exchanges with the teacher's answers only.
     var hardTraining: [TeacherExchange] { training.map { TeacherExchange(embedding: $0.embedding, answer: $0.answer) } }
-}
-
-/// Work too heavy for the cooperative pool, which every async test of the process shares (two threads on a
-/// two-core machine: a minute of embedding and training on them made other suites' HTTP deadlines pass). It runs
-/// on a thread of its own, and the caller awaits it.
-func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: work()) }.start()
-    }
 }
 
 /// Students trained once per test process and shared by the tests, each on a thread of its own.
