@@ -5,7 +5,9 @@ import TestSupport
 import Testing
 
 /// The verifier on seeded streams whose wrong rates are known: what it serves stays under δ.
-@Suite struct CacheVerifierTests {
+/// Serialized: each stream is seconds of CPU on a thread of its own, and eleven at once would take both
+/// cores from the suites that wait on a loopback server.
+@Suite(.serialized) struct CacheVerifierTests {
     /// A scope's traffic: lookups with a similarity and maybe a negation mismatch, against a pool
     /// of entries; whether serving is wrong is drawn from `wrongRate` and the entry's own offset.
     struct Traffic {
