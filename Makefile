@@ -16,7 +16,8 @@ run: build
 	.build/release/distilld --config $(CONFIG)
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
-# as real processes), then the whole suite, then the short reliability runs on the same build
+# as real processes), then the whole suite one test at a time (about 8 minutes: in parallel on 2
+# cores, the end-to-end tests' wall-clock deadlines failed now and then), then the short reliability runs on the same build
 # (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together; distill-bench
 # runs the distilld and teacher-sim beside it), then what a server gets (release-check: the
 # release build, about 9 minutes on 2 cores). The layout and docs checks come first: they take a second.
@@ -24,7 +25,7 @@ test: bootstrap
 	scripts/check-layout
 	scripts/check-docs
 	$(SWIFT) build --build-tests
-	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build
+	DISTILL_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test --skip-build --no-parallel
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" soak --seconds 60
 	"$$($(SWIFT) build --show-bin-path)/distill-bench" chaos --kills 5
 	$(MAKE) release-check
