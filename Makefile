@@ -16,11 +16,11 @@ run: build
 	.build/release/distilld --config $(CONFIG)
 
 # One debug build of everything (the tests start the built distilld, teacher-sim and cachectl
-# as real processes), then the whole suite one test at a time (about 8 minutes: in parallel on 2
-# cores, the end-to-end tests' wall-clock deadlines failed now and then), then the short reliability runs on the same build
-# (a 60-s soak and 5 SIGKILLs with the fault checks: about 3 minutes together; distill-bench
-# runs the distilld and teacher-sim beside it), then what a server gets (release-check: the
-# release build, about 9 minutes on 2 cores). The layout and docs checks come first: they take a second.
+# as real processes), then the whole suite one test at a time (about 8 minutes; in parallel on
+# 2 cores, tests that wait on a loopback server or a deadline failed now and then), then the
+# short reliability runs on the same build (a 60-s soak and 5 SIGKILLs with the fault checks:
+# about 3 minutes together), then what a server gets (release-check: the release build, about
+# 9 minutes on 2 cores). The layout and docs checks come first: they take a second.
 test: bootstrap
 	scripts/check-layout
 	scripts/check-docs
