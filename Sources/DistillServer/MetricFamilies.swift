@@ -26,7 +26,7 @@ struct MetricFamily: Sendable {
     static let teacherCallDuration = Self(name: "distill_teacher_call_duration_seconds", help: "Teacher call latency, retries included.")
     static let teacherTokens = Self(name: "distill_teacher_tokens_total", help: "Tokens the teacher was billed for, by kind.")
     static let teacherBreakerOpen = Self(name: "distill_teacher_breaker_open", help: "1 while the teacher's circuit breaker refuses calls.")
-    static let storeWriteFailures = Self(name: "distill_store_write_failures_total", help: "Failed writes to the SQLite store.")
+    static let storeWriteFailures = Self(name: "distill_store_write_failures_total", help: "Failed writes to the store (SQLite or PostgreSQL).")
     static let cacheLookups = Self(name: "distill_cache_lookups_total", help: "Cache lookups by result.")
     static let cacheLookupDuration = Self(
         name: "distill_cache_lookup_duration_seconds", help: "Cache lookup latency (embedding included for semantic lookups).")
