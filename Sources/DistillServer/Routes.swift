@@ -25,14 +25,12 @@ func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess
         guard chat.stream else {
             let answer = try await system.completions.complete(chat, info: info)
             var headers: HTTPFields = [.contentType: "application/json", .distillSource: answer.source.rawValue]
-            headers[.distillSimilarity] = answer.similarity.map(formatScore)
-            headers[.distillConfidence] = answer.confidence.map(formatScore)
+            headers.appendScores(similarity: answer.similarity, confidence: answer.confidence)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
         let stream = try await system.completions.stream(chat, info: info)
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue]
-        headers[.distillSimilarity] = stream.similarity.map(formatScore)
-        headers[.distillConfidence] = stream.confidence.map(formatScore)
+        headers.appendScores(similarity: stream.similarity, confidence: stream.confidence)
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
@@ -116,6 +114,15 @@ func formatScore(_ score: Float) -> String {
     let scaled = Int((Double(score) * 10_000).rounded())
     let fraction = String(abs(scaled) % 10_000)
     return (score.sign == .minus ? "-" : "") + String(abs(scaled) / 10_000) + "." + String(repeating: "0", count: 4 - fraction.count) + fraction
+}
+
+extension HTTPFields {
+    /// `x-distill-similarity` and `x-distill-confidence`, each when there is one: appended to fields
+    /// that have neither (setting them searched the fields each time, to replace them).
+    mutating func appendScores(similarity: Float?, confidence: Float?) {
+        if let similarity { append(HTTPField(name: .distillSimilarity, value: formatScore(similarity))) }
+        if let confidence { append(HTTPField(name: .distillConfidence, value: formatScore(confidence))) }
+    }
 }
 
 extension Parameters {
