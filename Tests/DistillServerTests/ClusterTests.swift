@@ -3,9 +3,12 @@ import DistillAPI
 import DistillCore
 import Foundation
 import Logging
+import SeededRandom
+import Student
 import TeacherSimulator
 import Testing
 
+@testable import DistillCore
 @testable import DistillServer
 
 /// Two nodes (two systems in this process) on one PostgreSQL store: what one commits, the other
@@ -17,14 +20,16 @@ struct ClusterTests {
         .init(text: "my card was stolen", gold: nil, answer: "lost_or_stolen_card", top: [("lost_or_stolen_card", 1)]),
     ])
 
-    func node(store url: String, teacher: String) async throws -> DistillSystem {
+    func node(store url: String, teacher: String, auditEverything: Bool = false) async throws -> DistillSystem {
         var config = DistillConfig()
         config.store.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-node-\(UUID().uuidString)").path
         config.store.url = url
         config.store.tls = "disable"
         config.teacher.baseURL = teacher
         config.teacher.maxAttempts = 1
-        config.student.enabled = false
+        config.student.enabled = auditEverything
+        config.student.auditShare = 1
+        config.distill.enabled = false
         // A bound the verified cache's prior alone satisfies for a close paraphrase: the test is of the feed.
         config.cache.maxError = 0.4
         return try await DistillSystem.open(
@@ -126,5 +131,53 @@ struct ClusterTests {
             await b.shutdown(logger: RoutesTests.quiet)
         }
         await postgres.stop()
+    }
+
+    @Test func theAuditsOfEveryNodeCountInOneTestOfTheVersion() async throws {
+        let url = try await ScratchPostgres.shared().createDatabase()
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        try await simulator.serve { teacher in
+            let a = try await node(store: url, teacher: teacher, auditEverything: true)
+            let b = try await node(store: url, teacher: teacher, auditEverything: true)
+            let scope = "audited"
+            let version = try await StoredStudent.add(
+                to: a.store, scope: scope, embeddingModel: RoutesTests.embedder.identity.key, status: .active)
+            let nodes = [try #require(a.students), try #require(b.students)]
+            // A follows the feed past its own changes: it serves the version it stored as a promotion would have it.
+            try await nodes[0].follow(scope: scope)
+            try await b.follower?.catchUp()
+            // The centre of the class "a" (StoredStudent): confident, and audited every time.
+            let vector: [Float] = (0..<8).map { $0 == 0 ? 1 : 0 }
+
+            // Seeded outcomes, 70% agreeing, dealt to the nodes in turn; the same test run over all of them, and over
+            // each node's alone.
+            var generator = SplitMix64(seed: 7)
+            var together = SequentialTest(.audits)
+            var alone = [SequentialTest(.audits), SequentialTest(.audits)]
+            var audits = 0
+            while !together.alarmed {
+                let turn = audits % 2
+                let decision = try #require(nodes[turn].decide(scope: scope, vector: vector), "suspended before the test alarmed")
+                try #require(decision.action == .audit && decision.auditWeight == 1)
+                let agrees = Double.random(in: 0..<1, using: &generator) < 0.7
+                await nodes[turn].recordTeacherAnswer(decision, teacherAnswer: agrees ? "a" : "b")
+                together.record(agrees)
+                alone[turn].record(agrees)
+                audits += 1
+                try #require(audits < 1_000, "never alarmed")
+            }
+            #expect(!alone[0].alarmed && !alone[1].alarmed, "either node's own audits would not have suspended it")
+
+            // The node whose audit alarmed suspended it in the store; the other follows.
+            let last = nodes[(audits - 1) % 2]
+            #expect(last.decide(scope: scope, vector: vector) == nil)
+            #expect(last.status().scopes.first?.auditTest?.observations == audits, "every audit counted once")
+            #expect(try await a.store.studentVersion(id: version)?.status == .suspended)
+            try await a.follower?.catchUp()
+            try await b.follower?.catchUp()
+            #expect(nodes.allSatisfy { $0.decide(scope: scope, vector: vector) == nil })
+            await a.shutdown(logger: RoutesTests.quiet)
+            await b.shutdown(logger: RoutesTests.quiet)
+        }
     }
 }
