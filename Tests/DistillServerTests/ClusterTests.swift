@@ -180,4 +180,44 @@ struct ClusterTests {
             await b.shutdown(logger: RoutesTests.quiet)
         }
     }
+
+    @Test func whatTwoNodesLearnOfAScopeAtOnceIsMergedNotOverwritten() async throws {
+        let url = try await ScratchPostgres.shared().createDatabase()
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        try await simulator.serve { teacher in
+            let a = try await node(store: url, teacher: teacher)
+            let b = try await node(store: url, teacher: teacher)
+            let (cacheA, cacheB) = (try #require(a.cache), try #require(b.cache))
+            _ = try await ask(a, "where is my card")
+            let scope = try #require(cacheA.scopes().first?.scope)
+            // A bound the prior cannot show: each close paraphrase teaches instead of being served.
+            try await cacheA.configure(scope: scope, similarityThreshold: nil, ttlSeconds: nil, maxError: 0.01)
+            try await b.follower?.catchUp()
+
+            // Each node learns from paraphrases the other never sees, before either writes what it learned.
+            for text in ["where's my card?", "Where is my card now?"] { _ = try await ask(a, text) }
+            for text in ["where is my card?", "where is my card please", "Where is my card at the moment?"] { _ = try await ask(b, text) }
+            let (learnedA, learnedB) = (cacheA.verification(for: scope), cacheB.verification(for: scope))
+            #expect(learnedA.lessons >= 1 && learnedB.lessons >= 1)
+            try await cacheA.flushBeliefs()
+            try await cacheB.flushBeliefs()
+
+            // B's write merged into A's: it holds both nodes' lookups and lessons, and so does the store.
+            let merged = cacheB.verification(for: scope)
+            #expect(merged.lessons == learnedA.lessons + learnedB.lessons)
+            #expect(merged.wrongLessons == learnedA.wrongLessons + learnedB.wrongLessons)
+            #expect(merged.lookups == learnedA.lookups + learnedB.lookups)
+            let restarted = try await node(store: url, teacher: teacher)
+            #expect(restarted.cache?.verification(for: scope) == merged, "a node that starts loads the merged belief")
+
+            // A takes in B's lessons with its next write.
+            _ = try await ask(a, "where is my card, please?")
+            let next = cacheA.verification(for: scope)
+            try await cacheA.flushBeliefs()
+            #expect(cacheA.verification(for: scope).lessons == merged.lessons + next.lessons - learnedA.lessons)
+            await a.shutdown(logger: RoutesTests.quiet)
+            await b.shutdown(logger: RoutesTests.quiet)
+            await restarted.shutdown(logger: RoutesTests.quiet)
+        }
+    }
 }
