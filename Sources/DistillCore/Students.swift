@@ -359,7 +359,8 @@ public final class Students: Sendable {
         }
         let suspended = current.status == .suspended
         let alreadyServing = serving.withLock { serving in
-            guard serving[scope]?.version == id else { return false }
+            // The same version suspended stays as it is; back in service, it starts afresh (as `activate` has it).
+            guard serving[scope]?.version == id, suspended || serving[scope]?.suspended == false else { return false }
             serving[scope]?.suspended = suspended
             return true
         }

@@ -38,6 +38,8 @@ extension PostgresStore: SharedAuditTests {
                 "UPDATE student_versions SET status = 'retired' WHERE scope = \(scope) AND status = 'active' AND id <> \(id)", logger: logger
             ).drain()
             try await connection.query("UPDATE student_versions SET status = 'active' WHERE id = \(id)", logger: logger).drain()
+            // Back in service, it is tested afresh (as a node that activates it in memory does).
+            try await connection.query("DELETE FROM student_audit_tests WHERE version = \(id)", logger: logger).drain()
             try await log([.studentVersionsChanged(scope: scope)], on: connection)
         }
     }

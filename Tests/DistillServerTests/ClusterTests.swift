@@ -176,6 +176,14 @@ struct ClusterTests {
             try await a.follower?.catchUp()
             try await b.follower?.catchUp()
             #expect(nodes.allSatisfy { $0.decide(scope: scope, vector: vector) == nil })
+
+            // Promoted again through B, the version is tested afresh on every node.
+            _ = try await nodes[1].promote(version: version)
+            try await a.follower?.catchUp()
+            let decision = try #require(nodes[0].decide(scope: scope, vector: vector))
+            await nodes[0].recordTeacherAnswer(decision, teacherAnswer: "a")
+            #expect(nodes[0].status().scopes.first?.auditTest?.observations == 1)
+            #expect(nodes[0].decide(scope: scope, vector: vector) != nil)
             await a.shutdown(logger: RoutesTests.quiet)
             await b.shutdown(logger: RoutesTests.quiet)
         }
