@@ -1,4 +1,5 @@
 @testable import CacheVerification
+import Foundation
 import SeededRandom
 import Testing
 
@@ -49,5 +50,12 @@ import Testing
             let merged = try #require(second.entries[id])
             #expect(merged.explorations == a.entries[id]!.explorations + b.entries[id]!.explorations)
         }
+    }
+
+    /// A node alone writes its belief as it holds it only if the store gives back what it wrote: the merge compares them.
+    @Test func aBeliefReadsBackAsItWasWritten() throws {
+        let a = learn(from: nil, seed: 3)
+        #expect(try JSONDecoder().decode(ScopeBelief.self, from: JSONEncoder().encode(a.scope)) == a.scope)
+        for (_, entry) in a.entries { #expect(try JSONDecoder().decode(EntryBelief.self, from: JSONEncoder().encode(entry)) == entry) }
     }
 }
