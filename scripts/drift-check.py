@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Issue 18's check, end to end: a fresh distilld learns from the teacher's answers to N train rows (in file
+order, i.e. a few intents, or shuffled), trains (`cachectl distill run --wait`), then is asked M test rows one at a
+time. Reports what the student served and its agreement with the teacher, and the cache's.
+
+    scripts/drift-check.py                      # 3,000 rows in file order, then 1,000 random test rows
+    scripts/drift-check.py --order shuffled     # the same with the train rows shuffled
+    scripts/drift-check.py --test first         # the first 1,000 test rows instead (mostly the learned intents)
+
+The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped), from --bin (a release build).
+"""
+import argparse, concurrent.futures, json, os, random, re, subprocess, sys, tempfile, threading, urllib.request
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--bin", default=os.path.join(root, ".build/release"), help="directory of distilld, teacher-sim, cachectl")
+parser.add_argument("--data", default=os.path.join(root, "../shared/data/banking77/teacher_soft.jsonl"))
+parser.add_argument("--model", default=os.path.join(root, "models/all-MiniLM-L6-v2"))
+parser.add_argument("--order", choices=["file", "shuffled"], default="file")
+parser.add_argument("--test", choices=["random", "first"], default="random")
+parser.add_argument("--train", type=int, default=3000)
+parser.add_argument("--asks", type=int, default=1000)
+parser.add_argument("--seed", type=int, default=1)
+args = parser.parse_args()
+
+rows = [json.loads(line) for line in open(args.data)]
+# teacher_soft.jsonl: Banking77's train rows (grouped by intent), then its 3,080 test rows.
+train, test = rows[:-3080], rows[-3080:]
+generator = random.Random(args.seed)
+if args.order == "shuffled":
+    generator.shuffle(train)
+learn = train[: args.train]
+asks = generator.sample(test, args.asks) if args.test == "random" else test[: args.asks]
+learned = {row["text"] for row in learn}
+asks = [row for row in asks if row["text"] not in learned]
+
+directory = tempfile.mkdtemp(prefix="distill-drift-")
+environment = {key: value for key, value in os.environ.items() if not key.startswith("DISTILL_")}
+environment["DISTILL_EMBEDDING_MODEL_DIR"] = os.path.abspath(args.model)
+
+
+def start(command):
+    """Starts a process and returns it with the http:// address it says it listens on."""
+    log = open(os.path.join(directory, os.path.basename(command[0]) + ".log"), "w")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=environment, text=True)
+    for line in process.stdout:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, found.group(1)
+    sys.exit(f"{command[0]} stopped before listening: see {log.name}")
+
+
+teacher, teacher_url = start([os.path.join(args.bin, "teacher-sim"), "--port", "0", "--soft-jsonl", args.data])
+socket = os.path.join(directory, "distilld.sock")
+daemon, url = start([
+    os.path.join(args.bin, "distilld"), "--http", "127.0.0.1:0", "--socket", socket,
+    "--data-dir", os.path.join(directory, "data"), "--teacher-url", teacher_url + "/v1",
+])
+
+
+def ask(text):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
+    request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=600) as reply:
+        return reply.headers.get("x-distill-source"), json.load(reply)["choices"][0]["message"]["content"]
+
+
+def cachectl(*arguments):
+    return subprocess.run([os.path.join(args.bin, "cachectl"), "--socket", socket, *arguments], capture_output=True, text=True).stdout
+
+
+try:
+    print(f"learning from {len(learn)} teacher answers ({args.order} order)…", file=sys.stderr)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda row: ask(row["text"]), learn))
+    print("training…", file=sys.stderr)
+    cachectl("distill", "run", "--wait")
+    # One at a time, in order: the shift test and any retraining see the stream as traffic would.
+    counts = {source: [0, 0] for source in ("cache", "student", "teacher")}
+    for position, row in enumerate(asks, 1):
+        source, answer = ask(row["text"])
+        counts[source][0] += 1
+        counts[source][1] += answer == row["top"][0][0]
+        if position % 100 == 0:
+            print(f"asked {position} of {len(asks)}", file=sys.stderr)
+    print(f"train rows: {len(learn)} in {args.order} order; asked: {len(asks)} {args.test} test rows")
+    for source, (served, agreeing) in counts.items():
+        agreement = f" at {agreeing / served:.1%} agreement" if served and source != "teacher" else ""
+        print(f"  {source:8} {served:5} ({served / len(asks):.1%}){agreement}")
+    print(cachectl("student", "status"))
+    print(cachectl("distill", "status"))
+finally:
+    daemon.terminate()
+    teacher.terminate()
+    daemon.wait()
+    teacher.wait()
