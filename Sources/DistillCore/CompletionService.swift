@@ -235,6 +235,11 @@ public final class CompletionService: Sendable {
         {
             if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
             plan.student = decision
+            // A candidate the cache could not serve alone, seconded by the student.
+            if let cache, var lesson = plan.lesson, decision.seconds(lesson.cachedAnswer) {
+                if let hit = cache.seconded(&lesson, vector: vector, now: clock.now) { return .cached(hit) }
+                plan.lesson = lesson
+            }
         }
         return .teacher(plan)
     }
@@ -299,7 +304,7 @@ public final class CompletionService: Sendable {
         }
         if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
         if let students, let decision = plan.student {
-            await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
+            await students.recordTeacherAnswer(decision, vector: plan.vector, teacherAnswer: answer.text)
         }
         await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }
