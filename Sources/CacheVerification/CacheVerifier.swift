@@ -160,11 +160,9 @@ public struct CacheVerifier: Sendable, Equatable {
     }
 
     /// What to do with a candidate this lookup did not serve and the scope's student seconds (`SecondOpinion`):
-    /// nil when the verifier deems it likely wrong (its lower bound beyond δ), or when it was an exploration.
+    /// nil when there was none (or it was below `minimumSimilarity`), or when it is explored.
     public func second(_ verdict: Verdict, scope: inout ScopeBelief, draw: Double) -> SecondOpinion.Decision? {
-        guard verdict.decision == .miss, let estimate = verdict.estimate, estimate.lowerBound <= configuration.maxWrongRate else {
-            return nil
-        }
+        guard verdict.decision == .miss, verdict.estimate != nil else { return nil }
         var opinion = scope.secondOpinion ?? SecondOpinion()
         defer { scope.secondOpinion = opinion }
         return opinion.decide(maxWrongRate: configuration.maxWrongRate, z: bound, draw: draw)

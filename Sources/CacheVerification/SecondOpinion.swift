@@ -1,7 +1,6 @@
 import Foundation
 
-/// The scope's student as a second opinion on a candidate the verifier cannot judge yet (its estimate's lower bound
-/// within δ, its upper bound not).
+/// The scope's student as a second opinion on a candidate the verifier would not serve alone.
 ///
 /// When the student, not confident enough to answer alone, predicts the candidate's cached answer, two views that
 /// err differently agree: the teacher's answer to the nearest cached request, and a classifier of everything the
