@@ -159,15 +159,6 @@ public struct CacheVerifier: Sendable, Equatable {
         return recent.boundSum <= δ * recent.hits
     }
 
-    /// What to do with a candidate this lookup did not serve and the scope's student seconds (`SecondOpinion`):
-    /// nil when there was none (or it was below `minimumSimilarity`), or when it is explored.
-    public func second(_ verdict: Verdict, scope: inout ScopeBelief, draw: Double) -> SecondOpinion.Decision? {
-        guard verdict.decision == .miss, verdict.estimate != nil else { return nil }
-        var opinion = scope.secondOpinion ?? SecondOpinion()
-        defer { scope.secondOpinion = opinion }
-        return opinion.decide(maxWrongRate: configuration.maxWrongRate, z: bound, draw: draw)
-    }
-
     /// Takes in what the teacher's answer to a lookup showed: whether the candidate's cached answer
     /// differed from it (`AnswerEquivalence`). Updates the scope's model and returns the entry's new belief.
     public func learn(_ verdict: Verdict, wrong: Bool, scope: inout ScopeBelief, entry: EntryBelief) -> EntryBelief {
@@ -209,8 +200,6 @@ public struct ScopeBelief: Sendable, Equatable, Codable {
     /// The recent hits and their upper bounds, older ones forgotten: the serving rule's room
     /// (optional so that a belief stored before it existed still reads).
     public var recent: RecentHits?
-    /// How the scope's student does as a second opinion (nil until it first seconded a candidate).
-    public var secondOpinion: SecondOpinion?
 
     public init(model: WrongHitModel) { self.model = model }
 

@@ -235,11 +235,6 @@ public final class CompletionService: Sendable {
         {
             if case .answer = decision.action { return .student(decision, similarity: plan.bestSimilarity) }
             plan.student = decision
-            // A candidate the cache could not serve alone, seconded by the student.
-            if let cache, var lesson = plan.lesson, decision.seconds(lesson.cachedAnswer) {
-                if let hit = cache.seconded(&lesson, vector: vector, now: clock.now) { return .cached(hit) }
-                plan.lesson = lesson
-            }
         }
         return .teacher(plan)
     }

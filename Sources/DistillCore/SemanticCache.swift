@@ -178,33 +178,15 @@ public final class SemanticCache: Sendable {
         }
         metrics.recordCacheVerification(scope: scope.key, decision: Self.metricDecision(verdict.verdict), wrongHitRate: verdict.rate)
         guard let nearest else { return SemanticLookup(best: best) }
-        let hit = CacheHit(
-            entryID: nearest.id, answer: nearest.answer.text, finishReason: nearest.answer.finishReason, kind: .semantic,
-            similarity: nearest.similarity)
-        if verdict.verdict.decision == .serve { return SemanticLookup(hit: hit, best: best) }
-        let lesson = verdict.verdict.teaches ? CacheLesson(scope: scope.key, candidate: hit, verdict: verdict.verdict) : nil
-        return SemanticLookup(best: best, lesson: lesson)
-    }
-
-    /// The candidate of a lookup that was not served, now that the scope's student seconds it (it predicts the
-    /// cached answer, though not confidently enough to answer alone): the hit to serve when the scope's second
-    /// opinions have proven right often enough (`SecondOpinion`); else nil, and the lesson, once the teacher has
-    /// answered, teaches the second opinion as well. `vector`: the request's, for audits.
-    func seconded(_ lesson: inout CacheLesson, vector: [Float], now: Date) -> CacheHit? {
-        let verifier = verifier(settings(for: lesson.scope))
-        let decision = state.withLock { state -> SecondOpinion.Decision? in
-            var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
-            // Audits come from the top of the unit interval, as the verifier's.
-            let decision = verifier.second(lesson.verdict, scope: &belief, draw: 1 - Students.auditKey(vector))
-            state.beliefs.scopes[lesson.scope] = belief
-            state.beliefs.changedScopes.insert(lesson.scope)
-            if decision == .serve { state.countHit(lesson.entryID, at: now) }
-            return decision
+        if verdict.verdict.decision == .serve {
+            let hit = CacheHit(
+                entryID: nearest.id, answer: nearest.answer.text, finishReason: nearest.answer.finishReason, kind: .semantic,
+                similarity: nearest.similarity)
+            return SemanticLookup(hit: hit, best: best)
         }
-        guard let decision else { return nil }
-        if decision == .serve { return lesson.candidate }
-        lesson.seconded = true
-        return nil
+        let lesson = verdict.verdict.teaches
+            ? CacheLesson(scope: scope.key, entryID: nearest.id, cachedAnswer: nearest.answer.text, verdict: verdict.verdict) : nil
+        return SemanticLookup(best: best, lesson: lesson)
     }
 
     /// The answer of entry `id` read from the store, if it is still there and live; held in memory
@@ -618,7 +600,6 @@ public final class SemanticCache: Sendable {
             var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
             let entry = state.beliefs.entries[lesson.entryID]?.belief ?? verifier.newEntry()
             let learned = verifier.learn(lesson.verdict, wrong: !same, scope: &belief, entry: entry)
-            if lesson.seconded { belief.secondOpinion?.learn(wrong: !same) }
             state.beliefs.scopes[lesson.scope] = belief
             state.beliefs.changedScopes.insert(lesson.scope)
             // An entry deleted meanwhile keeps this until a restart; the store drops it (saveCacheBeliefs).

@@ -12,11 +12,12 @@ import Synchronization
 /// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
 /// suspected (`ShiftRule`), or one nearer to a request the teacher answered with a class it does not have than to
-/// its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`: `student.audit_share`, raised for a
-/// version's first answers of its own, borderline requests and after a shift is suspected; picked by content: `auditKey`) goes
-/// to the teacher instead, and the teacher's answer is compared with the student's. A sequential test of those
-/// audits (`SequentialTest`, held to the target agreement) suspends the version (persistently) once they fall below
-/// the target, and the teacher answers the scope until a new version passes the promotion gate.
+/// its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
+/// `student.audit_share`, raised for a version's first answers of its own, borderline requests and after a shift is
+/// suspected; picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
+/// the student's. A sequential test of those audits (`SequentialTest`, held to the target agreement) suspends the
+/// version (persistently) once they fall below the target, and the teacher answers the scope until a new version
+/// passes the promotion gate.
 ///
 /// The tests' state (the audits' and the shift rule's) lives in memory, per serving version: a restart, or a new
 /// version, starts them afresh. A suspension is stored, and survives both.
@@ -41,18 +42,6 @@ public final class Students: Sendable {
         public var prediction: StudentPrediction
         /// For an audit: how much it weighs in the audits' sequential test (`AuditPolicy.auditWeight`).
         public var auditWeight = 1.0
-        /// Whether a shift of the scope's traffic was suspected (`ShiftRule.suspected`).
-        public var shiftSuspected = false
-
-        /// Whether the student seconds a cached answer (`SecondOpinion`): not confident enough to answer alone, but
-        /// leaning to that answer (a calibrated confidence of at least 1/2: more likely than all others together),
-        /// on a request like what it learned (neither novel nor borderline), with no shift suspected.
-        public func seconds(_ answer: String) -> Bool {
-            guard case .unsure = action, !shiftSuspected, prediction.confidence >= 0.5, !prediction.novel,
-                !prediction.borderline
-            else { return false }
-            return AnswerClasses.canonicalKey(answer) == AnswerClasses.canonicalKey(prediction.answer)
-        }
     }
 
     struct Serving {
@@ -194,24 +183,23 @@ public final class Students: Sendable {
             if prediction.isConfident {
                 current.confident += 1
                 shiftRule.observe(prediction, in: &current.noveltyTest)
-            }
-            let shift = shiftSuspected(current)
-            decision.shiftSuspected = shift
-            if prediction.serves(shiftSuspected: shift) && !current.unknownAnswers.nearerToNewClass(vector, than: prediction) {
-                // Its answers so far: those served and those audited.
-                let given = Int(current.confident - current.novelAbstentions) - 1
-                if given >= auditPolicy.firstAnswers { current.predecessor = nil }
-                let precedent = Self.precedent(of: prediction, by: current, vector: vector)
-                let share = auditPolicy.share(
-                    answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
-                let audit = Self.auditKey(vector) < share
-                decision.action = audit ? .audit : .answer
-                decision.auditWeight = auditPolicy.auditWeight(
-                    answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
-                if !audit { current.answered += 1 }
-            } else if prediction.isConfident {
-                decision.action = .novel
-                current.novelAbstentions += 1
+                let shift = shiftSuspected(current)
+                if prediction.serves(shiftSuspected: shift) && !current.unknownAnswers.nearerToNewClass(vector, than: prediction) {
+                    // Its answers so far: those served and those audited.
+                    let given = Int(current.confident - current.novelAbstentions) - 1
+                    if given >= auditPolicy.firstAnswers { current.predecessor = nil }
+                    let precedent = Self.precedent(of: prediction, by: current, vector: vector)
+                    let share = auditPolicy.share(
+                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
+                    let audit = Self.auditKey(vector) < share
+                    decision.action = audit ? .audit : .answer
+                    decision.auditWeight = auditPolicy.auditWeight(
+                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
+                    if !audit { current.answered += 1 }
+                } else {
+                    decision.action = .novel
+                    current.novelAbstentions += 1
+                }
             }
             state[scope] = current
             return decision
@@ -228,7 +216,8 @@ public final class Students: Sendable {
     }
 
     func shiftSuspected(_ version: Serving) -> Bool {
-        shiftRule.suspected(novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.unknownAnswers.newClasses)
+        shiftRule.suspected(
+            novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.unknownAnswers.newClasses)
     }
 
     /// Why the scope's serving student is due for training before the regular step (`ShiftRule.dueSooner`), or nil.

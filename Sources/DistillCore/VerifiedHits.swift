@@ -19,15 +19,9 @@ public struct SemanticLookup: Sendable {
 /// compares the two answers and updates the scope's and the entry's beliefs.
 public struct CacheLesson: Sendable {
     let scope: String
-    /// The candidate, as the hit it would have been.
-    let candidate: CacheHit
+    let entryID: Int64
+    let cachedAnswer: String
     let verdict: CacheVerifier.Verdict
-    /// Whether the scope's student seconded the candidate (`SemanticCache.seconded`): the teacher's answer
-    /// teaches the second opinion too.
-    var seconded = false
-
-    var entryID: Int64 { candidate.entryID }
-    var cachedAnswer: String { candidate.answer }
 
     /// The cache could not judge the candidate yet (or audits it): the teacher answers, not the student.
     public var explores: Bool { verdict.decision == .explore }
