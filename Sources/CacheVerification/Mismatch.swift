@@ -5,7 +5,8 @@ public struct Mismatch: Sendable, Equatable {
     public var negation: Bool
     /// Both state numbers, and not the same ones.
     public var numbers: Bool
-    /// A name (capitalized word, currency) in one that the other lacks.
+    /// A name (capitalized word, currency) in one that the other does not mention, in any case: "Visa"
+    /// and "visa" name the same card, "Visa" and "Mastercard" do not.
     public var names: Bool
     /// A word in one whose opposite is in the other: "on"/"off", "activate"/"deactivate", "lock"/"unlock".
     public var oppositeAction: Bool
@@ -23,7 +24,7 @@ public struct Mismatch: Sendable, Equatable {
     public init(_ a: TextSignature, _ b: TextSignature) {
         negation = a.negations != b.negations
         numbers = !a.numbers.isEmpty && !b.numbers.isEmpty && a.numbers != b.numbers
-        names = a.names != b.names
+        names = !a.names.allSatisfy(b.mentions) || !b.names.allSatisfy(a.mentions)
         oppositeAction = Self.opposes(a.allWords.subtracting(b.allWords), b.allWords.subtracting(a.allWords))
         let union = a.words.union(b.words).count
         contentDistance = union == 0 ? 0 : 1 - Double(a.words.intersection(b.words).count) / Double(union)
@@ -61,6 +62,7 @@ public struct Mismatch: Sendable, Equatable {
             ("right", "wrong"), ("cheap", "expensive"), ("fast", "slow"), ("hot", "cold"), ("warm", "cool"),
             ("light", "dark"), ("brighten", "dim"), ("left", "right"), ("above", "below"), ("inside", "outside"),
             ("plus", "minus"), ("old", "new"), ("today", "tomorrow"), ("today", "yesterday"),
+            ("deposit", "withdrew"),  // irregular pasts the stemmer leaves alone
         ]
         var opposites: [String: Set<String>] = [:]
         for (a, b) in pairs {

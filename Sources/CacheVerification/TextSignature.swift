@@ -58,6 +58,12 @@ public struct TextSignature: Sendable, Equatable {
         self.allWords = allWords
     }
 
+    /// Whether the text names `name` (one of another text's `names`), written as a name or not:
+    /// a rewording in lower case still names the same thing.
+    func mentions(_ name: String) -> Bool {
+        names.contains(name) || allWords.contains(Self.stem(name))
+    }
+
     // MARK: - Tokens
 
     enum Token: Equatable {

@@ -67,6 +67,9 @@ public struct DistillClient: Sendable {
         configuration.timeout = .init(connect: .seconds(2), read: timeAmount(readTimeout))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+        // distilld closes a connection idle for its header timeout (10 s by default); a pooled one
+        // reused just as the server closes it fails ("I/O on closed channel"), so idle ones go first.
+        configuration.connectionPool.idleTimeout = .seconds(4)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

@@ -171,8 +171,7 @@ public final class SemanticCache: Sendable {
             var belief = state.beliefs.scopes[scope.key] ?? verifier.newScope()
             let entry = nearest.flatMap { state.beliefs.entries[$0.id]?.belief } ?? verifier.newEntry()
             let verdict = verifier.decide(candidate, scope: &belief, entry: entry, draw: draw)
-            state.beliefs.scopes[scope.key] = belief
-            state.beliefs.changedScopes.insert(scope.key)
+            state.beliefs.set(belief, scope: scope.key)
             if verdict.decision == .serve, let nearest { state.countHit(nearest.id, at: now) }
             return (verdict: verdict, rate: belief.wrongHitRate)
         }
@@ -600,11 +599,10 @@ public final class SemanticCache: Sendable {
             var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
             let entry = state.beliefs.entries[lesson.entryID]?.belief ?? verifier.newEntry()
             let learned = verifier.learn(lesson.verdict, wrong: !same, scope: &belief, entry: entry)
-            state.beliefs.scopes[lesson.scope] = belief
-            state.beliefs.changedScopes.insert(lesson.scope)
-            // An entry deleted meanwhile keeps this until a restart; the store drops it (saveCacheBeliefs).
-            state.beliefs.entries[lesson.entryID] = (lesson.scope, learned)
-            state.beliefs.changedEntries.insert(lesson.entryID)
+            // An entry deleted meanwhile keeps this until a restart; the store drops it (mergeCacheBeliefs).
+            state.beliefs.set(
+                belief, entry: learned, after: UnsavedBelief.Lesson(entryID: lesson.entryID, verdict: lesson.verdict, wrong: !same),
+                scope: lesson.scope)
         }
         metrics.recordCacheLesson(scope: lesson.scope, wrong: !same)
     }
@@ -617,45 +615,66 @@ public final class SemanticCache: Sendable {
         ScopeVerification(maxError: settings(for: scope).maxError, belief: state.withLock { $0.beliefs.scopes[scope] })
     }
 
-    /// Writes the beliefs that changed since the last flush.
+    /// Merges what the cache learned since the last flush into the store's beliefs, and holds the
+    /// merge: on a store shared by several nodes, what the others learned meanwhile comes with it.
     public func flushBeliefs() async throws {
-        let (scopes, entries) = state.withLock { state in
-            defer { (state.beliefs.changedScopes, state.beliefs.changedEntries) = ([], []) }
-            return (
-                state.beliefs.changedScopes.compactMap { scope in state.beliefs.scopes[scope].map { (scope, $0) } },
-                state.beliefs.changedEntries.compactMap { id in state.beliefs.entries[id].map { (id, $0) } })
-        }
-        let encoder = JSONEncoder()
-        let records =
-            try scopes.map { CacheBeliefRecord(scope: $0.0, entryID: nil, belief: try encoder.encode($0.1)) }
-            + entries.map { CacheBeliefRecord(scope: $0.1.scope, entryID: $0.0, belief: try encoder.encode($0.1.belief)) }
+        let taken = state.withLock { $0.beliefs.take() }
+        guard !taken.isEmpty else { return }
+        let verifiers = Dictionary(uniqueKeysWithValues: taken.map { ($0.scope, verifier(settings(for: $0.scope))) })
+        let dimension = Signals.standard.dimension
+        let written: [CacheBeliefRecord]
         do {
-            try await store.saveCacheBeliefs(records)
-        } catch {
-            state.withLock { state in
-                state.beliefs.changedScopes.formUnion(scopes.map(\.0))
-                state.beliefs.changedEntries.formUnion(entries.map(\.0).filter { state.beliefs.entries[$0] != nil })
+            written = try await store.mergeCacheBeliefs(
+                scopes: Set(taken.map(\.scope)), entries: Set(taken.flatMap(\.currentEntries.keys))
+            ) { stored in
+                let stored = Self.decodeBeliefs(stored, dimension: dimension)
+                let encoder = JSONEncoder()
+                var records: [CacheBeliefRecord] = []
+                for taken in taken {
+                    guard let verifier = verifiers[taken.scope] else { continue }
+                    let merged = verifier.merge(
+                        taken.unsaved, current: taken.current, currentEntries: taken.currentEntries,
+                        into: stored.scopes[taken.scope], storedEntries: stored.entries.mapValues(\.belief))
+                    records.append(CacheBeliefRecord(scope: taken.scope, entryID: nil, belief: try encoder.encode(merged.scope)))
+                    for (id, belief) in merged.entries {
+                        records.append(CacheBeliefRecord(scope: taken.scope, entryID: id, belief: try encoder.encode(belief)))
+                    }
+                }
+                return records
             }
+        } catch {
+            state.withLock { $0.beliefs.restore(taken) }
             throw error
         }
+        let merged = Self.decodeBeliefs(written, dimension: dimension)
+        state.withLock { $0.beliefs.adopt((merged.scopes, merged.entries.mapValues(\.belief)), for: taken, verifiers: verifiers) }
     }
 
-    /// The stored beliefs; those of a model with another layout (its signals changed) are dropped:
-    /// the scope starts again from the prior.
-    private func loadBeliefs(_ records: [CacheBeliefRecord]) -> Beliefs {
+    /// Beliefs as stored; those that do not decode, and scopes' of a model with another layout
+    /// (its signals changed), are left out.
+    static func decodeBeliefs(
+        _ records: [CacheBeliefRecord], dimension: Int
+    ) -> (scopes: [String: ScopeBelief], entries: [Int64: (scope: String, belief: EntryBelief)]) {
         let decoder = JSONDecoder()
-        let dimension = Signals.standard.dimension
-        var beliefs = Beliefs()
+        var beliefs: (scopes: [String: ScopeBelief], entries: [Int64: (scope: String, belief: EntryBelief)]) = ([:], [:])
         for record in records {
             if let id = record.entryID {
                 if let belief = try? decoder.decode(EntryBelief.self, from: record.belief) { beliefs.entries[id] = (record.scope, belief) }
             } else if let belief = try? decoder.decode(ScopeBelief.self, from: record.belief), belief.model.dimension == dimension {
                 beliefs.scopes[record.scope] = belief
-            } else {
-                logger.warning("dropping a scope's cache verification belief of another layout", metadata: ["distill.scope": "\(record.scope.prefix(16))"])
             }
         }
         return beliefs
+    }
+
+    /// The stored beliefs; those of a model with another layout (its signals changed) are dropped:
+    /// the scope starts again from the prior.
+    private func loadBeliefs(_ records: [CacheBeliefRecord]) -> Beliefs {
+        let decoded = Self.decodeBeliefs(records, dimension: Signals.standard.dimension)
+        for record in records where record.entryID == nil && decoded.scopes[record.scope] == nil {
+            logger.warning("dropping a scope's cache verification belief of another layout", metadata: ["distill.scope": "\(record.scope.prefix(16))"])
+        }
+        return Beliefs(scopes: decoded.scopes, entries: decoded.entries)
     }
 
     /// The exact-match key of a message: NFC, lower case, runs of white space as one space, trimmed.

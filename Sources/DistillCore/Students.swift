@@ -20,7 +20,9 @@ import Synchronization
 /// passes the promotion gate.
 ///
 /// The tests' state (the audits' and the shift rule's) lives in memory, per serving version: a restart, or a new
-/// version, starts them afresh. A suspension is stored, and survives both.
+/// version, starts them afresh. A suspension is stored, and survives both. On a store shared by several nodes
+/// (`SharedAuditTests`), a version's audit test is kept in the store instead: one test of every node's audits,
+/// which survives restarts; the shift rule stays per node.
 public final class Students: Sendable {
     /// What the student makes of one request.
     public struct Decision: Sendable {
@@ -97,6 +99,9 @@ public final class Students: Sendable {
     let embeddingModel: String
     let metrics: any DomainMetrics
     let logger: Logger
+    /// Of a store shared by several nodes: the audits' tests, one per version for every node's audits. Without it
+    /// (one node), each version's test lives in memory.
+    let sharedAudits: (any SharedAuditTests)?
     private let serving = Mutex<[String: Serving]>([:])
     /// Scopes an operator took out of service (`cachectl student disable`): whatever version they have,
     /// the teacher answers them. Kept in the store's metadata under `disabledScopesKey`.
@@ -116,6 +121,7 @@ public final class Students: Sendable {
         self.embeddingModel = embeddingModel
         self.metrics = metrics
         self.logger = logger
+        sharedAudits = store as? any SharedAuditTests
     }
 
     /// Loads every scope's current version from the store: the active one, or a suspended one,
@@ -260,10 +266,14 @@ public final class Students: Sendable {
             let agrees = answerClass == decision.prediction.classIndex
             current.audits.append(agrees)
             if current.audits.count > configuration.auditWindow { current.audits.removeFirst() }
-            current.suspended = current.auditTest.record(agrees, weight: decision.auditWeight)
+            if sharedAudits == nil { current.suspended = current.auditTest.record(agrees, weight: decision.auditWeight) }
             return (agrees, Double(current.audits.count { $0 }) / Double(current.audits.count), current.suspended)
         }
-        guard let outcome else { return }
+        guard var outcome else { return }
+        if let sharedAudits {
+            guard let suspended = await recordShared(decision, agrees: outcome.agrees, in: sharedAudits) else { return }
+            outcome.suspend = suspended
+        }
         metrics.recordStudentAudit(agrees: outcome.agrees, scope: decision.scope, liveAgreement: outcome.live)
         guard outcome.suspend else { return }
         metrics.recordStudentSuspension()
@@ -273,6 +283,8 @@ public final class Students: Sendable {
                 "distill.scope": "\(decision.scope.prefix(12))", "distill.version": "\(decision.version)",
                 "distill.live_agreement": "\(outcome.live.formatted(.number.precision(.fractionLength(3))))",
             ])
+        // A shared store suspended it with the audit that alarmed.
+        guard sharedAudits == nil else { return }
         do {
             try await store.setStudentVersionStatus(id: decision.version, .suspended)
         } catch {
@@ -281,6 +293,38 @@ public final class Students: Sendable {
                 "cannot record the suspension; the version stays suspended until restart",
                 metadata: ["distill.version": "\(decision.version)", "distill.error": "\(error)"])
         }
+    }
+
+    /// Takes an audit into the one test of every node's audits of its version, kept by the shared store, and
+    /// serves what the test now says: whether this audit suspended the version; nil when the store could not count it
+    /// (the audit is lost to the test).
+    private func recordShared(_ decision: Decision, agrees: Bool, in shared: any SharedAuditTests) async -> Bool? {
+        let (configuration, weight) = (auditTest, decision.auditWeight)
+        let recorded: (test: AuditTestRecord, suspended: Bool)
+        do {
+            recorded = try await shared.recordAudit(version: decision.version) { stored in
+                var test = SequentialTest(stored, configuration)
+                test.record(agrees, weight: weight)
+                return AuditTestRecord(test)
+            }
+        } catch {
+            metrics.recordStoreFailure(.studentVersions)
+            logger.warning(
+                "cannot count an audit in the version's shared test; it is left out",
+                metadata: ["distill.version": "\(decision.version)", "distill.error": "\(error)"])
+            return nil
+        }
+        let test = SequentialTest(recorded.test, configuration)
+        serving.withLock { state in
+            // Audits of this node that committed out of order: the test with the most observations is the latest.
+            guard var current = state[decision.scope], current.version == decision.version,
+                test.observations > current.auditTest.observations
+            else { return }
+            current.auditTest = test
+            current.suspended = current.suspended || test.alarmed
+            state[decision.scope] = current
+        }
+        return recorded.suspended
     }
 
     /// Puts a stored version in service for its scope, replacing whatever served it; `suspended`:
@@ -333,7 +377,8 @@ public final class Students: Sendable {
         }
         let suspended = current.status == .suspended
         let alreadyServing = serving.withLock { serving in
-            guard serving[scope]?.version == id else { return false }
+            // The same version suspended stays as it is; back in service, it starts afresh (as `activate` has it).
+            guard serving[scope]?.version == id, suspended || serving[scope]?.suspended == false else { return false }
             serving[scope]?.suspended = suspended
             return true
         }
@@ -465,6 +510,18 @@ public enum StudentInstallError: Error, CustomStringConvertible {
         case .otherEmbeddingModel(let model): "it was trained on vectors of another embedding model (\(model))"
         case .undecodable(let error): "its stored model cannot be decoded: \(error)"
         }
+    }
+}
+
+extension SequentialTest {
+    init(_ stored: AuditTestRecord, _ configuration: Configuration) {
+        self.init(configuration, statistic: stored.statistic, observations: stored.observations, failures: stored.failures)
+    }
+}
+
+extension AuditTestRecord {
+    init(_ test: SequentialTest) {
+        self.init(statistic: test.statistic, observations: test.observations, failures: test.failures, alarmed: test.alarmed)
     }
 }
 

@@ -54,16 +54,87 @@ public struct ScopeVerification: Sendable, Equatable {
     }
 }
 
-/// What the cache has learned about its scopes and entries, and what changed since it was last written.
+/// What the cache has learned about its scopes and entries, and, per scope, what it learned since
+/// it last merged the scope into the store (`UnsavedBelief`).
 struct Beliefs {
     var scopes: [String: ScopeBelief] = [:]
     var entries: [Int64: (scope: String, belief: EntryBelief)] = [:]
-    var changedScopes: Set<String> = []
-    var changedEntries: Set<Int64> = []
+    var unsaved: [String: UnsavedBelief] = [:]
+
+    /// A scope's belief after a lookup counted in it.
+    mutating func set(_ belief: ScopeBelief, scope: String) {
+        if unsaved[scope] == nil { unsaved[scope] = UnsavedBelief(base: scopes[scope]) }
+        scopes[scope] = belief
+    }
+
+    /// A scope's and an entry's beliefs after a lesson.
+    mutating func set(_ belief: ScopeBelief, entry: EntryBelief, after lesson: UnsavedBelief.Lesson, scope: String) {
+        set(belief, scope: scope)
+        if unsaved[scope]?.baseEntries.keys.contains(lesson.entryID) == false {
+            unsaved[scope]?.baseEntries[lesson.entryID] = .some(entries[lesson.entryID]?.belief)
+        }
+        unsaved[scope]?.lessons.append(lesson)
+        entries[lesson.entryID] = (scope, entry)
+    }
 
     mutating func forget(entry id: Int64) {
         entries[id] = nil
-        changedEntries.remove(id)
+    }
+
+    /// What a flush merges into the store: per scope learned in, what it learned since its last
+    /// merge, its belief now and its lessons' entries'; forgotten here until `adopt` or `restore`.
+    struct Taken: Sendable {
+        var scope: String
+        var unsaved: UnsavedBelief
+        var current: ScopeBelief
+        var currentEntries: [Int64: EntryBelief]
+    }
+
+    mutating func take() -> [Taken] {
+        defer { unsaved = [:] }
+        return unsaved.compactMap { scope, unsaved in
+            scopes[scope].map { current in
+                Taken(
+                    scope: scope, unsaved: unsaved, current: current,
+                    currentEntries: unsaved.baseEntries.keys.reduce(into: [:]) { $0[$1] = entries[$1]?.belief })
+            }
+        }
+    }
+
+    /// The flush failed: what it took is unsaved again, before what was learned meanwhile.
+    mutating func restore(_ taken: [Taken]) {
+        for taken in taken {
+            unsaved[taken.scope] = unsaved[taken.scope].map(taken.unsaved.followed) ?? taken.unsaved
+        }
+    }
+
+    /// The flush merged what it took into the store, which now has `merged`: what was learned
+    /// meanwhile is merged into it the same way, and the result held from now on.
+    mutating func adopt(
+        _ merged: (scopes: [String: ScopeBelief], entries: [Int64: EntryBelief]), for taken: [Taken],
+        verifiers: [String: CacheVerifier]
+    ) {
+        for taken in taken {
+            // Nothing merged (an undecodable write), or no other node wrote since this one's last merge: as held.
+            guard let stored = merged.scopes[taken.scope], let verifier = verifiers[taken.scope], stored != taken.current else { continue }
+            let written = taken.currentEntries.keys.reduce(into: [Int64: EntryBelief]()) { $0[$1] = merged.entries[$1] }
+            guard var later = unsaved[taken.scope], let current = scopes[taken.scope] else {
+                scopes[taken.scope] = stored
+                for (id, belief) in written where entries[id] != nil { entries[id] = (taken.scope, belief) }
+                continue
+            }
+            for (id, belief) in written where later.baseEntries.keys.contains(id) { later.baseEntries[id] = .some(belief) }
+            let storedEntries = later.baseEntries.compactMapValues { $0 }
+            let laterEntries = later.baseEntries.keys.reduce(into: [Int64: EntryBelief]()) { $0[$1] = entries[$1]?.belief }
+            let rebased = verifier.merge(
+                later, current: current, currentEntries: laterEntries, into: stored, storedEntries: storedEntries)
+            scopes[taken.scope] = rebased.scope
+            for (id, belief) in written.merging(rebased.entries, uniquingKeysWith: { $1 }) where entries[id] != nil {
+                entries[id] = (taken.scope, belief)
+            }
+            later.base = stored
+            unsaved[taken.scope] = later
+        }
     }
 }
 

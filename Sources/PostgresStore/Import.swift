@@ -83,6 +83,27 @@ extension PostgresStore {
                     logger: logger
                 ).drain()
             }
+            for (scope, maxError) in try await source.scopeMaxErrors() {
+                try await connection.query(
+                    "INSERT INTO scope_max_errors (scope, max_error) VALUES (\(scope), \(maxError))", logger: logger
+                ).drain()
+            }
+            // What the verified cache learned; an entry's belief only with its entry.
+            for belief in try await source.cacheBeliefs() {
+                if let id = belief.entryID {
+                    try await connection.query(
+                        """
+                        INSERT INTO cache_entry_beliefs (entry_id, scope, belief)
+                        SELECT \(id), \(belief.scope), \(belief.belief) WHERE EXISTS (SELECT 1 FROM cache_entries WHERE id = \(id))
+                        """,
+                        logger: logger
+                    ).drain()
+                } else {
+                    try await connection.query(
+                        "INSERT INTO cache_scope_beliefs (scope, belief) VALUES (\(belief.scope), \(belief.belief))", logger: logger
+                    ).drain()
+                }
+            }
             for key in metadataKeys {
                 guard let value = try await source.metadata(key) else { continue }
                 try await connection.query(

@@ -82,6 +82,18 @@ extension PostgresStore {
                 """,
             ]
         ),
+        (
+            4, "audit tests",
+            [
+                // Each student version's audit test, one for every node's audits (`SharedAuditTests`).
+                """
+                CREATE TABLE student_audit_tests (
+                  version bigint PRIMARY KEY REFERENCES student_versions (id) ON DELETE CASCADE,
+                  statistic double precision NOT NULL DEFAULT 0, observations bigint NOT NULL DEFAULT 0,
+                  failures bigint NOT NULL DEFAULT 0, alarmed boolean NOT NULL DEFAULT false)
+                """
+            ]
+        ),
     ]
 
     /// The advisory lock held while migrating: nodes that start together migrate one at a time.

@@ -2,7 +2,7 @@ import Foundation
 import PostgresNIO
 import Storage
 
-extension PostgresStore {
+extension PostgresStore: SharedAuditTests {
     /// Stores a new version; an active one retires its scope's previous active version in the same
     /// transaction. Every node hears of it through the feed.
     public func addStudentVersion(_ version: StudentVersionRecord) async throws -> Int64 {
@@ -38,6 +38,8 @@ extension PostgresStore {
                 "UPDATE student_versions SET status = 'retired' WHERE scope = \(scope) AND status = 'active' AND id <> \(id)", logger: logger
             ).drain()
             try await connection.query("UPDATE student_versions SET status = 'active' WHERE id = \(id)", logger: logger).drain()
+            // Back in service, it is tested afresh (as a node that activates it in memory does).
+            try await connection.query("DELETE FROM student_audit_tests WHERE version = \(id)", logger: logger).drain()
             try await log([.studentVersionsChanged(scope: scope)], on: connection)
         }
     }
@@ -89,5 +91,43 @@ extension PostgresStore {
             """,
             logger: logger
         ).all(Self.version)
+    }
+
+    /// Updates the version's audit test under its row's lock, so that audits of several nodes are
+    /// taken in one at a time; takes the feed's lock (as `write` does) only to suspend it.
+    public func recordAudit(
+        version: Int64, _ record: @escaping @Sendable (AuditTestRecord) -> AuditTestRecord
+    ) async throws -> (test: AuditTestRecord, suspended: Bool) {
+        try await transaction { [self] connection in
+            // A row to lock, also before the first audit.
+            try await connection.query(
+                "INSERT INTO student_audit_tests (version) VALUES (\(version)) ON CONFLICT (version) DO NOTHING", logger: logger
+            ).drain()
+            let stored = try await connection.query(
+                "SELECT statistic, observations, failures, alarmed FROM student_audit_tests WHERE version = \(version) FOR UPDATE",
+                logger: logger
+            ).all { row in
+                let (statistic, observations, failures, alarmed) = try row.decode((Double, Int64, Int64, Bool).self)
+                return AuditTestRecord(statistic: statistic, observations: Int(observations), failures: Int(failures), alarmed: alarmed)
+            }[0]
+            let test = record(stored)
+            try await connection.query(
+                """
+                UPDATE student_audit_tests SET statistic = \(test.statistic), observations = \(Int64(test.observations)),
+                  failures = \(Int64(test.failures)), alarmed = \(test.alarmed)
+                WHERE version = \(version)
+                """,
+                logger: logger
+            ).drain()
+            guard test.alarmed, !stored.alarmed else { return (test, false) }
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.feedLock))", logger: logger).drain()
+            let scopes = try await connection.query(
+                "UPDATE student_versions SET status = 'suspended' WHERE id = \(version) AND status = 'active' RETURNING scope",
+                logger: logger
+            ).all { try $0.decode(String.self) }
+            try await log(scopes.map { .studentVersionsChanged(scope: $0) }, on: connection)
+            try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: logger).drain()
+            return (test, !scopes.isEmpty)
+        }
     }
 }

@@ -68,3 +68,27 @@ public protocol LeaderElection: Sendable {
     /// claim was lost with its connection), until dropped.
     func leadership() -> AsyncStream<Bool>
 }
+
+/// A student version's audit test as a store shared by several nodes keeps it (`SequentialTest`).
+public struct AuditTestRecord: Sendable, Equatable {
+    public var statistic: Double
+    public var observations: Int
+    public var failures: Int
+    public var alarmed: Bool
+
+    public init(statistic: Double = 0, observations: Int = 0, failures: Int = 0, alarmed: Bool = false) {
+        (self.statistic, self.observations, self.failures, self.alarmed) = (statistic, observations, failures, alarmed)
+    }
+}
+
+/// A store shared by several nodes keeps each student version's audit test, so that every node's
+/// audits of a version count in one sequential test, in commit order.
+public protocol SharedAuditTests: Sendable {
+    /// Records one audit of `version`, atomically against every node's: `record` gets the test as
+    /// stored (empty before the first audit) and returns it with the audit taken in. When the test
+    /// alarms with this audit, the version is suspended in the same commit (`suspended`: it was
+    /// this audit), and every node hears of it through the feed.
+    func recordAudit(
+        version: Int64, _ record: @escaping @Sendable (AuditTestRecord) -> AuditTestRecord
+    ) async throws -> (test: AuditTestRecord, suspended: Bool)
+}

@@ -91,9 +91,13 @@ public protocol DistillStore: Sendable {
     func setScopeMaxError(scope: String, _ maxError: Double?) async throws
     /// Everything the verified cache has learned: its scopes' beliefs and its entries'.
     func cacheBeliefs() async throws -> [CacheBeliefRecord]
-    /// Writes beliefs, each replacing the stored one of its scope or entry. An entry's belief
-    /// whose entry is gone is dropped; an entry's belief goes when its entry does.
-    func saveCacheBeliefs(_ beliefs: [CacheBeliefRecord]) async throws
+    /// Merges beliefs into the stored ones, one merge at a time across every node of the store:
+    /// passes `merge` the stored beliefs of `scopes` and `entries` (those stored), and writes the
+    /// beliefs it returns, each replacing the stored one of its scope or entry; returns them. An
+    /// entry's belief whose entry is gone is dropped; an entry's belief goes when its entry does.
+    func mergeCacheBeliefs(
+        scopes: Set<String>, entries: Set<Int64>, _ merge: @escaping @Sendable ([CacheBeliefRecord]) throws -> [CacheBeliefRecord]
+    ) async throws -> [CacheBeliefRecord]
 
     // MARK: Student versions
 
@@ -126,5 +130,11 @@ extension DistillStore {
 
     public func cacheVectors(scope: String) async throws -> [(id: Int64, vector: [Float])] {
         try await cacheVectors(scope: scope, after: 0)
+    }
+
+    /// Writes beliefs, each replacing the stored one of its scope or entry (`mergeCacheBeliefs`).
+    public func saveCacheBeliefs(_ beliefs: [CacheBeliefRecord]) async throws {
+        guard !beliefs.isEmpty else { return }
+        _ = try await mergeCacheBeliefs(scopes: [], entries: []) { _ in beliefs }
     }
 }

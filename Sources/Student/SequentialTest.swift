@@ -82,6 +82,14 @@ public struct SequentialTest: Sendable, Hashable {
         self.configuration = configuration
     }
 
+    /// A test that has already taken in observations (as a store kept it): alarmed if its statistic has reached
+    /// the threshold.
+    public init(_ configuration: Configuration, statistic: Double, observations: Int, failures: Int) {
+        self.init(configuration)
+        (self.statistic, self.observations, self.failures) = (max(0, statistic), observations, failures)
+        alarmed = self.statistic >= configuration.threshold
+    }
+
     /// Records one observation; returns whether the test has alarmed. Once it has, observations change nothing.
     @discardableResult
     public mutating func record(_ success: Bool, weight: Double = 1) -> Bool {

@@ -39,10 +39,16 @@ import Testing
         #expect(!mismatch("Do you accept Visa?", "Is Visa accepted?").names)
         #expect(!mismatch("Transfer failed. Why?", "Why did the transfer fail? Help").names)
         #expect(!mismatch("I want to pay 20 pounds", "I want to pay £20").names)
+        // A rewording in lower case names the same thing; another name in lower case is still another.
+        #expect(!mismatch("Can I top up with Apple Pay?", "hi, can i top up with apple pay? thanks").names)
+        #expect(!mismatch("Does delivery to the US take long?", "does delivery to the us take long").names)
+        #expect(mismatch("i'd rather get a mastercard", "I'd rather get a Visa").names)
+        #expect(mismatch("Can I exchange GBP to AUD?", "can i exchange gbp to usd?").names)
     }
 
     @Test func oppositeActions() {
         #expect(mismatch("turn on the lights", "turn off the lights").oppositeAction)
+        #expect(mismatch("I deposited cash and the rate is wrong", "I withdrew cash and the rate is wrong").oppositeAction)
         #expect(mismatch("How do I activate my card?", "How do I deactivate my card?").oppositeAction)
         #expect(mismatch("Why was my transfer declined?", "Why was my transfer accepted?").oppositeAction)
         #expect(mismatch("Please lock my card", "Please unlock my card").oppositeAction)

@@ -3,9 +3,12 @@ import DistillAPI
 import DistillCore
 import Foundation
 import Logging
+import SeededRandom
+import Student
 import TeacherSimulator
 import Testing
 
+@testable import DistillCore
 @testable import DistillServer
 
 /// Two nodes (two systems in this process) on one PostgreSQL store: what one commits, the other
@@ -17,14 +20,16 @@ struct ClusterTests {
         .init(text: "my card was stolen", gold: nil, answer: "lost_or_stolen_card", top: [("lost_or_stolen_card", 1)]),
     ])
 
-    func node(store url: String, teacher: String) async throws -> DistillSystem {
+    func node(store url: String, teacher: String, auditEverything: Bool = false) async throws -> DistillSystem {
         var config = DistillConfig()
         config.store.dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-node-\(UUID().uuidString)").path
         config.store.url = url
         config.store.tls = "disable"
         config.teacher.baseURL = teacher
         config.teacher.maxAttempts = 1
-        config.student.enabled = false
+        config.student.enabled = auditEverything
+        config.student.auditShare = 1
+        config.distill.enabled = false
         // A bound the verified cache's prior alone satisfies for a close paraphrase: the test is of the feed.
         config.cache.maxError = 0.4
         return try await DistillSystem.open(
@@ -126,5 +131,101 @@ struct ClusterTests {
             await b.shutdown(logger: RoutesTests.quiet)
         }
         await postgres.stop()
+    }
+
+    @Test func theAuditsOfEveryNodeCountInOneTestOfTheVersion() async throws {
+        let url = try await ScratchPostgres.shared().createDatabase()
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        try await simulator.serve { teacher in
+            let a = try await node(store: url, teacher: teacher, auditEverything: true)
+            let b = try await node(store: url, teacher: teacher, auditEverything: true)
+            let scope = "audited"
+            let version = try await StoredStudent.add(
+                to: a.store, scope: scope, embeddingModel: RoutesTests.embedder.identity.key, status: .active)
+            let nodes = [try #require(a.students), try #require(b.students)]
+            // A follows the feed past its own changes: it serves the version it stored as a promotion would have it.
+            try await nodes[0].follow(scope: scope)
+            try await b.follower?.catchUp()
+            // The centre of the class "a" (StoredStudent): confident, and audited every time.
+            let vector: [Float] = (0..<8).map { $0 == 0 ? 1 : 0 }
+
+            // Seeded outcomes, 70% agreeing, dealt to the nodes in turn; the same test run over all of them, and over
+            // each node's alone.
+            var generator = SplitMix64(seed: 7)
+            var together = SequentialTest(.audits)
+            var alone = [SequentialTest(.audits), SequentialTest(.audits)]
+            var audits = 0
+            while !together.alarmed {
+                let turn = audits % 2
+                let decision = try #require(nodes[turn].decide(scope: scope, vector: vector), "suspended before the test alarmed")
+                try #require(decision.action == .audit && decision.auditWeight == 1)
+                let agrees = Double.random(in: 0..<1, using: &generator) < 0.7
+                await nodes[turn].recordTeacherAnswer(decision, teacherAnswer: agrees ? "a" : "b")
+                together.record(agrees)
+                alone[turn].record(agrees)
+                audits += 1
+                try #require(audits < 1_000, "never alarmed")
+            }
+            #expect(!alone[0].alarmed && !alone[1].alarmed, "either node's own audits would not have suspended it")
+
+            // The node whose audit alarmed suspended it in the store; the other follows.
+            let last = nodes[(audits - 1) % 2]
+            #expect(last.decide(scope: scope, vector: vector) == nil)
+            #expect(last.status().scopes.first?.auditTest?.observations == audits, "every audit counted once")
+            #expect(try await a.store.studentVersion(id: version)?.status == .suspended)
+            try await a.follower?.catchUp()
+            try await b.follower?.catchUp()
+            #expect(nodes.allSatisfy { $0.decide(scope: scope, vector: vector) == nil })
+
+            // Promoted again through B, the version is tested afresh on every node.
+            _ = try await nodes[1].promote(version: version)
+            try await a.follower?.catchUp()
+            let decision = try #require(nodes[0].decide(scope: scope, vector: vector))
+            await nodes[0].recordTeacherAnswer(decision, teacherAnswer: "a")
+            #expect(nodes[0].status().scopes.first?.auditTest?.observations == 1)
+            #expect(nodes[0].decide(scope: scope, vector: vector) != nil)
+            await a.shutdown(logger: RoutesTests.quiet)
+            await b.shutdown(logger: RoutesTests.quiet)
+        }
+    }
+
+    @Test func whatTwoNodesLearnOfAScopeAtOnceIsMergedNotOverwritten() async throws {
+        let url = try await ScratchPostgres.shared().createDatabase()
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        try await simulator.serve { teacher in
+            let a = try await node(store: url, teacher: teacher)
+            let b = try await node(store: url, teacher: teacher)
+            let (cacheA, cacheB) = (try #require(a.cache), try #require(b.cache))
+            _ = try await ask(a, "where is my card")
+            let scope = try #require(cacheA.scopes().first?.scope)
+            // A bound the prior cannot show: each close paraphrase teaches instead of being served.
+            try await cacheA.configure(scope: scope, similarityThreshold: nil, ttlSeconds: nil, maxError: 0.01)
+            try await b.follower?.catchUp()
+
+            // Each node learns from paraphrases the other never sees, before either writes what it learned.
+            for text in ["where's my card?", "Where is my card now?"] { _ = try await ask(a, text) }
+            for text in ["where is my card?", "where is my card please", "Where is my card at the moment?"] { _ = try await ask(b, text) }
+            let (learnedA, learnedB) = (cacheA.verification(for: scope), cacheB.verification(for: scope))
+            #expect(learnedA.lessons >= 1 && learnedB.lessons >= 1)
+            try await cacheA.flushBeliefs()
+            try await cacheB.flushBeliefs()
+
+            // B's write merged into A's: it holds both nodes' lookups and lessons, and so does the store.
+            let merged = cacheB.verification(for: scope)
+            #expect(merged.lessons == learnedA.lessons + learnedB.lessons)
+            #expect(merged.wrongLessons == learnedA.wrongLessons + learnedB.wrongLessons)
+            #expect(merged.lookups == learnedA.lookups + learnedB.lookups)
+            let restarted = try await node(store: url, teacher: teacher)
+            #expect(restarted.cache?.verification(for: scope) == merged, "a node that starts loads the merged belief")
+
+            // A takes in B's lessons with its next write.
+            _ = try await ask(a, "where is my card, please?")
+            let next = cacheA.verification(for: scope)
+            try await cacheA.flushBeliefs()
+            #expect(cacheA.verification(for: scope).lessons == merged.lessons + next.lessons - learnedA.lessons)
+            await a.shutdown(logger: RoutesTests.quiet)
+            await b.shutdown(logger: RoutesTests.quiet)
+            await restarted.shutdown(logger: RoutesTests.quiet)
+        }
     }
 }

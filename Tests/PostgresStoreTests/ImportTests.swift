@@ -33,6 +33,12 @@ struct ImportTests {
         try await source.setScopeSettings(scope: "t", similarityThreshold: 0.8, ttlSeconds: nil)
         try await source.setMetadata("embedding_model", "m@1")
         try await source.saveIndexSnapshot(scope: "s", watermark: 7, bytes: [1, 2])
+        try await source.setScopeMaxError(scope: "s", 0.02)
+        let beliefs = [
+            CacheBeliefRecord(scope: "s", entryID: nil, belief: Data("scope".utf8)),
+            CacheBeliefRecord(scope: "s", entryID: 4, belief: Data("entry".utf8)),
+        ]
+        try await source.saveCacheBeliefs(beliefs)
 
         let target = try await Server.open(try await Server.configuration())
         let summary = try await target.importRows(from: source, metadataKeys: ["embedding_model", "absent"], progress: { _ in })
@@ -46,6 +52,8 @@ struct ImportTests {
         #expect(try await target.scopeSettings()["t"]?.similarityThreshold == 0.8)
         #expect(try await target.metadata("embedding_model") == "m@1")
         #expect(try await target.indexSnapshot(scope: "s")?.watermark == 7)
+        #expect(try await target.scopeMaxErrors() == ["s": 0.02])
+        #expect(try await target.cacheBeliefs() == beliefs, "what the verified cache learned")
         // New rows follow the copied ones.
         let next = try await target.appendTeacherExchange(exchange(32), cacheEntry: entry(32))
         let lastCopied = try await source.cacheEntries(scope: nil, after: 0, limit: 100).last?.id

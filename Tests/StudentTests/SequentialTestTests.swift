@@ -119,4 +119,20 @@ import Testing
         let audits = test.observations
         #expect(test.record(true) && test.observations == audits)
     }
+
+    /// A store shared by several nodes keeps the test as its numbers, and each audit goes on from them.
+    @Test func aTestRestoredFromItsNumbersGoesOnAsTheOriginal() {
+        var generator = SplitMix64(seed: 11)
+        var original = SequentialTest(.audits)
+        var restored = SequentialTest(.audits)
+        while !original.alarmed {
+            let agrees = Double.random(in: 0..<1, using: &generator) < 0.8
+            original.record(agrees)
+            restored = SequentialTest(
+                .audits, statistic: restored.statistic, observations: restored.observations, failures: restored.failures)
+            restored.record(agrees)
+            #expect(restored == original)
+        }
+        #expect(SequentialTest(.audits, statistic: original.statistic, observations: 0, failures: 0).alarmed)
+    }
 }
