@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "DistillServer",
             dependencies: [
-                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "PostgresStore", "Embedding", "Teacher",
+                "DistillCore", "DistillAPI", "Storage", "SQLiteStore", "PostgresStore", "Embedding", "Teacher", "SeededRandom",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

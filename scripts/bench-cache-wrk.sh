@@ -100,10 +100,16 @@ end
 LUA
 }
 
-run() {  # run KIND URL: one wrk run, its output kept in $work/KIND.N
-  local kind=$1 target=$2 n=$3
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system CPU time of process $1, in clock ticks
+
+run() {  # run KIND URL: one wrk run, its output kept in $work/KIND.N, with distilld's CPU per answer
+  local kind=$1 target=$2 n=$3 before
   echo "== $kind: wrk -t1 -c$connections -d${duration}s --latency"
+  before="$(cpu_ticks $daemon)"
   wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$work/$kind.lua" "$target" | tee "$work/$kind.$n"
+  # CPU time per answer does not depend on what else the machine is running, unlike the rate.
+  [ "$kind" = nginx ] || awk -v ticks=$(($(cpu_ticks $daemon) - before)) -v hz="$(getconf CLK_TCK)" \
+    '/requests in/ {printf "distilld CPU per answer: %.1f us\n", ticks / hz * 1e6 / $1}' "$work/$kind.$n" | tee -a "$work/$kind.$n"
 }
 
 for kind in exact semantic; do
@@ -122,9 +128,11 @@ done
 run semantic "$url" 1
 
 rate() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+cpu() { awk '/CPU per answer/ {print $5, $6}' "$1"; }
 echo "== summary ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, wrk -t1 -c$connections, ${duration}s runs)"
 for round in $(seq "$rounds"); do
   exact="$(rate "$work/exact.$round")" served="$(rate "$work/nginx.$round")"
-  echo "round $round: exact hits $exact/s, nginx $served/s, exact/nginx $(python3 -c "print(f'{$exact / $served:.3f}')")"
+  echo "round $round: exact hits $exact/s, nginx $served/s, exact/nginx $(python3 -c "print(f'{$exact / $served:.3f}')"), $(cpu "$work/exact.$round") of distilld's CPU per hit"
 done
-echo "semantic hits $(rate "$work/semantic.1")/s"
+echo "semantic hits $(rate "$work/semantic.1")/s, $(cpu "$work/semantic.1") of distilld's CPU per hit"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,3 +1,4 @@
+import CacheVerification
 import Foundation
 
 /// The answers of recently used cache entries, kept in memory up to a byte budget so that a hit on
@@ -12,11 +13,16 @@ struct HotAnswers {
         var expiresAt: Date?
         /// The entry's message: the verified cache compares it with the request's.
         var prompt = ""
+        /// What the verified cache reads from `prompt`, once it has looked the entry up as a
+        /// paraphrase's candidate (`setSignature`): an exact hit never needs it.
+        var signature: TextSignature?
 
         func hasExpired(_ now: Date) -> Bool { expiresAt.map { $0 <= now } ?? false }
 
-        /// What holding it costs, roughly: its texts plus the bookkeeping around them.
-        var bytes: Int { text.utf8.count + finishReason.utf8.count + prompt.utf8.count + 96 }
+        /// What holding it costs, roughly: its texts and signature plus the bookkeeping around them.
+        var bytes: Int {
+            text.utf8.count + finishReason.utf8.count + prompt.utf8.count + (signature?.approximateBytes ?? 0) + 96
+        }
     }
 
     let capacityBytes: Int
@@ -68,6 +74,19 @@ struct HotAnswers {
         slots[id] = slot
         bytes += answer.bytes
         linkAsNewest(slot)
+    }
+
+    /// Holds `signature` (of its prompt) with the answer held for `id`, if it is still held, as the
+    /// most recently used, letting the least recently used go to stay within the budget. An
+    /// entry's prompt never changes, so the signature is right for as long as the answer is held;
+    /// it goes with the answer.
+    mutating func setSignature(_ signature: TextSignature, for id: Int64) {
+        guard let slot = slots[id], nodes[slot].answer.signature == nil else { return }
+        unlink(slot)
+        linkAsNewest(slot)
+        nodes[slot].answer.signature = signature
+        bytes += signature.approximateBytes
+        while bytes > capacityBytes, oldest >= 0 { remove(nodes[oldest].id) }
     }
 
     mutating func remove(_ id: Int64) {

@@ -162,7 +162,7 @@ public final class SemanticCache: Sendable {
         let candidate = nearest.map { nearest in
             Candidate(
                 similarity: nearest.similarity, runnerUpSimilarity: CacheVerifier.runnerUp(live.map { ($0.similarity, $0.answer.text) }),
-                query: TextSignature(prompt), cached: TextSignature(nearest.answer.prompt))
+                query: TextSignature(prompt), cached: promptSignature(id: nearest.id, answer: nearest.answer))
         }
         let verifier = verifier(settings)
         // Audits are picked by content, from the top of the unit interval: the student's come from its bottom.
@@ -187,6 +187,18 @@ public final class SemanticCache: Sendable {
             ? CacheLesson(scope: scope.key, entryID: nearest.id, cachedAnswer: nearest.answer.text, verdict: verdict.verdict) : nil
         return SemanticLookup(best: best, lesson: lesson)
     }
+
+    /// The signature of entry `id`'s prompt: computed on the entry's first lookup as a candidate,
+    /// then held with its answer (computed on every lookup, it was a quarter of a semantic hit's CPU).
+    private func promptSignature(id: Int64, answer: HotAnswers.Answer) -> TextSignature {
+        if let signature = answer.signature { return signature }
+        let signature = TextSignature(answer.prompt)
+        state.withLock { $0.hot.setSignature(signature, for: id) }
+        return signature
+    }
+
+    /// What is held in memory for entry `id`, if anything.
+    func heldAnswer(id: Int64) -> HotAnswers.Answer? { state.withLock { $0.hot.answer(for: id) } }
 
     /// The answer of entry `id` read from the store, if it is still there and live; held in memory
     /// from then on.

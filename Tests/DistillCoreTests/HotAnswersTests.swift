@@ -1,3 +1,4 @@
+import CacheVerification
 import Foundation
 import Testing
 
@@ -42,6 +43,27 @@ import Testing
         // Vacated nodes are reused, and the order still holds.
         for id in Int64(2)...5 { hot.insert(Self.answer("x"), for: id) }
         #expect(hot.answer(for: 2) == nil && hot.answer(for: 3) != nil && hot.count == 3)
+    }
+
+    @Test func aSignatureCountsInTheBudgetAndGoesWithItsAnswer() {
+        let signature = TextSignature("Is my Visa card still not here after 2 weeks?")
+        var hot = HotAnswers(capacityBytes: Self.budget + signature.approximateBytes)
+        for id in Int64(1)...3 { hot.insert(Self.answer("x"), for: id) }
+        hot.setSignature(signature, for: 9)
+        #expect(hot.count == 3 && hot.bytes == Self.budget, "not held: nothing to sign")
+        hot.setSignature(signature, for: 1)
+        #expect(hot.count == 3 && hot.bytes == Self.budget + signature.approximateBytes)
+        #expect(hot.answer(for: 1)?.signature == signature)
+        // Signing another goes beyond the budget: the least recently used go (3, then 1), not the one signed.
+        #expect(hot.answer(for: 3) != nil && hot.answer(for: 1) != nil)
+        hot.setSignature(signature, for: 2)
+        #expect(hot.answer(for: 3) == nil && hot.answer(for: 1) == nil && hot.answer(for: 2)?.signature == signature)
+        #expect(hot.count == 1 && hot.bytes == Self.answer("x").bytes + signature.approximateBytes)
+        // Held again (a store read after a removal), the answer has no signature until it is signed again.
+        hot.remove(2)
+        #expect(hot.bytes == 0)
+        hot.insert(Self.answer("x"), for: 2)
+        #expect(hot.answer(for: 2)?.signature == nil && hot.bytes == Self.answer("x").bytes)
     }
 
     @Test func anAnswerKnowsWhenItHasExpired() {

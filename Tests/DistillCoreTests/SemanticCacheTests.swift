@@ -1,3 +1,4 @@
+import CacheVerification
 import DistillAPI
 import Embedding
 import Foundation
@@ -126,6 +127,31 @@ import Testing
             #expect((unrelated.similarity ?? 1) < 0.5, "the best candidate is reported, however poor")
             #expect(try Self.answer(unrelated) == "top_up")
             #expect(world.simulator.stats.answered == 2)
+        }
+    }
+
+    /// A candidate's prompt is signed once and its signature held with its answer: the one a fresh
+    /// computation gives; a replaced entry's goes with it, and its successor is signed anew.
+    @Test func aCandidatesSignatureIsHeldWithItsAnswerAndGoesWithIt() async throws {
+        try await withWorld { world in
+            _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
+            let paraphrase = try Self.request("Still waiting on my card?")
+            #expect(try await world.service.complete(paraphrase, info: alice).source == .cache)
+            let first = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first)
+            let firstID = try #require(first.id)
+            #expect(world.cache.heldAnswer(id: firstID)?.signature == TextSignature(first.prompt))
+
+            // The same message spelled otherwise (the same exact key) replaces the entry.
+            let refresh = RequestInfo(requestID: "r", tenant: "alice", cacheDirective: "refresh")
+            _ = try await world.service.complete(try Self.request("I am still waiting on my CARD?"), info: refresh)
+            let second = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 10).first)
+            let secondID = try #require(second.id)
+            #expect(secondID != firstID && second.prompt == "I am still waiting on my CARD?")
+            #expect(TextSignature(second.prompt) != TextSignature(first.prompt), "CARD reads as a name")
+            #expect(world.cache.heldAnswer(id: firstID) == nil)
+            // Served or not, the lookup weighs the new entry with its own prompt's signature.
+            _ = try await world.service.complete(paraphrase, info: alice)
+            #expect(world.cache.heldAnswer(id: secondID)?.signature == TextSignature(second.prompt))
         }
     }
 
