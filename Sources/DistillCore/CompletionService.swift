@@ -299,7 +299,7 @@ public final class CompletionService: Sendable {
         }
         if let cache, let lesson = plan.lesson { await cache.learn(lesson, teacherAnswer: answer.text) }
         if let students, let decision = plan.student {
-            await students.recordTeacherAnswer(decision, teacherAnswer: answer.text)
+            await students.recordTeacherAnswer(decision, vector: plan.vector, teacherAnswer: answer.text)
         }
         await scopes.note(plan.scope, request: request, tenant: info.tenant)
     }

@@ -11,11 +11,13 @@ import Synchronization
 /// A scope's student answers a request when its calibrated confidence reaches τ and the request looks like what it
 /// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
-/// suspected (`ShiftRule`). A share of the answers it would give (`AuditPolicy`: `student.audit_share`, raised for a
-/// version's first answers, borderline requests and after a shift is suspected; picked by content: `auditKey`) goes
-/// to the teacher instead, and the teacher's answer is compared with the student's. A sequential test of those
-/// audits (`SequentialTest`, held to the target agreement) suspends the version (persistently) once they fall below
-/// the target, and the teacher answers the scope until a new version passes the promotion gate.
+/// suspected (`ShiftRule`), or one nearer to a request the teacher answered with a class it does not have than to
+/// its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
+/// `student.audit_share`, raised for a version's first answers of its own, borderline requests and after a shift is
+/// suspected; picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
+/// the student's. A sequential test of those audits (`SequentialTest`, held to the target agreement) suspends the
+/// version (persistently) once they fall below the target, and the teacher answers the scope until a new version
+/// passes the promotion gate.
 ///
 /// The tests' state (the audits' and the shift rule's) lives in memory, per serving version: a restart, or a new
 /// version, starts them afresh. A suspension is stored, and survives both. On a store shared by several nodes
@@ -31,8 +33,8 @@ public final class Students: Sendable {
             case audit
             /// Below τ: the teacher answers.
             case unsure
-            /// Confident, but unlike what it learned (novel, or borderline while a shift is suspected): the teacher
-            /// answers.
+            /// Confident, but unlike what it learned (novel, borderline while a shift is suspected, or nearer to a
+            /// class the teacher started giving: `UnknownAnswers`): the teacher answers.
             case novel
         }
 
@@ -63,11 +65,11 @@ public final class Students: Sendable {
         var noveltyTest: SequentialTest
         /// Confident requests turned away for novelty.
         var novelAbstentions: Int64 = 0
-        /// Teacher answers to its requests that are none of its classes (the latest `unknownAnswersKept`), and the
-        /// recurring ones among them: classes the teacher started giving.
-        var unknownAnswers: [String] = []
-        var newClasses: [NewAnswerClass] = []
+        /// Teacher answers to its requests that are none of its classes: the classes the teacher started giving.
+        var unknownAnswers: UnknownAnswers
         var suspended = false
+        /// The version it replaced in service, while its first answers are audited (`AuditPolicy.Precedent`).
+        var predecessor: StudentModel?
 
         /// The share of its requests it is confident on, as counted once it has decided `minimumDecisionsCounted`.
         var liveCoverage: Double? {
@@ -188,14 +190,17 @@ public final class Students: Sendable {
                 current.confident += 1
                 shiftRule.observe(prediction, in: &current.noveltyTest)
                 let shift = shiftSuspected(current)
-                if prediction.serves(shiftSuspected: shift) {
+                if prediction.serves(shiftSuspected: shift) && !current.unknownAnswers.nearerToNewClass(vector, than: prediction) {
                     // Its answers so far: those served and those audited.
                     let given = Int(current.confident - current.novelAbstentions) - 1
-                    let share = auditPolicy.share(answered: given, borderline: prediction.borderline, shiftSuspected: shift)
+                    if given >= auditPolicy.firstAnswers { current.predecessor = nil }
+                    let precedent = Self.precedent(of: prediction, by: current, vector: vector)
+                    let share = auditPolicy.share(
+                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
                     let audit = Self.auditKey(vector) < share
                     decision.action = audit ? .audit : .answer
                     decision.auditWeight = auditPolicy.auditWeight(
-                        answered: given, borderline: prediction.borderline, shiftSuspected: shift)
+                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
                     if !audit { current.answered += 1 }
                 } else {
                     decision.action = .novel
@@ -209,8 +214,16 @@ public final class Students: Sendable {
         return decision
     }
 
+    /// Whether the version's predecessor would have served the same answer to the request.
+    static func precedent(of prediction: StudentPrediction, by version: Serving, vector: [Float]) -> AuditPolicy.Precedent {
+        guard let predecessor = version.predecessor else { return .none }
+        let earlier = predecessor.predict(vector)
+        return earlier.serves() && version.model.classes.index(of: earlier.answer) == prediction.classIndex ? .same : .differs
+    }
+
     func shiftSuspected(_ version: Serving) -> Bool {
-        shiftRule.suspected(novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.newClasses)
+        shiftRule.suspected(
+            novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.unknownAnswers.newClasses)
     }
 
     /// Why the scope's serving student is due for training before the regular step (`ShiftRule.dueSooner`), or nil.
@@ -221,7 +234,7 @@ public final class Students: Sendable {
                     ? nil
                     : shiftRule.dueSooner(
                         novelty: current.noveltyTest, novelAbstentions: Int(current.novelAbstentions),
-                        newClasses: current.newClasses)
+                        newClasses: current.unknownAnswers.newClasses)
             }
         }
     }
@@ -238,18 +251,16 @@ public final class Students: Sendable {
         return ContentKey.unit(signs)
     }
 
-    /// What the teacher answered to a request the scope's student decided on: an answer that is none of its classes
-    /// may be a new class; an audit is compared with the student's answer, and the version is suspended once the
-    /// audits' sequential test alarms.
-    func recordTeacherAnswer(_ decision: Decision, teacherAnswer: String) async {
+    /// What the teacher answered to a request the scope's student decided on (with its embedding): an answer that is
+    /// none of its classes may be a new class; an audit is compared with the student's answer, and the version is
+    /// suspended once the audits' sequential test alarms.
+    func recordTeacherAnswer(_ decision: Decision, vector: [Float]?, teacherAnswer: String) async {
         let outcome = serving.withLock { state -> (agrees: Bool, live: Double, suspend: Bool)? in
             guard var current = state[decision.scope], current.version == decision.version, !current.suspended else { return nil }
             defer { state[decision.scope] = current }
             let answerClass = current.model.classes.index(of: teacherAnswer)
             if answerClass == nil {
-                current.unknownAnswers.append(teacherAnswer)
-                if current.unknownAnswers.count > Self.unknownAnswersKept { current.unknownAnswers.removeFirst() }
-                current.newClasses = current.model.classes.newClasses(in: current.unknownAnswers, minSupport: configuration.minSupport)
+                current.unknownAnswers.add(teacherAnswer, embedding: vector, classes: current.model.classes)
             }
             guard case .audit = decision.action else { return nil }
             let agrees = answerClass == decision.prediction.classIndex
@@ -340,11 +351,18 @@ public final class Students: Sendable {
         }
         return Serving(
             version: id, model: model, trainedThrough: record.trainedThrough, traffic: metrics.expected,
-            auditTest: SequentialTest(auditTest), noveltyTest: shiftRule.noveltyTest())
+            auditTest: SequentialTest(auditTest), noveltyTest: shiftRule.noveltyTest(),
+            unknownAnswers: UnknownAnswers(limit: Self.unknownAnswersKept, minSupport: configuration.minSupport))
     }
 
     private func serve(_ version: Serving, scope: String) {
-        serving.withLock { $0[scope] = version }
+        serving.withLock { state in
+            var incoming = version
+            if let replaced = state[scope], !replaced.suspended, replaced.version != version.version {
+                incoming.predecessor = replaced.model
+            }
+            state[scope] = incoming
+        }
         logger.info("student serving", metadata: ["distill.scope": "\(scope.prefix(12))", "distill.version": "\(version.version)"])
     }
 
@@ -465,11 +483,12 @@ public final class Students: Sendable {
                 let shift = shiftSuspected(current)
                 status.novelAbstentions = current.novelAbstentions
                 status.auditShareInForce = auditPolicy.share(
-                    answered: Int(current.confident - current.novelAbstentions), borderline: false, shiftSuspected: shift)
+                    answered: Int(current.confident - current.novelAbstentions), precedent: current.predecessor == nil ? .none : .differs,
+                    borderline: false, shiftSuspected: shift)
                 status.auditTest = StudentStatus.SequentialTestState(current.auditTest)
                 status.noveltyTest = StudentStatus.SequentialTestState(current.noveltyTest)
                 status.shiftSuspected = shift
-                status.newClasses = current.newClasses.map(\.answer)
+                status.newClasses = current.unknownAnswers.newClasses.map(\.answer)
                 return status
             }
         }

@@ -122,14 +122,14 @@ import Testing
         // Agreeing audits keep it serving…
         for _ in 0..<100 {
             let decision = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)))
-            await students.recordTeacherAnswer(decision, teacherAnswer: "A ")
+            await students.recordTeacherAnswer(decision, vector: nil, teacherAnswer: "A ")
         }
         #expect(students.status().scopes.first?.liveAgreement == 1)
         // …until the teacher starts answering otherwise: suspended once the sequential test alarms, however long the
         // good run before (log(10,000) / log(2): 14 disagreements in a row).
         var audits = 0
         while let decision = students.decide(scope: Self.scope, vector: Self.vector(cluster: 0)) {
-            await students.recordTeacherAnswer(decision, teacherAnswer: "b")
+            await students.recordTeacherAnswer(decision, vector: nil, teacherAnswer: "b")
             audits += 1
             try #require(audits < 200, "never suspended")
         }
@@ -241,6 +241,36 @@ import Testing
         #expect(students.status().scopes.first?.auditShareInForce == 0.02)
     }
 
+    @Test func aNewVersionsFirstAnswersAreAuditedMoreOnlyWhereTheyAreItsOwn() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let same = try await addVersion(answers: ["a", "b", "c"], status: .candidate)
+        let renamed = try await addVersion(answers: ["x", "y", "z"], status: .candidate)
+        let students = try await students()
+        var generator = SplitMix64(seed: 13)
+        /// Audits among a version's confident answers 100..<600: past its probation (a suspected shift, audited at
+        /// the shift's share), within its first 500.
+        func audits() throws -> Int {
+            var audits = 0
+            for i in 0..<600 {
+                let vector = Self.vector(cluster: i % 3).map { $0 + Float.random(in: -0.02...0.02, using: &generator) }
+                let decision = try #require(students.decide(scope: Self.scope, vector: vector))
+                // (A few are borderline, not served during the version's probation.)
+                try #require(decision.action != .unsure, "\(decision.prediction)")
+                if i >= 100, decision.action == .audit { audits += 1 }
+            }
+            return audits
+        }
+        // 500 answers, binomial, within four standard deviations: 10% raised (50 ± 27), 2% not (10 ± 13).
+        let first = try audits()
+        #expect((23...77).contains(first), "no predecessor: every answer is its own (\(first))")
+        _ = try await students.promote(version: same)
+        let inherited = try audits()
+        #expect(inherited <= 23, "its predecessor served the same answers (\(inherited))")
+        _ = try await students.promote(version: renamed)
+        let own = try audits()
+        #expect((23...77).contains(own), "its answers are none of its predecessor's (\(own))")
+    }
+
     @Test func novelTrafficMakesAShiftSuspectedAndTheScopeDueSooner() async throws {
         _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
         let students = try await students()
@@ -266,10 +296,29 @@ import Testing
         let students = try await students()
         for answer in ["d", "d", "a", "e", "d"] {
             let decision = try #require(students.decide(scope: Self.scope, vector: Self.novel))
-            await students.recordTeacherAnswer(decision, teacherAnswer: answer)
+            await students.recordTeacherAnswer(decision, vector: nil, teacherAnswer: answer)
         }
         let status = try #require(students.status().scopes.first)
         #expect(status.newClasses == ["d"] && status.shiftSuspected == true)
+    }
+
+    @Test func aRequestNearerToANewClassThanToWhatItLearnedIsNotAnswered() async throws {
+        _ = try await addVersion(answers: ["a", "b", "c"], status: .active)
+        let students = try await students()
+        // The teacher answers "d", none of its classes, to requests just beside cluster 0 (three times: a class).
+        let beside = Self.vector(cluster: 0).enumerated().map { $0.offset == 7 ? 0.05 : $0.element }
+        for _ in 0..<3 {
+            let decision = try #require(students.decide(scope: Self.scope, vector: beside))
+            #expect(decision.action != .novel)
+            await students.recordTeacherAnswer(decision, vector: beside, teacherAnswer: "d")
+        }
+        let status = try #require(students.status().scopes.first)
+        #expect(status.newClasses == ["d"])
+        let near = try #require(students.decide(scope: Self.scope, vector: beside.map { $0 * 2 }))
+        #expect(near.prediction.isConfident && !near.prediction.novel && !near.prediction.borderline && near.action == .novel, "\(near)")
+        // Cluster 1 is as learned.
+        let far = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)))
+        #expect(far.action == .answer || far.action == .audit, "\(far.action)")
     }
 
     @Test func aVersionOfAnotherEmbeddingModelNeverServes() async throws {

@@ -160,7 +160,7 @@ struct ClusterTests {
                 let decision = try #require(nodes[turn].decide(scope: scope, vector: vector), "suspended before the test alarmed")
                 try #require(decision.action == .audit && decision.auditWeight == 1)
                 let agrees = Double.random(in: 0..<1, using: &generator) < 0.7
-                await nodes[turn].recordTeacherAnswer(decision, teacherAnswer: agrees ? "a" : "b")
+                await nodes[turn].recordTeacherAnswer(decision, vector: nil, teacherAnswer: agrees ? "a" : "b")
                 together.record(agrees)
                 alone[turn].record(agrees)
                 audits += 1
@@ -181,7 +181,7 @@ struct ClusterTests {
             _ = try await nodes[1].promote(version: version)
             try await a.follower?.catchUp()
             let decision = try #require(nodes[0].decide(scope: scope, vector: vector))
-            await nodes[0].recordTeacherAnswer(decision, teacherAnswer: "a")
+            await nodes[0].recordTeacherAnswer(decision, vector: nil, teacherAnswer: "a")
             #expect(nodes[0].status().scopes.first?.auditTest?.observations == 1)
             #expect(nodes[0].decide(scope: scope, vector: vector) != nil)
             await a.shutdown(logger: RoutesTests.quiet)
