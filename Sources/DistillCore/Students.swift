@@ -13,8 +13,8 @@ import Synchronization
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
 /// suspected (`ShiftRule`), or one nearer to a request the teacher answered with a class it does not have than to
 /// its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
-/// `student.audit_share`, raised for a version's first answers of its own, borderline requests and after a shift is
-/// suspected; picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
+/// `student.audit_share`, raised for a version's first answers, borderline requests and after a shift is suspected;
+/// picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
 /// the student's. A sequential test of those audits (`SequentialTest`, held to the target agreement) suspends the
 /// version (persistently) once they fall below the target, and the teacher answers the scope until a new version
 /// passes the promotion gate.
@@ -68,8 +68,6 @@ public final class Students: Sendable {
         /// Teacher answers to its requests that are none of its classes: the classes the teacher started giving.
         var unknownAnswers: UnknownAnswers
         var suspended = false
-        /// The version it replaced in service, while its first answers are audited (`AuditPolicy.Precedent`).
-        var predecessor: StudentModel?
 
         /// The share of its requests it is confident on, as counted once it has decided `minimumDecisionsCounted`.
         var liveCoverage: Double? {
@@ -193,14 +191,11 @@ public final class Students: Sendable {
                 if prediction.serves(shiftSuspected: shift) && !current.unknownAnswers.nearerToNewClass(vector, than: prediction) {
                     // Its answers so far: those served and those audited.
                     let given = Int(current.confident - current.novelAbstentions) - 1
-                    if given >= auditPolicy.firstAnswers { current.predecessor = nil }
-                    let precedent = Self.precedent(of: prediction, by: current, vector: vector)
-                    let share = auditPolicy.share(
-                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
+                    let share = auditPolicy.share(answered: given, borderline: prediction.borderline, shiftSuspected: shift)
                     let audit = Self.auditKey(vector) < share
                     decision.action = audit ? .audit : .answer
                     decision.auditWeight = auditPolicy.auditWeight(
-                        answered: given, precedent: precedent, borderline: prediction.borderline, shiftSuspected: shift)
+                        answered: given, borderline: prediction.borderline, shiftSuspected: shift)
                     if !audit { current.answered += 1 }
                 } else {
                     decision.action = .novel
@@ -212,13 +207,6 @@ public final class Students: Sendable {
         }
         if let decision { metrics.recordStudentDecision(decision.action) }
         return decision
-    }
-
-    /// Whether the version's predecessor would have served the same answer to the request.
-    static func precedent(of prediction: StudentPrediction, by version: Serving, vector: [Float]) -> AuditPolicy.Precedent {
-        guard let predecessor = version.predecessor else { return .none }
-        let earlier = predecessor.predict(vector)
-        return earlier.serves() && version.model.classes.index(of: earlier.answer) == prediction.classIndex ? .same : .differs
     }
 
     func shiftSuspected(_ version: Serving) -> Bool {
@@ -356,13 +344,7 @@ public final class Students: Sendable {
     }
 
     private func serve(_ version: Serving, scope: String) {
-        serving.withLock { state in
-            var incoming = version
-            if let replaced = state[scope], !replaced.suspended, replaced.version != version.version {
-                incoming.predecessor = replaced.model
-            }
-            state[scope] = incoming
-        }
+        serving.withLock { $0[scope] = version }
         logger.info("student serving", metadata: ["distill.scope": "\(scope.prefix(12))", "distill.version": "\(version.version)"])
     }
 
@@ -483,8 +465,7 @@ public final class Students: Sendable {
                 let shift = shiftSuspected(current)
                 status.novelAbstentions = current.novelAbstentions
                 status.auditShareInForce = auditPolicy.share(
-                    answered: Int(current.confident - current.novelAbstentions), precedent: current.predecessor == nil ? .none : .differs,
-                    borderline: false, shiftSuspected: shift)
+                    answered: Int(current.confident - current.novelAbstentions), borderline: false, shiftSuspected: shift)
                 status.auditTest = StudentStatus.SequentialTestState(current.auditTest)
                 status.noveltyTest = StudentStatus.SequentialTestState(current.noveltyTest)
                 status.shiftSuspected = shift

@@ -103,37 +103,22 @@ import Testing
         var policy = AuditPolicy(baseShare: 0.02)
         policy.borderlineShare = 0.2
         #expect(policy.invalidReason == nil)
-        func share(_ answered: Int, _ precedent: AuditPolicy.Precedent = .none, borderline: Bool = false, shift: Bool = false) -> Double {
-            policy.share(answered: answered, precedent: precedent, borderline: borderline, shiftSuspected: shift)
-        }
-        func weight(_ answered: Int, _ precedent: AuditPolicy.Precedent = .none, borderline: Bool = false, shift: Bool = false) -> Double {
-            policy.auditWeight(answered: answered, precedent: precedent, borderline: borderline, shiftSuspected: shift)
-        }
-        #expect(share(10_000) == 0.02)
-        #expect(share(0) == policy.firstShare)
-        #expect(share(policy.firstAnswers - 1) == policy.firstShare)
-        #expect(share(policy.firstAnswers) == 0.02)
-        #expect(share(10_000, shift: true) == policy.shiftShare)
-        #expect(share(10_000, borderline: true) == policy.borderlineShare)
-        // A new version's first answers are raised where they are its own, not where its predecessor would have
-        // served the same answer.
-        #expect(share(0, .differs) == policy.firstShare)
-        #expect(share(0, .same) == 0.02)
-        #expect(share(0, .same, shift: true) == policy.shiftShare)
+        #expect(policy.share(answered: 10_000, borderline: false, shiftSuspected: false) == 0.02)
+        #expect(policy.share(answered: 0, borderline: false, shiftSuspected: false) == policy.firstShare)
+        #expect(policy.share(answered: policy.firstAnswers - 1, borderline: false, shiftSuspected: false) == policy.firstShare)
+        #expect(policy.share(answered: policy.firstAnswers, borderline: false, shiftSuspected: false) == 0.02)
+        #expect(policy.share(answered: 10_000, borderline: false, shiftSuspected: true) == policy.shiftShare)
+        #expect(policy.share(answered: 10_000, borderline: true, shiftSuspected: false) == policy.borderlineShare)
         // The highest raise in force applies.
         var steep = policy
         steep.firstShare = 0.5
-        #expect(steep.share(answered: 0, precedent: .none, borderline: true, shiftSuspected: true) == 0.5)
-        // A raise of every answer keeps audits a fair sample; a raise of some weighs their audits down.
-        #expect(weight(0, shift: true) == 1)
-        #expect(weight(0) == 1, "without a predecessor every first answer is raised alike")
-        #expect(weight(0, .same) == 1)
-        #expect(abs(weight(0, .differs) - 0.02 / policy.firstShare) < 1e-12)
-        #expect(weight(0, .differs, shift: true) == 1, "a shift raises every answer as much")
-        #expect(abs(weight(10_000, borderline: true) - 0.02 / policy.borderlineShare) < 1e-12)
-        #expect(abs(weight(0, borderline: true) - policy.firstShare / policy.borderlineShare) < 1e-12)
-        // With no base share, raised audits are all there is: they weigh one.
-        #expect(AuditPolicy(baseShare: 0).auditWeight(answered: 10_000, precedent: .none, borderline: true, shiftSuspected: false) == 1)
+        #expect(steep.share(answered: 0, borderline: true, shiftSuspected: true) == 0.5)
+        // A raise of every answer keeps audits a fair sample; a borderline raise weighs its audits down.
+        #expect(policy.auditWeight(answered: 0, borderline: false, shiftSuspected: true) == 1)
+        #expect(abs(policy.auditWeight(answered: 10_000, borderline: true, shiftSuspected: false) - 0.02 / policy.borderlineShare) < 1e-12)
+        #expect(abs(policy.auditWeight(answered: 0, borderline: true, shiftSuspected: false) - policy.firstShare / policy.borderlineShare) < 1e-12)
+        // With no base share, borderline audits are all there is: they weigh one.
+        #expect(AuditPolicy(baseShare: 0).auditWeight(answered: 10_000, borderline: true, shiftSuspected: false) == 1)
         #expect(AuditPolicy(baseShare: 1.5).invalidReason != nil)
     }
 }
