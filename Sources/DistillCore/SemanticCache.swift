@@ -67,6 +67,8 @@ public final class SemanticCache: Sendable {
         var verifiers: [CacheVerifier.Configuration: CacheVerifier] = [:]
         var pendingHits: [Int64: (count: Int, last: Date)] = [:]
         var count = 0
+        /// An eviction is under way (`evictIfOverCapacity`).
+        var evicting = false
         /// Scopes whose index changed since its last snapshot.
         var changedScopes: Set<String> = []
 
@@ -299,17 +301,28 @@ public final class SemanticCache: Sendable {
         metrics.setCacheEntries(count)
     }
 
+    /// Evicts the least recently used entries while the cache is over capacity. One eviction runs
+    /// at a time: two started by commits that crossed the cap together each deleted the whole excess.
     private func evictIfOverCapacity() async {
-        let excess = count - maxEntries
-        guard excess > 0, leadership.isLeader else { return }
-        do {
-            // Recent hits decide what is least recently used: write them first. Evict 1% more
-            // than needed so that a full cache does not delete on every insert.
-            try await flushHits()
-            forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: .lru)
-        } catch {
-            metrics.recordStoreFailure(.cacheEvict)
-            logger.error("cache eviction failed", metadata: ["distill.error": "\(error)"])
+        guard leadership.isLeader else { return }
+        while state.withLock({ state in
+            guard !state.evicting, state.count > maxEntries else { return false }
+            state.evicting = true
+            return true
+        }) {
+            let excess = count - maxEntries
+            do {
+                // Recent hits decide what is least recently used: write them first. Evict 1% more
+                // than needed so that a full cache does not delete on every insert.
+                try await flushHits()
+                forget(try await store.evictLeastRecentlyUsed(count: excess + maxEntries / 100), reason: .lru)
+                state.withLock { $0.evicting = false }
+            } catch {
+                state.withLock { $0.evicting = false }
+                metrics.recordStoreFailure(.cacheEvict)
+                logger.error("cache eviction failed", metadata: ["distill.error": "\(error)"])
+                return
+            }
         }
     }
 

@@ -287,6 +287,25 @@ import Testing
         }
     }
 
+    @Test func commitsThatCrossTheCapTogetherEvictOnlyTheExcess() async throws {
+        try await withWorld(configure: { cache, _ in cache.maxEntries = 3 }) { world in
+            let questions = [
+                "I am still waiting on my card?", "How do I top up my account?", "What is the exchange rate?",
+                "Can I get a refund?", "Why was my transfer declined?", "How do I change my PIN?",
+                "Where can I withdraw cash?", "Is there a fee for top ups?", "My card was stolen", "How do I verify my identity?",
+            ]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for question in questions {
+                    group.addTask { _ = try await world.service.complete(try Self.request(question), info: alice) }
+                }
+                try await group.waitForAll()
+            }
+            // Two evictions that each deleted the whole excess left fewer than the cap.
+            #expect(world.cache.count == 3)
+            #expect(try await world.store.cacheEntryCount() == 3)
+        }
+    }
+
     @Test func entriesAndIndexesSurviveARestartWithOrWithoutASnapshot() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("distill-restart-\(UUID().uuidString)")
         let scope = Scope(of: try Self.request("x"), tenant: "alice")
