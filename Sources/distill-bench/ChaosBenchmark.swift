@@ -521,8 +521,10 @@ private final class Chaos: Sendable {
     private func teacherFaultChecks() async throws {
         let daemon = try await restartWithoutDistillation()
         let client = daemon.client(http)
-        let (cached, taught) = try await probes(client, count: 8)
         for (name, faults, codes) in teacherFaults {
+            // Probed afresh before each fault: between faults the teacher answers again, and what the student
+            // answers changes with what it hears (a new class it lacks turns its nearest requests away).
+            let (cached, taught) = try await probes(client, count: 8)
             try await simulator.setFaults(faults)
             var result = try await duringFault(name, codes: codes, cached: cached, taught: taught)
             try await simulator.setFaults()
