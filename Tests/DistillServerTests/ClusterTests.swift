@@ -37,6 +37,37 @@ struct ClusterTests {
             logger: RoutesTests.quiet)
     }
 
+    /// Two nodes on `url` (a fresh database when nil) beside a teacher, both shut down however `body`
+    /// ends: a failed `#require` used to skip the shutdowns, and the process then crashed on their
+    /// open clients, hiding the failure.
+    func withTwoNodes(
+        store url: String? = nil, auditEverything: Bool = false,
+        _ body: (_ a: DistillSystem, _ b: DistillSystem, _ teacher: String, _ simulator: TeacherSimulator) async throws -> Void
+    ) async throws {
+        let store: String
+        if let url { store = url } else { store = try await ScratchPostgres.shared().createDatabase() }
+        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
+        try await simulator.serve { teacher in
+            let a = try await node(store: store, teacher: teacher, auditEverything: auditEverything)
+            let b: DistillSystem
+            do {
+                b = try await node(store: store, teacher: teacher, auditEverything: auditEverything)
+            } catch {
+                await a.shutdown(logger: RoutesTests.quiet)
+                throw error
+            }
+            do {
+                try await body(a, b, teacher, simulator)
+            } catch {
+                await a.shutdown(logger: RoutesTests.quiet)
+                await b.shutdown(logger: RoutesTests.quiet)
+                throw error
+            }
+            await a.shutdown(logger: RoutesTests.quiet)
+            await b.shutdown(logger: RoutesTests.quiet)
+        }
+    }
+
     func ask(_ node: DistillSystem, _ text: String) async throws -> CompletionResponse {
         let body = #"{"model":"m","messages":[{"role":"user","content":"\#(text)"}]}"#
         return try await node.completions.complete(
@@ -44,11 +75,7 @@ struct ClusterTests {
     }
 
     @Test func whatOneNodeCommitsTheOtherFollows() async throws {
-        let url = try await ScratchPostgres.shared().createDatabase()
-        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
-        try await simulator.serve { teacher in
-            let a = try await node(store: url, teacher: teacher)
-            let b = try await node(store: url, teacher: teacher)
+        try await withTwoNodes { a, b, _, simulator in
             #expect(try await ask(a, "where is my card").source == .teacher)
             // A's commit returned before its answer did: B reads it from the feed.
             try await b.follower?.catchUp()
@@ -80,8 +107,6 @@ struct ClusterTests {
             #expect(cluster.allSatisfy { $0.connected && $0.lag == 0 || $0.node == b.follower!.nodeID })
             #expect(cluster.filter(\.this).map(\.node) == [a.follower!.nodeID])
 
-            await a.shutdown(logger: RoutesTests.quiet)
-            await b.shutdown(logger: RoutesTests.quiet)
         }
     }
 
@@ -102,11 +127,7 @@ struct ClusterTests {
     @Test func whilePostgreSQLIsDownHitsFromMemoryServeAndWritesFailUntilItIsBack() async throws {
         // A server of its own: this test stops it.
         let postgres = try await ScratchPostgres.start()
-        let url = try postgres.createDatabase()
-        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
-        try await simulator.serve { teacher in
-            let a = try await node(store: url, teacher: teacher)
-            let b = try await node(store: url, teacher: teacher)
+        try await withTwoNodes(store: try postgres.createDatabase()) { a, b, _, _ in
             _ = try await ask(a, "where is my card")
             #expect(try await ask(a, "where is my card").source == .cache, "held in memory from now on")
 
@@ -127,18 +148,12 @@ struct ClusterTests {
             try await b.follower?.catchUp()
             #expect(try await ask(b, "my card was stolen").source == .cache)
             #expect(await a.unreadiness().isEmpty)
-            await a.shutdown(logger: RoutesTests.quiet)
-            await b.shutdown(logger: RoutesTests.quiet)
         }
         await postgres.stop()
     }
 
     @Test func theAuditsOfEveryNodeCountInOneTestOfTheVersion() async throws {
-        let url = try await ScratchPostgres.shared().createDatabase()
-        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
-        try await simulator.serve { teacher in
-            let a = try await node(store: url, teacher: teacher, auditEverything: true)
-            let b = try await node(store: url, teacher: teacher, auditEverything: true)
+        try await withTwoNodes(auditEverything: true) { a, b, _, _ in
             let scope = "audited"
             let version = try await StoredStudent.add(
                 to: a.store, scope: scope, embeddingModel: RoutesTests.embedder.identity.key, status: .active)
@@ -184,17 +199,12 @@ struct ClusterTests {
             await nodes[0].recordTeacherAnswer(decision, vector: nil, teacherAnswer: "a")
             #expect(nodes[0].status().scopes.first?.auditTest?.observations == 1)
             #expect(nodes[0].decide(scope: scope, vector: vector) != nil)
-            await a.shutdown(logger: RoutesTests.quiet)
-            await b.shutdown(logger: RoutesTests.quiet)
         }
     }
 
     @Test func whatTwoNodesLearnOfAScopeAtOnceIsMergedNotOverwritten() async throws {
         let url = try await ScratchPostgres.shared().createDatabase()
-        let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
-        try await simulator.serve { teacher in
-            let a = try await node(store: url, teacher: teacher)
-            let b = try await node(store: url, teacher: teacher)
+        try await withTwoNodes(store: url) { a, b, teacher, _ in
             let (cacheA, cacheB) = (try #require(a.cache), try #require(b.cache))
             _ = try await ask(a, "where is my card")
             let scope = try #require(cacheA.scopes().first?.scope)
@@ -223,8 +233,6 @@ struct ClusterTests {
             let next = cacheA.verification(for: scope)
             try await cacheA.flushBeliefs()
             #expect(cacheA.verification(for: scope).lessons == merged.lessons + next.lessons - learnedA.lessons)
-            await a.shutdown(logger: RoutesTests.quiet)
-            await b.shutdown(logger: RoutesTests.quiet)
             await restarted.shutdown(logger: RoutesTests.quiet)
         }
     }
