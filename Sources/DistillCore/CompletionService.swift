@@ -78,9 +78,7 @@ public final class CompletionService: Sendable {
     public func complete(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionResponse {
         switch await route(request, info: info) {
         case .cached(let hit):
-            return CompletionResponse(
-                body: completion(hit.answer, finishReason: hit.finishReason, of: request, info: info),
-                source: .cache, similarity: hit.similarity)
+            return cachedResponse(hit, of: request, info: info)
         case .student(let decision, let similarity):
             return CompletionResponse(
                 body: completion(decision.prediction.answer, finishReason: "stop", of: request, info: info),
@@ -100,6 +98,36 @@ public final class CompletionService: Sendable {
                 body: completion.clientBody.encoded(), source: .teacher, similarity: plan.bestSimilarity,
                 confidence: plan.student?.prediction.confidence)
         }
+    }
+
+    /// An exact hit whose answer is held in memory, answered without suspending: the HTTP server
+    /// answers these on its event loop (`ExactHitShortcut`). `admit` is asked once the hit is
+    /// found, before anything is recorded. Nil, with nothing recorded, for any other request, or
+    /// when `admit` refuses: `complete` answers it then.
+    public func heldExactHit(_ request: ChatRequest, info: RequestInfo, admit: () -> Bool) -> CompletionResponse? {
+        guard let cache, embedder != nil, let prompt = request.lastUserMessage?.text else { return nil }
+        let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
+        guard policy.read else { return nil }
+        let started = ContinuousClock.now
+        let scope = Scope(of: request, tenant: info.tenant)
+        guard case .held(let hit) = cache.exactLookup(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now),
+            admit()
+        else { return nil }
+        for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
+        served(hit, by: cache, started: started)
+        return cachedResponse(hit, of: request, info: info)
+    }
+
+    /// Counts an exact hit that is being served.
+    private func served(_ hit: CacheHit, by cache: SemanticCache, started: ContinuousClock.Instant) {
+        cache.countHit(hit.entryID, now: clock.now)
+        metrics.recordCacheLookup(.exactHit, duration: .now - started)
+    }
+
+    func cachedResponse(_ hit: CacheHit, of request: ChatRequest, info: RequestInfo) -> CompletionResponse {
+        CompletionResponse(
+            body: completion(hit.answer, finishReason: hit.finishReason, of: request, info: info), source: .cache,
+            similarity: hit.similarity)
     }
 
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
@@ -180,12 +208,19 @@ public final class CompletionService: Sendable {
         }
         let policy = CachePolicy(request: request, info: info, temperatureCeiling: temperatureCeiling)
         for reason in policy.bypassReasons { metrics.recordCacheBypass(reason) }
-        // An exact hit needs neither the tokenizer nor the embedder: it is looked up first.
+        // An exact hit needs neither the tokenizer nor the embedder: it is looked up first, in
+        // memory as `heldExactHit` does, then in the store for an answer not held.
         let started = ContinuousClock.now
         if let cache, policy.read {
             do {
-                if let hit = try await cache.exactHit(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now) {
-                    metrics.recordCacheLookup(.exactHit, duration: .now - started)
+                let hit: CacheHit?
+                switch cache.exactLookup(scope: scope, key: SemanticCache.exactKey(prompt), now: clock.now) {
+                case .held(let held): hit = held
+                case .stored(let id): hit = try await cache.storedExactHit(id: id, now: clock.now)
+                case .none: hit = nil
+                }
+                if let hit {
+                    served(hit, by: cache, started: started)
                     return .cached(hit)
                 }
             } catch {

@@ -133,16 +133,36 @@ public final class SemanticCache: Sendable {
 
     // MARK: - Lookups
 
-    /// The entry for exactly this (normalized) message in `scope`, if it has not expired.
-    public func exactHit(scope: Scope, key: String, now: Date) async throws -> CacheHit? {
-        let held = state.withLock { state -> (id: Int64, answer: HotAnswers.Answer?, isHeld: Bool)? in
-            guard let id = state.exact[scope.key]?[key] else { return nil }
+    /// What memory says of exactly this (normalized) message in `scope`.
+    public enum ExactLookup {
+        /// Its answer is held and has not expired.
+        case held(CacheHit)
+        /// There is an entry, whose answer is not held: `storedExactHit` reads it.
+        case stored(entryID: Int64)
+        /// There is no entry, or it has expired.
+        case none
+    }
+
+    /// Looks the message up without suspending; a hit is counted only once it is served (`countHit`).
+    public func exactLookup(scope: Scope, key: String, now: Date) -> ExactLookup {
+        state.withLock { state in
+            guard let id = state.exact[scope.key]?[key] else { return .none }
             let (answer, isHeld) = state.heldAnswer(id: id, now: now)
-            return (id, answer, isHeld)
+            guard isHeld else { return .stored(entryID: id) }
+            guard let answer else { return .none }
+            return .held(CacheHit(entryID: id, answer: answer.text, finishReason: answer.finishReason, kind: .exact, similarity: 1))
         }
-        guard let held, let answer = held.isHeld ? held.answer : try await storedAnswer(id: held.id, now: now) else { return nil }
-        state.withLock { $0.countHit(held.id, at: now) }
-        return CacheHit(entryID: held.id, answer: answer.text, finishReason: answer.finishReason, kind: .exact, similarity: 1)
+    }
+
+    /// The exact hit of entry `id`, read from the store (and held from then on), if it is live.
+    public func storedExactHit(id: Int64, now: Date) async throws -> CacheHit? {
+        guard let answer = try await storedAnswer(id: id, now: now) else { return nil }
+        return CacheHit(entryID: id, answer: answer.text, finishReason: answer.finishReason, kind: .exact, similarity: 1)
+    }
+
+    /// Counts a served hit on entry `id` (written with the others by `flushHits`).
+    public func countHit(_ id: Int64, now: Date) {
+        state.withLock { $0.countHit(id, at: now) }
     }
 
     /// The nearest live entry in `scope`, served when it is at least as similar as the scope's

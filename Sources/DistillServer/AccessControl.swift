@@ -42,9 +42,9 @@ struct AdminTokenMiddleware: RouterMiddleware {
 
 /// The public API's gate: with `server.api_keys` set a request must present one of them (which
 /// is then its tenant); with `server.rate_limit_per_second` set each key (or tenant) gets a token
-/// bucket, and a request beyond it gets a 429 with `Retry-After`.
-struct ClientAccessMiddleware: RouterMiddleware {
-    typealias Context = DistillRequestContext
+/// bucket, and a request beyond it gets a 429 with `Retry-After`. Synchronous, so that
+/// `ExactHitShortcut` asks it as `ClientAccessMiddleware` does; one per listener, shared by both.
+struct ClientAccess: Sendable {
     /// SHA-256 of each key: compared in constant time, and the same length whatever the key's.
     let keyDigests: [[UInt8]]
     let limiter: RateLimiter?
@@ -55,30 +55,43 @@ struct ClientAccessMiddleware: RouterMiddleware {
             ? RateLimiter(perSecond: server.rateLimitPerSecond, burst: server.rateLimitBurst) : nil
     }
 
+    /// The 401 for a request without one of the keys, when keys are configured; else nil.
+    func refusal(authorization: String?) -> APIError? {
+        guard !keyDigests.isEmpty else { return nil }
+        guard let token = Scope.bearerToken(authorization) else {
+            return APIError(
+                status: 401, type: "invalid_request_error", code: "missing_api_key",
+                message: "You didn't provide an API key: send 'Authorization: Bearer <key>'.")
+        }
+        let digest = sha256(token)
+        // Every key is compared, so the time taken does not say which one came close.
+        let known = keyDigests.reduce(false) { found, key in constantTimeEqual(digest, key) || found }
+        guard known else {
+            return APIError(status: 401, type: "invalid_request_error", code: "invalid_api_key", message: "Incorrect API key provided.")
+        }
+        return nil
+    }
+
+    /// Takes a token from the request's bucket: nil if there was one, else the 429 (and no token taken).
+    func admit(authorization: String?) -> APIError? {
+        guard let limiter, let wait = limiter.admit(Scope.tenant(authorization: authorization), now: .now) else { return nil }
+        let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
+        return APIError(
+            status: 429, type: "requests", code: "rate_limit_exceeded",
+            message: "Rate limit reached: \(limiter.perSecond.formatted()) requests per second (bursts of \(limiter.burst)) for this API key. Try again in \(seconds) s.",
+            retryAfterSeconds: seconds)
+    }
+}
+
+/// `ClientAccess` in front of the public API's routes.
+struct ClientAccessMiddleware: RouterMiddleware {
+    typealias Context = DistillRequestContext
+    let access: ClientAccess
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let authorization = request.headers[.authorization]
-        if !keyDigests.isEmpty {
-            guard let token = Scope.bearerToken(authorization) else {
-                throw APIError(
-                    status: 401, type: "invalid_request_error", code: "missing_api_key",
-                    message: "You didn't provide an API key: send 'Authorization: Bearer <key>'.")
-            }
-            let digest = sha256(token)
-            // Every key is compared, so the time taken does not say which one came close.
-            let known = keyDigests.reduce(false) { found, key in constantTimeEqual(digest, key) || found }
-            guard known else {
-                throw APIError(
-                    status: 401, type: "invalid_request_error", code: "invalid_api_key",
-                    message: "Incorrect API key provided.")
-            }
-        }
-        if let limiter, let wait = limiter.admit(Scope.tenant(authorization: authorization), now: .now) {
-            let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
-            throw APIError(
-                status: 429, type: "requests", code: "rate_limit_exceeded",
-                message: "Rate limit reached: \(limiter.perSecond.formatted()) requests per second (bursts of \(limiter.burst)) for this API key. Try again in \(seconds) s.",
-                retryAfterSeconds: seconds)
-        }
+        if let refusal = access.refusal(authorization: authorization) { throw refusal }
+        if let refusal = access.admit(authorization: authorization) { throw refusal }
         return try await next(request, context)
     }
 }

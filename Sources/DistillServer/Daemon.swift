@@ -1,5 +1,6 @@
 import DistillCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -95,11 +96,16 @@ public func buildApplication(
         address = .unixDomainSocket(path: path)
         admin = .socket
     }
+    let access = ClientAccess(server: config.server)
+    let serverName = "distilld"
     return Application(
-        router: buildRouter(system: system, listeners: listeners, admin: admin),
-        server: httpServer(config.server, metrics: system.metrics),
+        router: buildRouter(system: system, listeners: listeners, admin: admin, access: access),
+        server: httpServer(
+            config.server, metrics: system.metrics,
+            heldExactHits: ExactHitShortcut.heldExactHits(
+                completions: system.completions, access: access, metrics: system.metrics, serverName: serverName)),
         configuration: .init(
-            address: address, serverName: "distilld",
+            address: address, serverName: serverName,
             availableConnectionsDelegate: MaximumAvailableConnections(config.server.maxConnections)),
         onServerRunning: { channel in
             switch listener {
@@ -118,18 +124,26 @@ public func buildApplication(
         logger: logger)
 }
 
-/// HTTP/1.1 with the request deadlines of `RequestGuard`. Hummingbird's idle timeout still
-/// closes a connection whose response is not being read.
-private func httpServer(_ server: DistillConfig.Server, metrics: DistillMetrics) -> HTTPServerBuilder {
+/// HTTP/1.1 with the request deadlines of `RequestGuard`, and exact hits held in memory answered
+/// by `ExactHitShortcut`. Hummingbird's idle timeout is off: it counts only the requests that reach
+/// Hummingbird, so it would close a connection the shortcut keeps busy; `RequestGuard` closes an
+/// idle connection instead (no head within `server.header_timeout_seconds` of the last response),
+/// whether or not its client reads that response.
+private func httpServer(
+    _ server: DistillConfig.Server, metrics: DistillMetrics,
+    heldExactHits: @escaping @Sendable (HTTPRequest, ByteBuffer) -> (head: HTTPResponse, body: ByteBuffer)?
+) -> HTTPServerBuilder {
     let refused = { @Sendable (code: String) in metrics.recordRefusal(code: code) }
+    let bodyCap = ExactHitShortcut.bodyCap(maxBodyBytes: server.maxBodyBytes)
     return .http1(
         configuration: .init(
             additionalChannelHandlers: [
                 RequestGuard(
                     headerTimeout: .nanoseconds(Int64(server.headerTimeoutSeconds * 1e9)),
-                    bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused)
+                    bodyTimeout: .nanoseconds(Int64(server.bodyTimeoutSeconds * 1e9)), refused: refused),
+                ExactHitShortcut(bodyCap: bodyCap, answer: heldExactHits),
             ],
-            idleTimeout: .seconds(60)))
+            idleTimeout: nil))
 }
 
 private func announce(_ address: String, _ listeners: Listeners, _ logger: Logger) {

@@ -7,26 +7,21 @@ import NIOCore
 
 /// The routes of distilld. The public API is OpenAI's plus health and metrics; the admin API
 /// (`/admin/…`) is added as `admin` says: on the Unix socket, and on TCP with `admin.token`.
-func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess) -> Router<DistillRequestContext> {
+func buildRouter(system: DistillSystem, listeners: Listeners, admin: AdminAccess, access: ClientAccess) -> Router<DistillRequestContext> {
     let router = Router(context: DistillRequestContext.self)
     router.add(middleware: DistillMiddleware(metrics: system.metrics))
     let maxBodyBytes = system.config.server.maxBodyBytes
 
     // OpenAI's routes, behind the API keys and the rate limit when they are configured.
-    let api = router.group().add(middleware: ClientAccessMiddleware(server: system.config.server))
+    let api = router.group().add(middleware: ClientAccessMiddleware(access: access))
 
     api.post(APIPath.chatCompletions.route) { request, context -> Response in
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let chat = try ChatRequest.parse(Data(buffer: body))
-        let info = RequestInfo(
-            requestID: context.requestID, tenant: Scope.tenant(authorization: request.headers[.authorization]),
-            cacheControl: request.headers[.cacheControl],
-            cacheDirective: request.headers[.distillCache])
+        let info = RequestInfo(requestID: context.requestID, headers: request.headers)
         guard chat.stream else {
             let answer = try await system.completions.complete(chat, info: info)
-            var headers: HTTPFields = [.contentType: "application/json", .distillSource: answer.source.rawValue]
-            headers.appendScores(similarity: answer.similarity, confidence: answer.confidence)
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            return Response(status: .ok, headers: .completion(answer), body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
         let stream = try await system.completions.stream(chat, info: info)
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .distillSource: stream.source.rawValue]
@@ -125,7 +120,23 @@ func formatScore(_ score: Float) -> String {
     return String(decoding: digits.reversed(), as: UTF8.self)
 }
 
+extension RequestInfo {
+    /// What the request path reads from a completion request's header fields.
+    init(requestID: String, headers: HTTPFields) {
+        self.init(
+            requestID: requestID, tenant: Scope.tenant(authorization: headers[.authorization]), cacheControl: headers[.cacheControl],
+            cacheDirective: headers[.distillCache])
+    }
+}
+
 extension HTTPFields {
+    /// The header fields of a complete answer, as the route sends them (`ExactHitShortcut` too).
+    static func completion(_ answer: CompletionResponse) -> HTTPFields {
+        var headers: HTTPFields = [.contentType: "application/json", .distillSource: answer.source.rawValue]
+        headers.appendScores(similarity: answer.similarity, confidence: answer.confidence)
+        return headers
+    }
+
     /// `x-distill-similarity` and `x-distill-confidence`, each when there is one: appended to fields
     /// that have neither (setting them searched the fields each time, to replace them).
     mutating func appendScores(similarity: Float?, confidence: Float?) {
