@@ -89,7 +89,11 @@ public final class CompletionService: Sendable {
             do {
                 completion = try await teacher.complete(request, requestID: info.requestID)
             } catch {
-                throw failedTeacherCall(error, started: started, info: info)
+                let failure = failedTeacherCall(error, started: started, info: info)
+                guard let audited = auditedAnswer(plan) else { throw failure }
+                return CompletionResponse(
+                    body: self.completion(audited.prediction.answer, finishReason: "stop", of: request, info: info),
+                    source: .student, similarity: plan.bestSimilarity, confidence: audited.prediction.confidence)
             }
             let latency = ContinuousClock.now - started
             metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
@@ -167,9 +171,21 @@ public final class CompletionService: Sendable {
                     source: .teacher, similarity: plan.bestSimilarity, confidence: plan.student?.prediction.confidence,
                     body: .teacher(relay))
             } catch {
-                throw failedTeacherCall(error, started: started, info: info)
+                let failure = failedTeacherCall(error, started: started, info: info)
+                guard let audited = auditedAnswer(plan) else { throw failure }
+                return CompletionStream(
+                    source: .student, similarity: plan.bestSimilarity, confidence: audited.prediction.confidence,
+                    body: replay(audited.prediction.answer, finishReason: "stop", of: request, info: info))
             }
         }
+    }
+
+    /// The student's answer to a request picked for its audit, when the teacher could not answer it: the
+    /// student was confident and would otherwise have served it, so a failing teacher turns the audit into
+    /// no audit rather than into an error for the client.
+    private func auditedAnswer(_ plan: TeacherPlan) -> Students.Decision? {
+        guard let decision = plan.student, decision.action == .audit else { return nil }
+        return decision
     }
 
     // MARK: - Routing

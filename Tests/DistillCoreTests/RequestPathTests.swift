@@ -60,12 +60,12 @@ import Testing
         func seesWhole(_ text: String) -> Bool { true }
     }
 
-    @Test func aNovelInputIsNotAnsweredByTheStudent() async throws {
+    /// A request path whose scope has a student serving, trained on three clusters of `StudentsTests`.
+    func serviceWithStudent(teacher: ScriptedTeacher, embedder: TableEmbedder, auditShare: Double = 0.02) async throws -> (
+        service: CompletionService, students: Students, store: SQLiteStore, model: StudentModel
+    ) {
         let store = try SQLiteStore(
             path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path)
-        let embedder = TableEmbedder(table: [
-            "known": StudentsTests.vector(cluster: 0), "unlike anything learned": StudentsTests.novel,
-        ])
         let model = try StudentTrainer.train(StudentsTests.exchanges(answers: ["a", "b", "c"])).model
         let holdout = HoldoutCounts(model.report.holdout)
         let versionMetrics = StudentVersionMetrics(
@@ -73,7 +73,6 @@ import Testing
             temperature: Double(model.temperature), trainingRows: 0, softTargetRows: 0, epochs: 1, bestEpoch: 1,
             calibrationErrorBefore: 0, calibrationErrorAfter: 0, holdout: holdout, floatHoldout: holdout, trafficCoverage: nil,
             trafficAgreement: nil, incumbent: nil, decision: "test")
-        let tenant = "t"
         let scope = Scope(of: try request("known"), tenant: tenant).key
         _ = try await store.addStudentVersion(
             StudentVersionRecord(
@@ -81,13 +80,24 @@ import Testing
                 metrics: String(decoding: try JSONEncoder().encode(versionMetrics), as: UTF8.self), trainedThrough: 0,
                 trainingSeconds: 0))
         let metrics = RecordingMetrics()
+        var settings = StudentSettings()
+        settings.auditShare = auditShare
         let students = try await Students.open(
-            store: store, configuration: StudentSettings(), embeddingModel: embedder.identity.key, metrics: metrics,
-            logger: quietLogger)
-        let teacher = ScriptedTeacher(answer: "d")
+            store: store, configuration: settings, embeddingModel: embedder.identity.key, metrics: metrics, logger: quietLogger)
         let service = CompletionService(
             store: store, teacher: teacher, cache: nil, students: students, embedder: embedder, temperatureCeiling: 1,
             clock: ManualClock(), metrics: metrics, logger: quietLogger)
+        return (service, students, store, model)
+    }
+
+    let tenant = "t"
+
+    @Test func aNovelInputIsNotAnsweredByTheStudent() async throws {
+        let embedder = TableEmbedder(table: [
+            "known": StudentsTests.vector(cluster: 0), "unlike anything learned": StudentsTests.novel,
+        ])
+        let teacher = ScriptedTeacher(answer: "d")
+        let (service, students, store, model) = try await serviceWithStudent(teacher: teacher, embedder: embedder)
         // The known request's vector is not picked for an audit (its content key is above the raised share).
         try #require(Students.auditKey(StudentsTests.vector(cluster: 0)) >= 0.1)
         let known = try await service.complete(try request("known"), info: RequestInfo(requestID: "r1", tenant: tenant))
@@ -99,6 +109,23 @@ import Testing
         #expect((novel.confidence ?? 0) >= Float(try #require(model.threshold)))
         #expect(students.status().scopes.first?.novelAbstentions == 1)
         #expect(try await store.teacherLogCount() == 1, "its answer is logged, to be learned")
+    }
+
+    @Test func anAuditTheTeacherCannotAnswerServesTheStudentsAnswer() async throws {
+        let embedder = TableEmbedder(table: ["known": StudentsTests.vector(cluster: 0), "unlike anything learned": StudentsTests.novel])
+        let teacher = ScriptedTeacher(failure: .timedOut)
+        // Every confident answer is audited: each goes to the teacher, which fails.
+        let (service, _, store, _) = try await serviceWithStudent(teacher: teacher, embedder: embedder, auditShare: 1)
+        let info = RequestInfo(requestID: "r1", tenant: tenant)
+        let audited = try await service.complete(try request("known"), info: info)
+        #expect(audited.source == .student && teacher.callCount == 1)
+        let streamed = try await service.stream(try request("known"), info: info)
+        #expect(streamed.source == .student && teacher.callCount == 2)
+        // A request the student would not answer gets the teacher's error.
+        await #expect(throws: DistillError.teacher(.timedOut)) {
+            try await service.complete(try request("unlike anything learned"), info: info)
+        }
+        #expect(try await store.teacherLogCount() == 0)
     }
 
     @Test func aStreamedTeacherAnswerIsLoggedBeforeDone() async throws {
