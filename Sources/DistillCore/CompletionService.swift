@@ -80,9 +80,7 @@ public final class CompletionService: Sendable {
         case .cached(let hit):
             return cachedResponse(hit, of: request, info: info)
         case .student(let decision, let similarity):
-            return CompletionResponse(
-                body: completion(decision.prediction.answer, finishReason: "stop", of: request, info: info),
-                source: .student, similarity: similarity, confidence: decision.prediction.confidence)
+            return studentResponse(decision, similarity: similarity, of: request, info: info)
         case .teacher(let plan):
             let started = ContinuousClock.now
             let completion: TeacherCompletion
@@ -91,9 +89,7 @@ public final class CompletionService: Sendable {
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
                 guard let audited = auditedAnswer(plan) else { throw failure }
-                return CompletionResponse(
-                    body: self.completion(audited.prediction.answer, finishReason: "stop", of: request, info: info),
-                    source: .student, similarity: plan.bestSimilarity, confidence: audited.prediction.confidence)
+                return studentResponse(audited, similarity: plan.bestSimilarity, of: request, info: info)
             }
             let latency = ContinuousClock.now - started
             metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
@@ -134,6 +130,22 @@ public final class CompletionService: Sendable {
             similarity: hit.similarity)
     }
 
+    func studentResponse(_ decision: Students.Decision, similarity: Float?, of request: ChatRequest, info: RequestInfo)
+        -> CompletionResponse
+    {
+        CompletionResponse(
+            body: completion(decision.prediction.answer, finishReason: "stop", of: request, info: info), source: .student,
+            similarity: similarity, confidence: decision.prediction.confidence)
+    }
+
+    func studentStream(_ decision: Students.Decision, similarity: Float?, of request: ChatRequest, info: RequestInfo)
+        -> CompletionStream
+    {
+        CompletionStream(
+            source: .student, similarity: similarity, confidence: decision.prediction.confidence,
+            body: replay(decision.prediction.answer, finishReason: "stop", of: request, info: info))
+    }
+
     /// A completion whose answer distill already has (cached, or the student's): no tokens billed.
     func completion(_ answer: String, finishReason: String, of request: ChatRequest, info: RequestInfo) -> Data {
         ChatCompletion.ownAnswer(
@@ -159,9 +171,7 @@ public final class CompletionService: Sendable {
                 source: .cache, similarity: hit.similarity, confidence: nil,
                 body: replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
         case .student(let decision, let similarity):
-            return CompletionStream(
-                source: .student, similarity: similarity, confidence: decision.prediction.confidence,
-                body: replay(decision.prediction.answer, finishReason: "stop", of: request, info: info))
+            return studentStream(decision, similarity: similarity, of: request, info: info)
         case .teacher(let plan):
             let started = ContinuousClock.now
             do {
@@ -173,9 +183,7 @@ public final class CompletionService: Sendable {
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
                 guard let audited = auditedAnswer(plan) else { throw failure }
-                return CompletionStream(
-                    source: .student, similarity: plan.bestSimilarity, confidence: audited.prediction.confidence,
-                    body: replay(audited.prediction.answer, finishReason: "stop", of: request, info: info))
+                return studentStream(audited, similarity: plan.bestSimilarity, of: request, info: info)
             }
         }
     }
