@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// It reads the store's change feed by id, from where it stands, whenever the store says the
 /// feed may have grown (a notification, or a reconnection after which notifications may have
-/// been missed): nothing is skipped, and applying a change twice changes nothing. On the leader,
-/// it also prunes the feed of what every node has applied, past `feedRetention`.
+/// been missed), and again after a backoff when a read fails: nothing is skipped, and applying a
+/// change twice changes nothing. On the leader, it also prunes the feed of what every node has
+/// applied, past `feedRetention`.
 public final class ClusterFollower: Service, Sendable {
     let feed: any ChangeFeed
     let store: any DistillStore
@@ -18,6 +19,8 @@ public final class ClusterFollower: Service, Sendable {
     let students: Students?
     let leadership: Leadership
     let clock: any WallClock
+    /// How the follower waits before it retries a failed catch-up (the tests drive it).
+    let sleep: @Sendable (Duration) async throws -> Void
     let logger: Logger
     private let progress: Mutex<Progress>
 
@@ -40,7 +43,8 @@ public final class ClusterFollower: Service, Sendable {
     /// loaded from the store).
     public init(
         feed: any ChangeFeed, store: any DistillStore, from position: Int64, cache: SemanticCache?, students: Students?,
-        leadership: Leadership = Leadership(), clock: any WallClock = SystemClock(), logger: Logger
+        leadership: Leadership = Leadership(), clock: any WallClock = SystemClock(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }, logger: Logger
     ) {
         self.feed = feed
         self.store = store
@@ -49,6 +53,7 @@ public final class ClusterFollower: Service, Sendable {
         self.students = students
         self.leadership = leadership
         self.clock = clock
+        self.sleep = sleep
         self.logger = logger
     }
 
@@ -67,19 +72,47 @@ public final class ClusterFollower: Service, Sendable {
     }
 
     public func run() async throws {
-        for await _ in feed.feedWakeups().cancelOnGracefulShutdown() {
+        // The store's wake-ups and this follower's own retries, coalesced: one catch-up reads all.
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let relay = Task {
+            for await _ in feed.feedWakeups() { wake.yield() }
+            wake.finish()
+        }
+        var retry: Task<Void, Never>?
+        defer {
+            relay.cancel()
+            retry?.cancel()
+        }
+        var failures = 0
+        for await _ in wakeups.cancelOnGracefulShutdown() {
+            retry?.cancel()
             let now = clock.now
             progress.withLock { $0.behindSince = $0.behindSince ?? now }
             do {
                 try await catchUp()
+                failures = 0
             } catch let gap as FeedGap {
                 logger.error("this node missed changes it can no longer read; stopping, to be restarted", metadata: ["distill.error": "\(gap)"])
                 throw gap
             } catch {
-                // The next wake-up (at the latest, the reconnection) tries again from the same place.
-                logger.warning("cannot read the other nodes' changes yet", metadata: ["distill.error": "\(error)"])
+                // Tried again after a backoff, not only on the next wake-up: in a quiet cluster no
+                // commit would come to wake it, and the node would stay behind.
+                failures += 1
+                let delay = Self.retryDelay(afterFailures: failures)
+                logger.warning(
+                    "cannot read the other nodes' changes yet; trying again",
+                    metadata: ["distill.error": "\(error)", "distill.retry_in": "\(delay)"])
+                retry = Task { [sleep] in
+                    guard (try? await sleep(delay)) != nil else { return }
+                    wake.yield()
+                }
             }
         }
+    }
+
+    /// 1 s after the first failed catch-up, doubling with each failure in a row, up to 30 s.
+    static func retryDelay(afterFailures failures: Int) -> Duration {
+        .seconds(min(30, 1 << min(failures - 1, 5)))
     }
 
     /// Applies every change committed after the current position; on the leader, prunes the feed

@@ -6,12 +6,13 @@ import Testing
 
 @testable import DistillCore
 
-/// The follower against a feed the test drives: its lag while the store cannot be read, the
-/// leader's pruning, and the stop when changes it needed were pruned.
+/// The follower against a feed the test drives: its lag and retries while the store cannot be
+/// read, the leader's pruning, and the stop when changes it needed were pruned.
 @Suite struct ClusterFollowerTests {
-    /// A change feed whose readability the test switches; it reports each call.
+    /// A change feed whose readability the test switches, and the follower's waits before a
+    /// retry, which end when the test says; it reports each call.
     final class ScriptedFeed: ChangeFeed {
-        enum Call: Equatable { case read, recorded(Int64), pruned(Date) }
+        enum Call: Equatable { case read, recorded(Int64), pruned(Date), waiting(Duration) }
 
         let nodeID = "this"
         let wakeups: AsyncStream<Void>
@@ -20,6 +21,7 @@ import Testing
         private let call: AsyncStream<Call>.Continuation
         /// nil: the store cannot be read; else what `changes(after:)` throws or returns.
         let script = Mutex<Result<[FeedEntry], any Error>?>(.success([]))
+        private let waiting = Mutex<CheckedContinuation<Void, Never>?>(nil)
 
         init() {
             (wakeups, wake) = AsyncStream.makeStream(of: Void.self)
@@ -41,6 +43,16 @@ import Testing
             call.yield(.pruned(date))
             return 0
         }
+
+        func sleep(for duration: Duration) async {
+            await withCheckedContinuation { continuation in
+                waiting.withLock { $0 = continuation }
+                call.yield(.waiting(duration))
+            }
+        }
+
+        /// Ends the wait the follower reported last.
+        func endWait() { waiting.withLock { $0.take() }?.resume() }
     }
 
     let store: SQLiteStore
@@ -54,10 +66,10 @@ import Testing
     func follower(leading: Bool) -> ClusterFollower {
         ClusterFollower(
             feed: feed, store: store, from: 0, cache: nil, students: nil, leadership: Leadership(leading: leading), clock: clock,
-            logger: quietLogger)
+            sleep: { [feed] in await feed.sleep(for: $0) }, logger: quietLogger)
     }
 
-    @Test func itsLagGrowsWhileTheFeedCannotBeReadAndTheLeaderPrunesOnceAMinute() async throws {
+    @Test func itsLagGrowsAndItRetriesWhileTheFeedCannotBeReadAndTheLeaderPrunesOnceAMinute() async throws {
         let follower = follower(leading: true)
         let running = Task { try await follower.run() }
         var calls = feed.calls.makeAsyncIterator()
@@ -69,16 +81,21 @@ import Testing
         #expect(await calls.next() == .pruned(clock.now.addingTimeInterval(-ClusterFollower.feedRetention)))
         #expect(follower.lagSeconds == 0)
 
-        // Woken (a commit heard of, or the connection lost) while the store cannot be read: behind from then on.
+        // Woken (a commit heard of, or the connection lost) while the store cannot be read: behind
+        // from then on, and it tries again by itself, waiting longer each time, with no other wake-up.
         feed.script.withLock { $0 = nil }
         feed.wake.yield()
         #expect(await calls.next() == .read)
+        #expect(await calls.next() == .waiting(.seconds(1)))
         clock.advance(by: 7)
         #expect(follower.lagSeconds == 7)
+        feed.endWait()
+        #expect(await calls.next() == .read)
+        #expect(await calls.next() == .waiting(.seconds(2)))
 
-        // Readable again: caught up, and not pruned again within the minute.
+        // Readable again: the retry catches up, and it is not pruned again within the minute.
         feed.script.withLock { $0 = .success([FeedEntry(id: 5, node: "this", change: .teacherLogAppended(scope: "s"))]) }
-        feed.wake.yield()
+        feed.endWait()
         #expect(await calls.next() == .read)
         #expect(await calls.next() == .recorded(5))
         #expect(follower.lagSeconds == 0)
@@ -88,6 +105,10 @@ import Testing
         #expect(await calls.next() == .recorded(5))
         #expect(await calls.next() == .pruned(clock.now.addingTimeInterval(-ClusterFollower.feedRetention)))
         running.cancel()
+    }
+
+    @Test func itsRetriesWaitTwiceAsLongEachTimeUpToThirtySeconds() {
+        #expect((1...8).map { ClusterFollower.retryDelay(afterFailures: $0) } == [1, 2, 4, 8, 16, 30, 30, 30].map { .seconds($0) })
     }
 
     @Test func aNodeThatDoesNotLeadNeverPrunes() async throws {
