@@ -88,8 +88,12 @@ public final class CompletionService: Sendable {
                 completion = try await teacher.complete(request, requestID: info.requestID)
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                guard let audited = auditedAnswer(plan) else { throw failure }
-                return studentResponse(audited, similarity: plan.bestSimilarity, of: request, info: info)
+                switch answerInsteadOfAudit(plan) {
+                case .cached(let hit): return cachedResponse(hit, of: request, info: info)
+                case .student(let decision, let similarity):
+                    return studentResponse(decision, similarity: similarity, of: request, info: info)
+                case .teacher, nil: throw failure
+                }
             }
             let latency = ContinuousClock.now - started
             metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
@@ -130,6 +134,12 @@ public final class CompletionService: Sendable {
             similarity: hit.similarity)
     }
 
+    func cachedStream(_ hit: CacheHit, of request: ChatRequest, info: RequestInfo) -> CompletionStream {
+        CompletionStream(
+            source: .cache, similarity: hit.similarity, confidence: nil,
+            body: replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
+    }
+
     func studentResponse(_ decision: Students.Decision, similarity: Float?, of request: ChatRequest, info: RequestInfo)
         -> CompletionResponse
     {
@@ -167,9 +177,7 @@ public final class CompletionService: Sendable {
     public func stream(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionStream {
         switch await route(request, info: info) {
         case .cached(let hit):
-            return CompletionStream(
-                source: .cache, similarity: hit.similarity, confidence: nil,
-                body: replay(hit.answer, finishReason: hit.finishReason, of: request, info: info))
+            return cachedStream(hit, of: request, info: info)
         case .student(let decision, let similarity):
             return studentStream(decision, similarity: similarity, of: request, info: info)
         case .teacher(let plan):
@@ -182,18 +190,26 @@ public final class CompletionService: Sendable {
                     body: .teacher(relay))
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                guard let audited = auditedAnswer(plan) else { throw failure }
-                return studentStream(audited, similarity: plan.bestSimilarity, of: request, info: info)
+                switch answerInsteadOfAudit(plan) {
+                case .cached(let hit): return cachedStream(hit, of: request, info: info)
+                case .student(let decision, let similarity):
+                    return studentStream(decision, similarity: similarity, of: request, info: info)
+                case .teacher, nil: throw failure
+                }
             }
         }
     }
 
-    /// The student's answer to a request picked for its audit, when the teacher could not answer it: the
-    /// student was confident and would otherwise have served it, so a failing teacher turns the audit into
-    /// no audit rather than into an error for the client.
-    private func auditedAnswer(_ plan: TeacherPlan) -> Students.Decision? {
+    /// What serves a request picked for an audit, the cache's or the student's, when the teacher could not
+    /// answer it: the answer audited was within its bound and would otherwise have been served, so a failing
+    /// teacher turns the audit into no audit rather than into an error for the client. Nil for any other request.
+    private func answerInsteadOfAudit(_ plan: TeacherPlan) -> Route? {
+        if let hit = plan.lesson?.auditedHit {
+            cache?.countHit(hit.entryID, now: clock.now)
+            return .cached(hit)
+        }
         guard let decision = plan.student, decision.action == .audit else { return nil }
-        return decision
+        return .student(decision, similarity: plan.bestSimilarity)
     }
 
     // MARK: - Routing

@@ -199,14 +199,11 @@ public final class SemanticCache: Sendable {
         }
         metrics.recordCacheVerification(scope: scope.key, decision: Self.metricDecision(verdict.verdict), wrongHitRate: verdict.rate)
         guard let nearest else { return SemanticLookup(best: best) }
-        if verdict.verdict.decision == .serve {
-            let hit = CacheHit(
-                entryID: nearest.id, answer: nearest.answer.text, finishReason: nearest.answer.finishReason, kind: .semantic,
-                similarity: nearest.similarity)
-            return SemanticLookup(hit: hit, best: best)
-        }
-        let lesson = verdict.verdict.teaches
-            ? CacheLesson(scope: scope.key, entryID: nearest.id, cachedAnswer: nearest.answer.text, verdict: verdict.verdict) : nil
+        let hit = CacheHit(
+            entryID: nearest.id, answer: nearest.answer.text, finishReason: nearest.answer.finishReason, kind: .semantic,
+            similarity: nearest.similarity)
+        if verdict.verdict.decision == .serve { return SemanticLookup(hit: hit, best: best) }
+        let lesson = verdict.verdict.teaches ? CacheLesson(scope: scope.key, candidate: hit, verdict: verdict.verdict) : nil
         return SemanticLookup(best: best, lesson: lesson)
     }
 
@@ -633,20 +630,20 @@ public final class SemanticCache: Sendable {
     /// answer would have done (`AnswerEquivalence`; long answers compared by their embeddings).
     public func learn(_ lesson: CacheLesson, teacherAnswer: String) async {
         let equivalence = AnswerEquivalence()
-        var same = equivalence.areEquivalent(lesson.cachedAnswer, teacherAnswer)
-        if !same, equivalence.comparesByMeaning(lesson.cachedAnswer, teacherAnswer),
-            let vectors = try? await embedder.embed([lesson.cachedAnswer, teacherAnswer])
+        var same = equivalence.areEquivalent(lesson.candidate.answer, teacherAnswer)
+        if !same, equivalence.comparesByMeaning(lesson.candidate.answer, teacherAnswer),
+            let vectors = try? await embedder.embed([lesson.candidate.answer, teacherAnswer])
         {
-            same = equivalence.areEquivalent(lesson.cachedAnswer, teacherAnswer, vectors: (vectors[0], vectors[1]))
+            same = equivalence.areEquivalent(lesson.candidate.answer, teacherAnswer, vectors: (vectors[0], vectors[1]))
         }
         let verifier = verifier(settings(for: lesson.scope))
         state.withLock { state in
             var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
-            let entry = state.beliefs.entries[lesson.entryID]?.belief ?? verifier.newEntry()
+            let entry = state.beliefs.entries[lesson.candidate.entryID]?.belief ?? verifier.newEntry()
             let learned = verifier.learn(lesson.verdict, wrong: !same, scope: &belief, entry: entry)
             // An entry deleted meanwhile keeps this until a restart; the store drops it (mergeCacheBeliefs).
             state.beliefs.set(
-                belief, entry: learned, after: UnsavedBelief.Lesson(entryID: lesson.entryID, verdict: lesson.verdict, wrong: !same),
+                belief, entry: learned, after: UnsavedBelief.Lesson(entryID: lesson.candidate.entryID, verdict: lesson.verdict, wrong: !same),
                 scope: lesson.scope)
         }
         metrics.recordCacheLesson(scope: lesson.scope, wrong: !same)

@@ -19,12 +19,16 @@ public struct SemanticLookup: Sendable {
 /// compares the two answers and updates the scope's and the entry's beliefs.
 public struct CacheLesson: Sendable {
     let scope: String
-    let entryID: Int64
-    let cachedAnswer: String
+    /// The nearest entry, as the hit it would have been.
+    let candidate: CacheHit
     let verdict: CacheVerifier.Verdict
 
     /// The cache could not judge the candidate yet (or audits it): the teacher answers, not the student.
     public var explores: Bool { verdict.decision == .explore }
+
+    /// The hit the cache would have served but for its audit: within the bound, so it may still be
+    /// served when the teacher cannot answer.
+    public var auditedHit: CacheHit? { verdict.isAudit ? candidate : nil }
 }
 
 /// A scope's verified-cache counts since it was created, and the wrong-hit rate the model expects

@@ -149,13 +149,13 @@ import Testing
         let store: SQLiteStore
     }
 
-    static func open(_ path: String, teacher: ScriptedTeacher) async throws -> World {
+    static func open(_ path: String, teacher: ScriptedTeacher, embedder: any Embedder = sharedEmbedder) async throws -> World {
         let store = try SQLiteStore(path: path)
         let cache = try await SemanticCache.open(
-            store: store, settings: CacheSettings(), index: IndexSettings(), embedder: sharedEmbedder, clock: ManualClock(),
+            store: store, settings: CacheSettings(), index: IndexSettings(), embedder: embedder, clock: ManualClock(),
             metrics: RecordingMetrics(), logger: quietLogger)
         let service = CompletionService(
-            store: store, teacher: teacher, cache: cache, students: nil, embedder: sharedEmbedder, temperatureCeiling: 1,
+            store: store, teacher: teacher, cache: cache, students: nil, embedder: embedder, temperatureCeiling: 1,
             clock: ManualClock(), metrics: RecordingMetrics(), logger: quietLogger)
         return World(service: service, cache: cache, store: store)
     }
@@ -207,6 +207,36 @@ import Testing
         #expect(try JSONValue.parse(negated.body)["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == teacher.answers["Is my card payment not pending?"])
         #expect(world.cache.verification(for: scope).wrongLessons == 1, "the teacher's answer differed from the cached one")
         #expect(teacher.callCount == 2)
+    }
+
+    @Test(arguments: [false, true]) func anAuditTheTeacherCannotAnswerServesTheCachedAnswer(streamed: Bool) async throws {
+        // Vectors whose signs draw an audit (the top 2% of the unit interval), near-identical to the cached question's.
+        func vector(signs: Int, spread: Float) -> [Float] {
+            (0..<8).map { index in (signs >> index & 1 == 1 ? -1 : 1) * (index == 0 ? 1 : index == 1 ? spread : 0.05) }
+        }
+        let signs = try #require((0..<256).first { 1 - Students.auditKey(vector(signs: $0, spread: 0.05)) < 0.02 })
+        let embedder = RequestPathTests.TableEmbedder(table: [
+            "Where is my card?": vector(signs: signs, spread: 0.05), "Where is my card": vector(signs: signs, spread: 0.06),
+            "How do I close my account?": vector(signs: ~signs, spread: 0.05),
+        ])
+        let path = Self.temporaryPath()
+        let answering = try await Self.open(path, teacher: ScriptedTeacher(answer: "card_arrival"), embedder: embedder)
+        _ = try await ask(answering, "Where is my card?")
+        // A bound loose enough that the prior alone serves the paraphrase: it would, but for the audit.
+        try await answering.cache.configure(scope: try onlyScope(answering), similarityThreshold: nil, ttlSeconds: nil, maxError: 0.2)
+        try answering.store.close()
+
+        let teacher = ScriptedTeacher(failure: .timedOut)
+        let world = try await Self.open(path, teacher: teacher, embedder: embedder)
+        let request = try ChatRequest.parse(Data(#"{"model":"m","messages":[{"role":"user","content":"Where is my card"}]}"#.utf8))
+        let info = RequestInfo(requestID: "r", tenant: "t")
+        let source = streamed
+            ? try await world.service.stream(request, info: info).source
+            : try await world.service.complete(request, info: info).source
+        #expect(source == .cache && teacher.callCount == 1, "audited, the teacher failed, and the cached answer served")
+        #expect(world.cache.verification(for: try onlyScope(world)).audits == 1)
+        // A request the cache would not serve gets the teacher's error.
+        await #expect(throws: DistillError.teacher(.timedOut)) { try await ask(world, "How do I close my account?") }
     }
 
     @Test func whatTheCacheLearnedSurvivesARestart() async throws {
