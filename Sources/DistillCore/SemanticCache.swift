@@ -236,22 +236,27 @@ public final class SemanticCache: Sendable {
     /// The settings in force in `scope`.
     public func settings(for scope: String) -> ScopeSettings {
         let (override, maxError) = state.withLock { ($0.overrides[scope], $0.maxErrors[scope]) }
-        return ScopeSettings(
-            similarityThreshold: override?.similarityThreshold ?? defaults.similarityThreshold,
-            ttlSeconds: override?.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds,
-            maxError: maxError ?? defaults.maxError)
+        return inForce(
+            ScopeOverrides(similarityThreshold: override?.similarityThreshold, ttlSeconds: override?.ttlSeconds, maxError: maxError))
+    }
+
+    /// The settings in force in a scope with these overrides.
+    private func inForce(_ overrides: ScopeOverrides) -> ScopeSettings {
+        ScopeSettings(
+            similarityThreshold: overrides.similarityThreshold ?? defaults.similarityThreshold,
+            ttlSeconds: overrides.ttlSeconds.map { $0 > 0 ? $0 : nil } ?? defaults.ttlSeconds,
+            maxError: overrides.maxError ?? defaults.maxError)
     }
 
     /// Replaces a scope's own settings (nil: the global one); `maxError` must be in (0, 1). The TTL
     /// in force governs the entries already cached too: each expires that long after it was created.
     public func configure(scope: String, similarityThreshold: Double?, ttlSeconds: Double?, maxError: Double?) async throws {
-        try await store.setScopeSettings(scope: scope, similarityThreshold: similarityThreshold, ttlSeconds: ttlSeconds)
-        try await store.setScopeMaxError(scope: scope, maxError)
+        let overrides = ScopeOverrides(similarityThreshold: similarityThreshold, ttlSeconds: ttlSeconds, maxError: maxError)
+        try await store.configureScope(scope, overrides, entryLifetime: inForce(overrides).ttlSeconds)
         state.withLock { state in
             state.overrides[scope] = similarityThreshold == nil && ttlSeconds == nil ? nil : (similarityThreshold, ttlSeconds)
             state.maxErrors[scope] = maxError
         }
-        try await store.setCacheEntryLifetimes(scope: scope, ttlSeconds: settings(for: scope).ttlSeconds)
         // Held answers carry the old expiry: the next hit reads the new one from the store.
         state.withLock { state in
             for id in state.exact[scope]?.values.map(\.self) ?? [] { state.hot.remove(id) }

@@ -15,23 +15,6 @@ extension PostgresStore {
         return bounds
     }
 
-    public func setScopeMaxError(scope: String, _ maxError: Double?) async throws {
-        try await write { [self] connection in
-            if let maxError {
-                try await connection.query(
-                    """
-                    INSERT INTO scope_max_errors (scope, max_error) VALUES (\(scope), \(maxError))
-                    ON CONFLICT (scope) DO UPDATE SET max_error = excluded.max_error
-                    """,
-                    logger: logger
-                ).drain()
-            } else {
-                try await connection.query("DELETE FROM scope_max_errors WHERE scope = \(scope)", logger: logger).drain()
-            }
-            try await log([.scopeSettingsChanged(scope: scope)], on: connection)
-        }
-    }
-
     public func cacheBeliefs() async throws -> [CacheBeliefRecord] {
         let scopes = try await query("SELECT scope, belief FROM cache_scope_beliefs", logger: logger).all { row in
             let (scope, belief) = try row.decode((String, Data).self)

@@ -235,31 +235,36 @@ extension PostgresStore {
         return settings
     }
 
-    public func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws {
+    /// The other nodes hear of it as one change of the scope's settings.
+    public func configureScope(_ scope: String, _ overrides: ScopeOverrides, entryLifetime: Double?) async throws {
         try await write { [self] connection in
-            if similarityThreshold == nil, ttlSeconds == nil {
+            if overrides.similarityThreshold == nil, overrides.ttlSeconds == nil {
                 try await connection.query("DELETE FROM scope_settings WHERE scope = \(scope)", logger: logger).drain()
             } else {
                 try await connection.query(
                     """
-                    INSERT INTO scope_settings (scope, similarity_threshold, ttl_seconds) VALUES (\(scope), \(similarityThreshold), \(ttlSeconds))
+                    INSERT INTO scope_settings (scope, similarity_threshold, ttl_seconds)
+                    VALUES (\(scope), \(overrides.similarityThreshold), \(overrides.ttlSeconds))
                     ON CONFLICT (scope) DO UPDATE SET similarity_threshold = excluded.similarity_threshold, ttl_seconds = excluded.ttl_seconds
                     """,
                     logger: logger
                 ).drain()
             }
-            try await log([.scopeSettingsChanged(scope: scope)], on: connection)
-        }
-    }
-
-    /// Every entry of `scope` expires `ttlSeconds` after it was created (never when nil). The other
-    /// nodes hear of it as a change of the scope's settings.
-    public func setCacheEntryLifetimes(scope: String, ttlSeconds: Double?) async throws {
-        try await write { [self] connection in
+            if let maxError = overrides.maxError {
+                try await connection.query(
+                    """
+                    INSERT INTO scope_max_errors (scope, max_error) VALUES (\(scope), \(maxError))
+                    ON CONFLICT (scope) DO UPDATE SET max_error = excluded.max_error
+                    """,
+                    logger: logger
+                ).drain()
+            } else {
+                try await connection.query("DELETE FROM scope_max_errors WHERE scope = \(scope)", logger: logger).drain()
+            }
             try await connection.query(
                 """
-                UPDATE cache_entries SET expires_at = CASE WHEN \(ttlSeconds)::double precision IS NULL THEN NULL
-                  ELSE created_at + make_interval(secs => \(ttlSeconds)) END
+                UPDATE cache_entries SET expires_at = CASE WHEN \(entryLifetime)::double precision IS NULL THEN NULL
+                  ELSE created_at + make_interval(secs => \(entryLifetime)) END
                 WHERE scope = \(scope)
                 """,
                 logger: logger

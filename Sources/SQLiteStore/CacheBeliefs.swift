@@ -11,17 +11,6 @@ extension SQLiteStore {
         }
     }
 
-    public func setScopeMaxError(scope: String, _ maxError: Double?) async throws {
-        try await pool.write { db in
-            if let maxError {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO scope_max_errors (scope, max_error) VALUES (?, ?)", arguments: [scope, maxError])
-            } else {
-                try db.execute(sql: "DELETE FROM scope_max_errors WHERE scope = ?", arguments: [scope])
-            }
-        }
-    }
-
     public func cacheBeliefs() async throws -> [CacheBeliefRecord] {
         try await pool.read { db in
             let scopes = try Row.fetchAll(db, sql: "SELECT scope, belief FROM cache_scope_beliefs").map {

@@ -223,26 +223,26 @@ extension SQLiteStore {
         }
     }
 
-    /// Sets a scope's overrides; with both nil, the scope follows the global settings again.
-    public func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws {
+    public func configureScope(_ scope: String, _ overrides: ScopeOverrides, entryLifetime: Double?) async throws {
         try await pool.write { db in
-            if similarityThreshold == nil, ttlSeconds == nil {
+            if overrides.similarityThreshold == nil, overrides.ttlSeconds == nil {
                 try db.execute(sql: "DELETE FROM scope_settings WHERE scope = ?", arguments: [scope])
             } else {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO scope_settings (scope, similarity_threshold, ttl_seconds) VALUES (?, ?, ?)",
-                    arguments: [scope, similarityThreshold, ttlSeconds])
+                    arguments: [scope, overrides.similarityThreshold, overrides.ttlSeconds])
             }
-        }
-    }
-
-    public func setCacheEntryLifetimes(scope: String, ttlSeconds: Double?) async throws {
-        try await pool.write { db in
+            if let maxError = overrides.maxError {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO scope_max_errors (scope, max_error) VALUES (?, ?)", arguments: [scope, maxError])
+            } else {
+                try db.execute(sql: "DELETE FROM scope_max_errors WHERE scope = ?", arguments: [scope])
+            }
             let entries = try Row.fetchAll(db, sql: "SELECT id, created_at FROM cache_entries WHERE scope = ?", arguments: [scope])
             let statement = try db.makeStatement(sql: "UPDATE cache_entries SET expires_at = ? WHERE id = ?")
             for entry in entries {
                 let createdAt: Date = entry["created_at"]
-                try statement.execute(arguments: [ttlSeconds.map { createdAt.addingTimeInterval($0) }, entry["id"] as Int64])
+                try statement.execute(arguments: [entryLifetime.map { createdAt.addingTimeInterval($0) }, entry["id"] as Int64])
             }
         }
     }

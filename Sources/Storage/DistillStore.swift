@@ -77,9 +77,11 @@ public protocol DistillStore: Sendable {
     // MARK: Scope settings and metadata
 
     func scopeSettings() async throws -> [String: (similarityThreshold: Double?, ttlSeconds: Double?)]
-    func setScopeSettings(scope: String, similarityThreshold: Double?, ttlSeconds: Double?) async throws
-    /// Every entry of `scope` expires `ttlSeconds` after it was created (never when nil).
-    func setCacheEntryLifetimes(scope: String, ttlSeconds: Double?) async throws
+    /// Sets what an operator set for `scope` (`cachectl cache configure`): its threshold and TTL
+    /// (`scopeSettings`) and its error bound (`scopeMaxErrors`), each nil where the global setting
+    /// holds; and every entry of the scope expires `entryLifetime` after it was created (never when
+    /// nil). One transaction: a crash leaves all of it set or none.
+    func configureScope(_ scope: String, _ overrides: ScopeOverrides, entryLifetime: Double?) async throws
     func metadata(_ key: String) async throws -> String?
     func setMetadata(_ key: String, _ value: String) async throws
 
@@ -87,8 +89,6 @@ public protocol DistillStore: Sendable {
 
     /// Each scope's own error bound δ (`cache.max_error`), where an operator set one.
     func scopeMaxErrors() async throws -> [String: Double]
-    /// Sets a scope's own error bound; nil: the global one applies again.
-    func setScopeMaxError(scope: String, _ maxError: Double?) async throws
     /// Everything the verified cache has learned: its scopes' beliefs and its entries'.
     func cacheBeliefs() async throws -> [CacheBeliefRecord]
     /// Merges beliefs into the stored ones, one merge at a time across every node of the store:

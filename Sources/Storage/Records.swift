@@ -233,6 +233,19 @@ public enum StoreError: Error, CustomStringConvertible {
 /// What the verified cache learned about a scope (`entryID` nil) or one of its entries, as the
 /// cache encoded it (JSON of CacheVerification's `ScopeBelief` or `EntryBelief`): the store keeps
 /// it without reading it.
+/// What an operator set for one scope; nil where the global setting holds.
+public struct ScopeOverrides: Sendable, Equatable {
+    public var similarityThreshold: Double?
+    public var ttlSeconds: Double?
+    public var maxError: Double?
+
+    public init(similarityThreshold: Double? = nil, ttlSeconds: Double? = nil, maxError: Double? = nil) {
+        self.similarityThreshold = similarityThreshold
+        self.ttlSeconds = ttlSeconds
+        self.maxError = maxError
+    }
+}
+
 public struct CacheBeliefRecord: Sendable, Equatable {
     public var scope: String
     public var entryID: Int64?

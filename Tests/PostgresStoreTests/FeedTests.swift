@@ -30,7 +30,7 @@ struct FeedTests {
 
         let first = try await a.appendTeacherExchange(exchange(), cacheEntry: entry("k"))
         let second = try await a.appendTeacherExchange(exchange(), cacheEntry: entry("k"))
-        try await a.setScopeSettings(scope: "s", similarityThreshold: 0.9, ttlSeconds: nil)
+        try await a.configureScope("s", ScopeOverrides(similarityThreshold: 0.9), entryLifetime: nil)
         let version = try await a.addStudentVersion(
             StudentVersionRecord(scope: "s", createdAt: Date(), status: .active, model: Data(), metrics: "{}", trainedThrough: 1, trainingSeconds: 0))
         let purged = try await b.purgeCacheEntries(scope: nil, createdBefore: nil)
@@ -57,7 +57,7 @@ struct FeedTests {
         let configuration = try await Server.configuration()
         let a = try await Server.open(configuration)
         let b = try await Server.open(configuration)
-        for threshold in [0.8, 0.85, 0.9] { try await a.setScopeSettings(scope: "s", similarityThreshold: threshold, ttlSeconds: nil) }
+        for threshold in [0.8, 0.85, 0.9] { try await a.configureScope("s", ScopeOverrides(similarityThreshold: threshold), entryLifetime: nil) }
         let ids = try await a.changes(after: 0, limit: 10).map(\.id)
         try await a.recordPosition(ids[2])
         try await b.recordPosition(ids[0])

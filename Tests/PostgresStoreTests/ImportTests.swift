@@ -30,10 +30,10 @@ struct ImportTests {
         let version = try await source.addStudentVersion(
             StudentVersionRecord(scope: "s", createdAt: Date(timeIntervalSince1970: 1_800_000_100), status: .active, model: Data([9, 8, 7]),
                                  metrics: "{}", trainedThrough: 20, trainingSeconds: 3))
-        try await source.setScopeSettings(scope: "t", similarityThreshold: 0.8, ttlSeconds: nil)
+        try await source.configureScope("t", ScopeOverrides(similarityThreshold: 0.8), entryLifetime: nil)
         try await source.setMetadata("embedding_model", "m@1")
         try await source.saveIndexSnapshot(scope: "s", watermark: 7, bytes: [1, 2])
-        try await source.setScopeMaxError(scope: "s", 0.02)
+        try await source.configureScope("s", ScopeOverrides(maxError: 0.02), entryLifetime: nil)
         let beliefs = [
             CacheBeliefRecord(scope: "s", entryID: nil, belief: Data("scope".utf8)),
             CacheBeliefRecord(scope: "s", entryID: 4, belief: Data("entry".utf8)),

@@ -41,15 +41,4 @@ import Testing
         #expect(try await store.cacheBeliefs() == [CacheBeliefRecord(scope: "s", entryID: nil, belief: Data("scope 2".utf8))])
         try store.close()
     }
-
-    @Test func aScopesErrorBoundIsSetAndReset() async throws {
-        let store = try SQLiteStore(path: path)
-        try await store.setScopeMaxError(scope: "s", 0.02)
-        try await store.setScopeMaxError(scope: "t", 0.1)
-        try await store.setScopeMaxError(scope: "t", 0.05)
-        #expect(try await store.scopeMaxErrors() == ["s": 0.02, "t": 0.05])
-        try await store.setScopeMaxError(scope: "s", nil)
-        #expect(try await store.scopeMaxErrors() == ["t": 0.05])
-        try store.close()
-    }
 }

@@ -166,12 +166,16 @@ extension StoreCase {
             try await store.setMetadata("embedding_model", "m@1")
             try await store.setMetadata("embedding_model", "m@2")
             #expect(try await store.metadata("embedding_model") == "m@2")
-            try await store.setScopeSettings(scope: "s", similarityThreshold: 0.95, ttlSeconds: nil)
-            try await store.setScopeSettings(scope: "s", similarityThreshold: 0.9, ttlSeconds: 60)
+            try await store.configureScope("s", ScopeOverrides(similarityThreshold: 0.95, maxError: 0.1), entryLifetime: nil)
+            try await store.configureScope("s", ScopeOverrides(similarityThreshold: 0.9, ttlSeconds: 60, maxError: 0.02), entryLifetime: nil)
+            try await store.configureScope("t", ScopeOverrides(maxError: 0.05), entryLifetime: nil)
             #expect(try await store.scopeSettings()["s"]?.similarityThreshold == 0.9)
             #expect(try await store.scopeSettings()["s"]?.ttlSeconds == 60)
-            try await store.setScopeSettings(scope: "s", similarityThreshold: nil, ttlSeconds: nil)
+            #expect(try await store.scopeSettings()["t"] == nil, "a bound alone is no threshold or TTL")
+            #expect(try await store.scopeMaxErrors() == ["s": 0.02, "t": 0.05])
+            try await store.configureScope("s", ScopeOverrides(), entryLifetime: nil)
             #expect(try await store.scopeSettings().isEmpty)
+            #expect(try await store.scopeMaxErrors() == ["t": 0.05])
         },
     ]
 
@@ -188,10 +192,10 @@ extension StoreCase {
         StoreCase("a scope's entries take a new lifetime from their creation") { store in
             _ = try await store.appendTeacherExchange(exchange(1), cacheEntry: entry("a", created: 10, expires: 20))
             _ = try await store.appendTeacherExchange(exchange(2), cacheEntry: entry("b", scope: "t", created: 10, expires: 20))
-            try await store.setCacheEntryLifetimes(scope: "s", ttlSeconds: 100)
+            try await store.configureScope("s", ScopeOverrides(ttlSeconds: 100), entryLifetime: 100)
             var expiries = Dictionary(uniqueKeysWithValues: try await store.cacheEntryKeys().map { ($0.exactKey, $0.expiresAt) })
             #expect(expiries["a"] == t0 + 110 && expiries["b"] == t0 + 20)
-            try await store.setCacheEntryLifetimes(scope: "s", ttlSeconds: nil)
+            try await store.configureScope("s", ScopeOverrides(ttlSeconds: 0), entryLifetime: nil)
             expiries = Dictionary(uniqueKeysWithValues: try await store.cacheEntryKeys().map { ($0.exactKey, $0.expiresAt) })
             #expect(expiries["a"] == .some(nil))
         },
