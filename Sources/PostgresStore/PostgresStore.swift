@@ -122,30 +122,22 @@ public final class PostgresStore: DistillStore, ChangeFeed {
 
     /// Fails with `StoreError.unavailable` when `operation` has not finished within
     /// `operationTimeout`: while PostgreSQL is down, postgres-nio's pool waits up to a minute for
-    /// a connection, and a request waiting for a commit should fail fast (503) instead.
+    /// a connection, and a query sent just before it went away may wait longer; a request waiting
+    /// for a commit should fail fast (503) instead, and a node's follower try again.
     private func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = configuration.operationTimeout
-        let location = location
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        do {
+            guard let value = try await firstWithin(timeout, operation) else {
+                throw StoreError.unavailable(location: location, reason: "PostgreSQL did not answer within \(timeout)")
             }
-            defer { group.cancelAll() }
-            do {
-                guard let value = try await group.next()! else {
-                    throw StoreError.unavailable(location: location, reason: "PostgreSQL did not answer within \(timeout)")
-                }
-                return value
-            } catch let error as StoreError {
-                throw error
-            } catch let error as PostgresTransactionError where error.closureError is StoreError {
-                // What the transaction's own code found (e.g. no such row), not PostgreSQL's failure.
-                throw error.closureError!
-            } catch {
-                throw StoreError.unavailable(location: location, reason: Self.describe(error))
-            }
+            return value
+        } catch let error as StoreError {
+            throw error
+        } catch let error as PostgresTransactionError where error.closureError is StoreError {
+            // What the transaction's own code found (e.g. no such row), not PostgreSQL's failure.
+            throw error.closureError!
+        } catch {
+            throw StoreError.unavailable(location: location, reason: Self.describe(error))
         }
     }
 
