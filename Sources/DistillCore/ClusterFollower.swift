@@ -74,8 +74,9 @@ public final class ClusterFollower: Service, Sendable {
     public func run() async throws {
         // The store's wake-ups and this follower's own retries, coalesced: one catch-up reads all.
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let storeWakeups = feed.feedWakeups()  // subscribed now: a commit from here on wakes it
         let relay = Task {
-            for await _ in feed.feedWakeups() { wake.yield() }
+            for await _ in storeWakeups { wake.yield() }
             wake.finish()
         }
         var retry: Task<Void, Never>?
