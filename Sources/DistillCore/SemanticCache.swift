@@ -642,13 +642,14 @@ public final class SemanticCache: Sendable {
             same = equivalence.areEquivalent(lesson.candidate.answer, teacherAnswer, vectors: (vectors[0], vectors[1]))
         }
         let verifier = verifier(settings(for: lesson.scope))
+        let entryID = lesson.candidate.entryID
         state.withLock { state in
             var belief = state.beliefs.scopes[lesson.scope] ?? verifier.newScope()
-            let entry = state.beliefs.entries[lesson.candidate.entryID]?.belief ?? verifier.newEntry()
+            let entry = state.beliefs.entries[entryID]?.belief ?? verifier.newEntry()
             let learned = verifier.learn(lesson.verdict, wrong: !same, scope: &belief, entry: entry)
             // An entry deleted meanwhile keeps this until a restart; the store drops it (mergeCacheBeliefs).
             state.beliefs.set(
-                belief, entry: learned, after: UnsavedBelief.Lesson(entryID: lesson.candidate.entryID, verdict: lesson.verdict, wrong: !same),
+                belief, entry: learned, after: UnsavedBelief.Lesson(entryID: entryID, verdict: lesson.verdict, wrong: !same),
                 scope: lesson.scope)
         }
         metrics.recordCacheLesson(scope: lesson.scope, wrong: !same)
