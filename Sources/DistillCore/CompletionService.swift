@@ -76,7 +76,11 @@ public final class CompletionService: Sendable {
     }
 
     public func complete(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionResponse {
-        switch await route(request, info: info) {
+        try await respond(await route(request, info: info), to: request, info: info)
+    }
+
+    private func respond(_ route: Route, to request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionResponse {
+        switch route {
         case .cached(let hit):
             return cachedResponse(hit, of: request, info: info)
         case .student(let decision, let similarity):
@@ -88,12 +92,8 @@ public final class CompletionService: Sendable {
                 completion = try await teacher.complete(request, requestID: info.requestID)
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                switch answerInsteadOfAudit(plan) {
-                case .cached(let hit): return cachedResponse(hit, of: request, info: info)
-                case .student(let decision, let similarity):
-                    return studentResponse(decision, similarity: similarity, of: request, info: info)
-                case .teacher, nil: throw failure
-                }
+                guard let instead = answerInsteadOfAudit(plan) else { throw failure }
+                return try await respond(instead, to: request, info: info)
             }
             let latency = ContinuousClock.now - started
             metrics.recordTeacherCall(outcome: "success", duration: latency, usage: completion.answer.usage)
@@ -175,7 +175,11 @@ public final class CompletionService: Sendable {
 
     /// Opens a streamed answer. Throws before anything is sent when the teacher cannot start one.
     public func stream(_ request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionStream {
-        switch await route(request, info: info) {
+        try await openStream(await route(request, info: info), to: request, info: info)
+    }
+
+    private func openStream(_ route: Route, to request: ChatRequest, info: RequestInfo) async throws(DistillError) -> CompletionStream {
+        switch route {
         case .cached(let hit):
             return cachedStream(hit, of: request, info: info)
         case .student(let decision, let similarity):
@@ -190,19 +194,16 @@ public final class CompletionService: Sendable {
                     body: .teacher(relay))
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                switch answerInsteadOfAudit(plan) {
-                case .cached(let hit): return cachedStream(hit, of: request, info: info)
-                case .student(let decision, let similarity):
-                    return studentStream(decision, similarity: similarity, of: request, info: info)
-                case .teacher, nil: throw failure
-                }
+                guard let instead = answerInsteadOfAudit(plan) else { throw failure }
+                return try await openStream(instead, to: request, info: info)
             }
         }
     }
 
     /// What serves a request picked for an audit, the cache's or the student's, when the teacher could not
     /// answer it: the answer audited was within its bound and would otherwise have been served, so a failing
-    /// teacher turns the audit into no audit rather than into an error for the client. Nil for any other request.
+    /// teacher turns the audit into no audit rather than into an error for the client. Nil for any other request;
+    /// never `.teacher`.
     private func answerInsteadOfAudit(_ plan: TeacherPlan) -> Route? {
         if let hit = plan.lesson?.auditedHit {
             cache?.countHit(hit.entryID, now: clock.now)
