@@ -6,10 +6,11 @@ time. Reports what the student served and its agreement with the teacher, and th
     scripts/drift-check.py                      # 3,000 rows in file order, then 1,000 random test rows
     scripts/drift-check.py --order shuffled     # the same with the train rows shuffled
     scripts/drift-check.py --test first         # the first 1,000 test rows instead (mostly the learned intents)
+    scripts/drift-check.py --show-wrong         # and each answer the student got wrong, as it comes
 
 The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped), from --bin (a release build).
 """
-import argparse, concurrent.futures, json, os, random, re, subprocess, sys, tempfile, threading, urllib.request
+import argparse, collections, concurrent.futures, json, os, random, re, subprocess, sys, tempfile, threading, urllib.request
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -21,6 +22,8 @@ parser.add_argument("--test", choices=["random", "first"], default="random")
 parser.add_argument("--train", type=int, default=3000)
 parser.add_argument("--asks", type=int, default=1000)
 parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--show-wrong", action="store_true",
+                    help="print each answer the student got wrong: the request, its answer, the teacher's, and how often the teacher gave that answer in the rows learned")
 args = parser.parse_args()
 
 rows = [json.loads(line) for line in open(args.data)]
@@ -32,6 +35,7 @@ if args.order == "shuffled":
 learn = train[: args.train]
 asks = generator.sample(test, args.asks) if args.test == "random" else test[: args.asks]
 learned = {row["text"] for row in learn}
+taught = collections.Counter(row["top"][0][0] for row in learn)
 asks = [row for row in asks if row["text"] not in learned]
 
 directory = tempfile.mkdtemp(prefix="distill-drift-")
@@ -81,7 +85,11 @@ try:
     for position, row in enumerate(asks, 1):
         source, answer = ask(row["text"])
         counts[source][0] += 1
-        counts[source][1] += answer == row["top"][0][0]
+        teacher_answer = row["top"][0][0]
+        counts[source][1] += answer == teacher_answer
+        if args.show_wrong and source == "student" and answer != teacher_answer:
+            print(f"  wrong at {position}: {row['text']!r}: {answer}, the teacher {teacher_answer} "
+                  f"(taught {taught[teacher_answer]} times)", flush=True)
         if position % 100 == 0:
             print(f"asked {position} of {len(asks)}", file=sys.stderr)
     print(f"train rows: {len(learn)} in {args.order} order; asked: {len(asks)} {args.test} test rows")
