@@ -7,8 +7,10 @@ time. Reports what the student served and its agreement with the teacher, and th
     scripts/drift-check.py --order shuffled     # the same with the train rows shuffled
     scripts/drift-check.py --test first         # the first 1,000 test rows instead (mostly the learned intents)
     scripts/drift-check.py --show-wrong         # and each answer the student got wrong, as it comes
+    scripts/drift-check.py --daemon-env DISTILL_CACHE_ENABLED=false   # the student alone, no cache before it
 
-The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped), from --bin (a release build).
+The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped; --daemon-env sets some), from --bin
+(a release build).
 """
 import argparse, collections, concurrent.futures, json, os, random, re, subprocess, sys, tempfile, threading, urllib.request
 
@@ -22,6 +24,8 @@ parser.add_argument("--test", choices=["random", "first"], default="random")
 parser.add_argument("--train", type=int, default=3000)
 parser.add_argument("--asks", type=int, default=1000)
 parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--daemon-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra variable for distilld's environment (repeatable)")
 parser.add_argument("--show-wrong", action="store_true",
                     help="print each answer the student got wrong: the request, its answer, the teacher's, and how often the teacher gave that answer in the rows learned")
 args = parser.parse_args()
@@ -41,6 +45,11 @@ asks = [row for row in asks if row["text"] not in learned]
 directory = tempfile.mkdtemp(prefix="distill-drift-")
 environment = {key: value for key, value in os.environ.items() if not key.startswith("DISTILL_")}
 environment["DISTILL_EMBEDDING_MODEL_DIR"] = os.path.abspath(args.model)
+for setting in args.daemon_env:
+    key, separator, value = setting.partition("=")
+    if not separator or not key.startswith("DISTILL_"):
+        sys.exit(f"--daemon-env {setting!r}: expected DISTILL_KEY=VALUE")
+    environment[key] = value
 
 
 def start(command):
