@@ -92,7 +92,7 @@ public final class CompletionService: Sendable {
                 completion = try await teacher.complete(request, requestID: info.requestID)
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                guard let instead = answerInsteadOfAudit(plan) else { throw failure }
+                guard let instead = answerWithoutTeacher(plan) else { throw failure }
                 return try await respond(instead, to: request, info: info)
             }
             let latency = ContinuousClock.now - started
@@ -194,22 +194,29 @@ public final class CompletionService: Sendable {
                     body: .teacher(relay))
             } catch {
                 let failure = failedTeacherCall(error, started: started, info: info)
-                guard let instead = answerInsteadOfAudit(plan) else { throw failure }
+                guard let instead = answerWithoutTeacher(plan) else { throw failure }
                 return try await openStream(instead, to: request, info: info)
             }
         }
     }
 
-    /// What serves a request picked for an audit, the cache's or the student's, when the teacher could not
-    /// answer it: the answer audited was within its bound and would otherwise have been served, so a failing
-    /// teacher turns the audit into no audit rather than into an error for the client. Nil for any other request;
-    /// never `.teacher`.
-    private func answerInsteadOfAudit(_ plan: TeacherPlan) -> Route? {
+    /// What serves a request the teacher could not answer, when it was asked only to check or to learn: an
+    /// audit's answer (the cache's or the student's), which was within its bound and would otherwise have been
+    /// served; and for a lookup the cache explored, the student's confident answer, as for any miss. A failing
+    /// teacher turns the audit or the exploration into none rather than into an error for the client. Nil for
+    /// any other request; never `.teacher`.
+    private func answerWithoutTeacher(_ plan: TeacherPlan) -> Route? {
         if let hit = plan.lesson?.auditedHit {
             cache?.countHit(hit.entryID, now: clock.now)
             return .cached(hit)
         }
-        guard let decision = plan.student, decision.action == .audit else { return nil }
+        if let decision = plan.student, decision.action == .audit {
+            return .student(decision, similarity: plan.bestSimilarity)
+        }
+        // An exploration skipped the student (`route`): ask it now. Its audit, too, is for a teacher that answers.
+        guard plan.lesson?.explores == true, let students, let vector = plan.vector,
+            let decision = students.decide(scope: plan.scope.key, vector: vector), [.answer, .audit].contains(decision.action)
+        else { return nil }
         return .student(decision, similarity: plan.bestSimilarity)
     }
 

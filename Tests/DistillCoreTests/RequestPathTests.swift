@@ -60,33 +60,40 @@ import Testing
         func seesWhole(_ text: String) -> Bool { true }
     }
 
-    /// A request path whose scope has a student serving, trained on three clusters of `StudentsTests`.
-    func serviceWithStudent(teacher: ScriptedTeacher, embedder: TableEmbedder, auditShare: Double = 0.02) async throws -> (
-        service: CompletionService, students: Students, store: SQLiteStore, model: StudentModel
-    ) {
-        let store = try SQLiteStore(
-            path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path)
+    /// A request path whose scope has a student serving, trained on three clusters of `StudentsTests`, over the store
+    /// at `path` (the version is stored once); with the verified cache in front when `cache`.
+    func serviceWithStudent(
+        teacher: ScriptedTeacher, embedder: TableEmbedder, auditShare: Double = 0.02, cache: Bool = false,
+        path: String = FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path
+    ) async throws -> (service: CompletionService, students: Students, store: SQLiteStore, model: StudentModel) {
+        let store = try SQLiteStore(path: path)
         let model = try StudentTrainer.train(StudentsTests.exchanges(answers: ["a", "b", "c"])).model
-        let holdout = HoldoutCounts(model.report.holdout)
-        let versionMetrics = StudentVersionMetrics(
-            embeddingModel: embedder.identity.key, classes: 3, threshold: model.threshold.map(Double.init),
-            temperature: Double(model.temperature), trainingRows: 0, softTargetRows: 0, epochs: 1, bestEpoch: 1,
-            calibrationErrorBefore: 0, calibrationErrorAfter: 0, holdout: holdout, floatHoldout: holdout, trafficCoverage: nil,
-            trafficAgreement: nil, incumbent: nil, decision: "test")
-        let scope = Scope(of: try request("known"), tenant: tenant).key
-        _ = try await store.addStudentVersion(
-            StudentVersionRecord(
-                scope: scope, createdAt: Date(), status: .active, model: model.encoded(),
-                metrics: String(decoding: try JSONEncoder().encode(versionMetrics), as: UTF8.self), trainedThrough: 0,
-                trainingSeconds: 0))
-        let metrics = RecordingMetrics()
+        if try await store.currentStudentVersions().isEmpty {
+            let holdout = HoldoutCounts(model.report.holdout)
+            let versionMetrics = StudentVersionMetrics(
+                embeddingModel: embedder.identity.key, classes: 3, threshold: model.threshold.map(Double.init),
+                temperature: Double(model.temperature), trainingRows: 0, softTargetRows: 0, epochs: 1, bestEpoch: 1,
+                calibrationErrorBefore: 0, calibrationErrorAfter: 0, holdout: holdout, floatHoldout: holdout, trafficCoverage: nil,
+                trafficAgreement: nil, incumbent: nil, decision: "test")
+            _ = try await store.addStudentVersion(
+                StudentVersionRecord(
+                    scope: Scope(of: try request("known"), tenant: tenant).key, createdAt: Date(), status: .active,
+                    model: model.encoded(), metrics: String(decoding: try JSONEncoder().encode(versionMetrics), as: UTF8.self),
+                    trainedThrough: 0, trainingSeconds: 0))
+        }
+        let (clock, metrics) = (ManualClock(), RecordingMetrics())
         var settings = StudentSettings()
         settings.auditShare = auditShare
         let students = try await Students.open(
             store: store, configuration: settings, embeddingModel: embedder.identity.key, metrics: metrics, logger: quietLogger)
+        let semanticCache = cache
+            ? try await SemanticCache.open(
+                store: store, settings: CacheSettings(), index: IndexSettings(), embedder: embedder, clock: clock,
+                metrics: metrics, logger: quietLogger)
+            : nil
         let service = CompletionService(
-            store: store, teacher: teacher, cache: nil, students: students, embedder: embedder, temperatureCeiling: 1,
-            clock: ManualClock(), metrics: metrics, logger: quietLogger)
+            store: store, teacher: teacher, cache: semanticCache, students: students, embedder: embedder, temperatureCeiling: 1,
+            clock: clock, metrics: metrics, logger: quietLogger)
         return (service, students, store, model)
     }
 
@@ -126,6 +133,35 @@ import Testing
             try await service.complete(try request("unlike anything learned"), info: info)
         }
         #expect(try await store.teacherLogCount() == 0)
+    }
+
+    @Test(arguments: [false, true]) func anExplorationTheTeacherCannotAnswerServesTheStudentsAnswer(streamed: Bool) async throws {
+        let reworded = StudentsTests.vector(cluster: 0).enumerated().map { $0.offset == 7 ? 0.1 : $0.element }
+        let embedder = TableEmbedder(table: ["known": StudentsTests.vector(cluster: 0), "known, reworded": reworded])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path
+        // Audited, so that the teacher answers "known" and the cache holds its answer.
+        let answering = try await serviceWithStudent(
+            teacher: ScriptedTeacher(answer: "a"), embedder: embedder, auditShare: 1, cache: true, path: path)
+        let info = RequestInfo(requestID: "r", tenant: tenant)
+        #expect(try await answering.service.complete(try request("known"), info: info).source == .teacher)
+        try answering.store.close()
+
+        // A scope that has learned nothing explores its first paraphrase: the teacher's to answer, and it fails.
+        let teacher = ScriptedTeacher(failure: .timedOut)
+        let world = try await serviceWithStudent(teacher: teacher, embedder: embedder, cache: true, path: path)
+        // The student would not audit it (its content key is above the raised share): the teacher call is the cache's.
+        try #require(Students.auditKey(reworded) >= 0.1)
+        let paraphrase = try request("known, reworded")
+        let (source, similarity): (AnswerSource, Float?)
+        if streamed {
+            let stream = try await world.service.stream(paraphrase, info: info)
+            (source, similarity) = (stream.source, stream.similarity)
+        } else {
+            let response = try await world.service.complete(paraphrase, info: info)
+            (source, similarity) = (response.source, response.similarity)
+        }
+        #expect(source == .student && teacher.callCount == 1, "explored, the teacher failed, and the confident student answered")
+        #expect((similarity ?? 0) > 0.99, "the cached answer to \"known\" was the candidate")
     }
 
     @Test func aStreamedTeacherAnswerIsLoggedBeforeDone() async throws {
