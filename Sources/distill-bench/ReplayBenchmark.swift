@@ -1,5 +1,4 @@
 import ArgumentParser
-import AsyncHTTPClient
 import ChildProcess
 import DistillAPI
 import DistillClient
@@ -218,9 +217,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
     func send(
         stream: ReplayStream, workload: [ReplayQuery], address: DistillClient.Address, socket: String, daemon: ChildProcess
     ) async throws -> RunResult {
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        // Its pool lets idle connections go before distilld closes them: the stream held while the daemon trains
+        // left them idle about as long as its header timeout, and the first requests after it failed now and then.
+        let client = DistillClient.makeHTTPClient(readTimeout: .seconds(10 * 60), connections: concurrency)
         let admin = DistillClient(.unix(socket), timeout: .seconds(30), http: client)
         let runStart = Date()
         let sender = RequestSender(
