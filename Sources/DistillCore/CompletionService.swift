@@ -210,13 +210,13 @@ public final class CompletionService: Sendable {
             cache?.countHit(hit.entryID, now: clock.now)
             return .cached(hit)
         }
-        if let decision = plan.student, decision.action == .audit {
-            return .student(decision, similarity: plan.bestSimilarity)
+        var decision = plan.student
+        if decision == nil, plan.lesson?.explores == true, let vector = plan.vector {
+            // An exploration skipped the student (`route`): ask it now.
+            decision = students?.decide(scope: plan.scope.key, vector: vector)
         }
-        // An exploration skipped the student (`route`): ask it now. Its audit, too, is for a teacher that answers.
-        guard plan.lesson?.explores == true, let students, let vector = plan.vector,
-            let decision = students.decide(scope: plan.scope.key, vector: vector), [.answer, .audit].contains(decision.action)
-        else { return nil }
+        // A confident answer is served (a planned one never reaches the teacher); so is one picked for an audit.
+        guard let decision, [.answer, .audit].contains(decision.action) else { return nil }
         return .student(decision, similarity: plan.bestSimilarity)
     }
 

@@ -12,8 +12,7 @@ import Testing
 /// The request path against a scripted teacher: no network, only the domain and its store.
 @Suite struct RequestPathTests {
     func service(teacher: ScriptedTeacher, cache: Bool) async throws -> (CompletionService, SQLiteStore) {
-        let store = try SQLiteStore(
-            path: FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path)
+        let store = try SQLiteStore(path: Self.temporaryPath())
         let clock = ManualClock()
         let metrics = RecordingMetrics()
         let semanticCache = cache
@@ -25,6 +24,10 @@ import Testing
             store: store, teacher: teacher, cache: semanticCache, students: nil, embedder: sharedEmbedder,
             temperatureCeiling: 1, clock: clock, metrics: metrics, logger: quietLogger)
         return (service, store)
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path
     }
 
     func request(_ text: String) throws -> ChatRequest {
@@ -64,7 +67,7 @@ import Testing
     /// at `path` (the version is stored once); with the verified cache in front when `cache`.
     func serviceWithStudent(
         teacher: ScriptedTeacher, embedder: TableEmbedder, auditShare: Double = 0.02, cache: Bool = false,
-        path: String = FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path
+        path: String = RequestPathTests.temporaryPath()
     ) async throws -> (service: CompletionService, students: Students, store: SQLiteStore, model: StudentModel) {
         let store = try SQLiteStore(path: path)
         let model = try StudentTrainer.train(StudentsTests.exchanges(answers: ["a", "b", "c"])).model
@@ -138,7 +141,7 @@ import Testing
     @Test(arguments: [false, true]) func anExplorationTheTeacherCannotAnswerServesTheStudentsAnswer(streamed: Bool) async throws {
         let reworded = StudentsTests.vector(cluster: 0).enumerated().map { $0.offset == 7 ? 0.1 : $0.element }
         let embedder = TableEmbedder(table: ["known": StudentsTests.vector(cluster: 0), "known, reworded": reworded])
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-path-\(UUID().uuidString)/distill.sqlite").path
+        let path = Self.temporaryPath()
         // Audited, so that the teacher answers "known" and the cache holds its answer.
         let answering = try await serviceWithStudent(
             teacher: ScriptedTeacher(answer: "a"), embedder: embedder, auditShare: 1, cache: true, path: path)
