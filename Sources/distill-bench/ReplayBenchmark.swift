@@ -140,6 +140,9 @@ struct ReplayBenchmark: AsyncParsableCommand {
                 heldSeconds: result.heldSeconds))
         report.distillRuns = result.distillRuns
         report.student = result.student
+        report.teacherCalls = result.metrics.map {
+            ReplayReport.teacherCallReasons(exposition: $0, teacherAnswers: outcomes.count { $0.source == .teacher })
+        }
         let paths = try write(report, teacherFile: teacherFile, started: started)
         let comparison = try compare.map { try Self.sameSources(report.sources, previousReport: $0) }
 
@@ -166,6 +169,8 @@ struct ReplayBenchmark: AsyncParsableCommand {
         var student: StudentStatus?
         /// How long the stream was held while the daemon retrained (nil: free running).
         var heldSeconds: Double?
+        /// distilld's Prometheus exposition when the stream ended (nil if it could not be read).
+        var metrics: String?
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -279,6 +284,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         let outcomes = state.outcomes
         let distill = await Self.admin(APIPath.distill) { try await admin.distillStatus() }
         let student = await Self.admin(APIPath.student) { try await admin.studentStatus() }
+        let metrics = await Self.admin(APIPath.metrics) { try await admin.metrics() }
         try await client.shutdown()
 
         // Requests completed by a time: places the distiller's runs in the stream.
@@ -293,7 +299,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         }
         return RunResult(
             outcomes: outcomes, seconds: Self.seconds(elapsed), distillRuns: runs, student: student,
-            heldSeconds: pacing.map { Self.seconds($0.held) })
+            heldSeconds: pacing.map { Self.seconds($0.held) }, metrics: metrics)
     }
 
     /// An admin API answer; nil (with a note) when it cannot be had.
@@ -416,6 +422,12 @@ struct ReplayBenchmark: AsyncParsableCommand {
         lines.append(
             "  student's agreement per \(window):   \(Self.sparkline(studentAgreement))"
                 + (studentAgreement.min().map { " (lowest \(pct($0)))" } ?? ""))
+        if let reasons = report.teacherCalls {
+            let order = ["no student", "unsure", "novel", "audit", "explored"]
+            lines.append(
+                "  teacher answers, as a share of requests: "
+                    + order.map { "\($0) \(pct(Double(reasons[$0] ?? 0) / Double(max(w.requests, 1))))" }.joined(separator: ", "))
+        }
         let promoted = report.distillRuns.filter { $0.outcome == "promoted" }
         lines.append(
             "  re-distillation: \(report.distillRuns.count) runs (\(report.distillRuns.count { $0.trigger == "shift" }) due sooner on a shift), \(promoted.count) promoted"

@@ -184,6 +184,9 @@ struct ReplayReport: Encodable {
     /// The teacher's answers to the requests the teacher served in the last half of the stream,
     /// the most frequent first (at most 20): the classes the student does not yet take over.
     var lateTeacherClasses: [ClassCount]
+    /// Why the teacher answered, counted by the daemon (`GET /metrics`) when the stream ended; nil if it could not be
+    /// read. See `teacherCallReasons`.
+    var teacherCalls: [String: Int]?
     /// One letter per request in stream order — c(ache), s(tudent), t(eacher), x (error) — so
     /// that two runs can be compared request by request.
     var sources: String
@@ -193,6 +196,7 @@ struct ReplayReport: Encodable {
         case student
         case distillRuns = "distill_runs"
         case lateTeacherClasses = "late_teacher_classes"
+        case teacherCalls = "teacher_calls"
         case cacheSimilarity = "cache_similarity"
         case studentConfidence = "student_confidence"
     }
@@ -241,6 +245,23 @@ struct ReplayReport: Encodable {
         cacheSimilarity = spread(outcomes.compactMap { $0.source == .cache ? $0.similarity : nil })
         studentConfidence = spread(outcomes.compactMap { $0.source == .student ? $0.confidence : nil })
         sources = String(outcomes.map { $0.source.map { $0.rawValue.first! } ?? "x" })
+    }
+
+    /// The teacher's answers (`teacherAnswers` in all) by why they were the teacher's, from distilld's Prometheus
+    /// exposition: the verified cache explored the lookup (`explored`), the student was unsure (below τ), found the
+    /// request novel, or audited its confident answer; the rest (`no student`) met no serving student.
+    static func teacherCallReasons(exposition: String, teacherAnswers: Int) -> [String: Int] {
+        var counts: [String: Double] = [:]
+        for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            counts[String(line[..<space]), default: 0] += value
+        }
+        var reasons = ["explored": Int(counts[#"distill_cache_lookups_total{result="explore"}"#] ?? 0)]
+        for decision in ["unsure", "novel", "audit"] {
+            reasons[decision] = Int(counts[#"distill_student_decisions_total{decision=""# + decision + #""}"#] ?? 0)
+        }
+        reasons["no student"] = max(0, teacherAnswers - reasons.values.reduce(0, +))
+        return reasons
     }
 
     /// Answers are compared up to case and spacing: a student may canonicalize what it learned.

@@ -109,6 +109,27 @@ import Testing
         #expect(report.lateTeacherClasses.isEmpty)
     }
 
+    /// Each teacher answer has one reason; what the counters do not explain met no serving student.
+    @Test func teacherCallsByReason() {
+        let exposition = """
+            # HELP distill_cache_lookups_total Cache lookups by result.
+            # TYPE distill_cache_lookups_total counter
+            distill_cache_lookups_total{result="explore"} 7
+            distill_cache_lookups_total{result="miss"} 900
+            distill_student_decisions_total{decision="answer"} 300
+            distill_student_decisions_total{decision="audit"} 20
+            distill_student_decisions_total{decision="unsure"} 400
+            distill_student_decisions_total{decision="novel"} 33
+            distill_cache_lookup_duration_seconds_bucket{result="explore",le="0.005"} 7
+            """
+        #expect(
+            ReplayReport.teacherCallReasons(exposition: exposition, teacherAnswers: 600)
+                == ["explored": 7, "unsure": 400, "novel": 33, "audit": 20, "no student": 140])
+        #expect(ReplayReport.teacherCallReasons(exposition: "", teacherAnswers: 5) == [
+            "explored": 0, "unsure": 0, "novel": 0, "audit": 0, "no student": 5,
+        ])
+    }
+
     @Test func windowsSplitTheStream() {
         let report = ReplayReport(outcomes: Self.outcomes, queries: Self.queries, window: 4, pricePer1kTokens: 2, run: [:])
         #expect(report.windows.map { [$0.start, $0.end] } == [[0, 4], [4, 6]])
