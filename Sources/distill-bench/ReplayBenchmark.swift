@@ -422,12 +422,7 @@ struct ReplayBenchmark: AsyncParsableCommand {
         lines.append(
             "  student's agreement per \(window):   \(Self.sparkline(studentAgreement))"
                 + (studentAgreement.min().map { " (lowest \(pct($0)))" } ?? ""))
-        if let reasons = report.teacherCalls {
-            let order = ["no student", "unsure", "novel", "audit", "explored"]
-            lines.append(
-                "  teacher answers, as a share of requests: "
-                    + order.map { "\($0) \(pct(Double(reasons[$0] ?? 0) / Double(max(w.requests, 1))))" }.joined(separator: ", "))
-        }
+        if let shares = report.teacherCallShares { lines.append("  teacher answers, as a share of requests: \(shares)") }
         let promoted = report.distillRuns.filter { $0.outcome == "promoted" }
         lines.append(
             "  re-distillation: \(report.distillRuns.count) runs (\(report.distillRuns.count { $0.trigger == "shift" }) due sooner on a shift), \(promoted.count) promoted"

@@ -264,6 +264,15 @@ struct ReplayReport: Encodable {
         return reasons
     }
 
+    /// `teacherCalls` as shares of the requests, in the order of `teacherCallReasons`' doc; nil without them.
+    var teacherCallShares: String? {
+        teacherCalls.map { reasons in
+            ["no student", "unsure", "novel", "audit", "explored"].map { reason in
+                "\(reason) " + String(format: "%.1f%%", 100 * Double(reasons[reason] ?? 0) / Double(max(whole.requests, 1)))
+            }.joined(separator: ", ")
+        }
+    }
+
     /// Answers are compared up to case and spacing: a student may canonicalize what it learned.
     static func same(_ a: String, _ b: String) -> Bool {
         normalize(a) == normalize(b)

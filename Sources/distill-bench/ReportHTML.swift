@@ -60,6 +60,7 @@ extension ReplayReport {
             <p>\(figures.requests) requests, \(errors) failed. Teacher tokens \(cost.teacherTokens) against \(cost.baselineTokens) \
             if the teacher answered every request: \(String(format: "%.2f", cost.teacherCost)) against \
             \(String(format: "%.2f", cost.baselineCost)) at \(cost.pricePer1kTokens) per 1k tokens.</p>
+            \(teacherCallShares.map { "<p>Why the teacher answered, as shares of the requests: \(Self.escape($0)).</p>" } ?? "")
             <h2>Who answered, over the stream</h2>
             \(sharesChart())
             <p class="small">Dashed lines: the distiller promoted a new student version (green) or kept the active one (grey).</p>

@@ -125,6 +125,11 @@ import Testing
         #expect(
             ReplayReport.teacherCallReasons(exposition: exposition, teacherAnswers: 600)
                 == ["explored": 7, "unsure": 400, "novel": 33, "audit": 20, "no student": 140])
+        var report = ReplayReport(outcomes: Self.outcomes, queries: Self.queries, window: 4, pricePer1kTokens: 2, run: [:])
+        #expect(report.teacherCallShares == nil)
+        report.teacherCalls = ["no student": 1, "unsure": 2, "novel": 0, "audit": 0, "explored": 0]
+        #expect(report.teacherCallShares == "no student 16.7%, unsure 33.3%, novel 0.0%, audit 0.0%, explored 0.0%")
+        #expect(report.html(title: "t").contains("no student 16.7%, unsure 33.3%"))
         #expect(ReplayReport.teacherCallReasons(exposition: "", teacherAnswers: 5) == [
             "explored": 0, "unsure": 0, "novel": 0, "audit": 0, "no student": 5,
         ])
