@@ -8,6 +8,7 @@ time. Reports what the student served and its agreement with the teacher, and th
     scripts/drift-check.py --test first         # the first 1,000 test rows instead (mostly the learned intents)
     scripts/drift-check.py --show-wrong         # and each answer the student got wrong, as it comes
     scripts/drift-check.py --daemon-env DISTILL_CACHE_ENABLED=false   # the student alone, no cache before it
+    scripts/drift-check.py --dump asks.jsonl    # and every asked row's outcome, one JSON object a line
 
 The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped; --daemon-env sets some), from --bin
 (a release build).
@@ -28,6 +29,8 @@ parser.add_argument("--daemon-env", action="append", default=[], metavar="KEY=VA
                     help="extra variable for distilld's environment (repeatable)")
 parser.add_argument("--show-wrong", action="store_true",
                     help="print each answer the student got wrong: the request, its answer, the teacher's, and how often the teacher gave that answer in the rows learned")
+parser.add_argument("--dump", metavar="FILE",
+                    help="write each asked row's outcome (text, source, answer, the teacher's, x-distill-similarity and -confidence) to FILE as JSON lines")
 args = parser.parse_args()
 
 rows = [json.loads(line) for line in open(args.data)]
@@ -76,7 +79,7 @@ def ask(text):
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
     request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=600) as reply:
-        return reply.headers.get("x-distill-source"), json.load(reply)["choices"][0]["message"]["content"]
+        return reply.headers, json.load(reply)["choices"][0]["message"]["content"]
 
 
 def cachectl(*arguments):
@@ -91,8 +94,14 @@ try:
     cachectl("distill", "run", "--wait")
     # One at a time, in order: the shift test and any retraining see the stream as traffic would.
     counts = {source: [0, 0] for source in ("cache", "student", "teacher")}
+    dump = open(args.dump, "w") if args.dump else None
     for position, row in enumerate(asks, 1):
-        source, answer = ask(row["text"])
+        headers, answer = ask(row["text"])
+        source = headers.get("x-distill-source")
+        if dump:
+            numbers = {key: float(headers[f"x-distill-{key}"]) for key in ("similarity", "confidence") if headers.get(f"x-distill-{key}")}
+            dump.write(json.dumps({"position": position, "text": row["text"], "source": source, "answer": answer,
+                                   "teacher": row["top"][0][0], "taught": taught[row["top"][0][0]], **numbers}) + "\n")
         counts[source][0] += 1
         teacher_answer = row["top"][0][0]
         counts[source][1] += answer == teacher_answer
