@@ -9,6 +9,8 @@ time. Reports what the student served and its agreement with the teacher, and th
     scripts/drift-check.py --show-wrong         # and each answer the student got wrong, as it comes
     scripts/drift-check.py --daemon-env DISTILL_CACHE_ENABLED=false   # the student alone, no cache before it
     scripts/drift-check.py --dump asks.jsonl    # and every asked row's outcome, one JSON object a line
+    scripts/drift-check.py --learn-through-teacher   # every learned row to the teacher (x-distill-cache: refresh)
+    scripts/drift-check.py --asks-without-cache      # distilld restarted with the cache off for the asks
 
 The daemon runs on its defaults (every DISTILL_ variable of the caller is dropped; --daemon-env sets some), from --bin
 (a release build).
@@ -31,6 +33,10 @@ parser.add_argument("--show-wrong", action="store_true",
                     help="print each answer the student got wrong: the request, its answer, the teacher's, and how often the teacher gave that answer in the rows learned")
 parser.add_argument("--dump", metavar="FILE",
                     help="write each asked row's outcome (text, source, answer, the teacher's, x-distill-similarity and -confidence) to FILE as JSON lines")
+parser.add_argument("--learn-through-teacher", action="store_true",
+                    help="send the learned rows with x-distill-cache: refresh, so that neither the cache nor a student answers them and the teacher log holds them all")
+parser.add_argument("--asks-without-cache", action="store_true",
+                    help="after training, restart distilld on the same store with the cache off, so that the student decides on every asked row")
 args = parser.parse_args()
 
 rows = [json.loads(line) for line in open(args.data)]
@@ -69,15 +75,16 @@ def start(command):
 
 teacher, teacher_url = start([os.path.join(args.bin, "teacher-sim"), "--port", "0", "--soft-jsonl", args.data])
 socket = os.path.join(directory, "distilld.sock")
-daemon, url = start([
+daemon_command = [
     os.path.join(args.bin, "distilld"), "--http", "127.0.0.1:0", "--socket", socket,
     "--data-dir", os.path.join(directory, "data"), "--teacher-url", teacher_url + "/v1",
-])
+]
+daemon, url = start(daemon_command)
 
 
-def ask(text):
+def ask(text, headers={}):
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
-    request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json", **headers})
     with urllib.request.urlopen(request, timeout=600) as reply:
         return reply.headers, json.load(reply)["choices"][0]["message"]["content"]
 
@@ -89,9 +96,15 @@ def cachectl(*arguments):
 try:
     print(f"learning from {len(learn)} teacher answers ({args.order} order)…", file=sys.stderr)
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda row: ask(row["text"]), learn))
+        learn_headers = {"x-distill-cache": "refresh"} if args.learn_through_teacher else {}
+        list(pool.map(lambda row: ask(row["text"], learn_headers), learn))
     print("training…", file=sys.stderr)
     cachectl("distill", "run", "--wait")
+    if args.asks_without_cache:
+        daemon.terminate()
+        daemon.wait()
+        environment["DISTILL_CACHE_ENABLED"] = "false"
+        daemon, url = start(daemon_command)
     # One at a time, in order: the shift test and any retraining see the stream as traffic would.
     counts = {source: [0, 0] for source in ("cache", "student", "teacher")}
     dump = open(args.dump, "w") if args.dump else None
