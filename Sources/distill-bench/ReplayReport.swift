@@ -264,7 +264,8 @@ struct ReplayReport: Encodable {
         return reasons
     }
 
-    /// `teacherCalls` as shares of the requests, in the order of `teacherCallReasons`' doc; nil without them.
+    /// `teacherCalls` as shares of the requests, in a fixed order (no student first, the cache's explorations last);
+    /// nil without them.
     var teacherCallShares: String? {
         teacherCalls.map { reasons in
             ["no student", "unsure", "novel", "audit", "explored"].map { reason in
