@@ -365,14 +365,30 @@ struct ReplayBenchmark: AsyncParsableCommand {
         stamp.dateFormat = "yyyyMMdd-HHmmss"
         stamp.locale = Locale(identifier: "en_US_POSIX")
         let name = URL(fileURLWithPath: teacherFile).deletingPathExtension().lastPathComponent
-        let base = (self.report as NSString).appendingPathComponent(
-            "replay-\(name)\(order == .grouped ? "-grouped" : "")-s\(seed)-\(stamp.string(from: started))")
+        let base = try Self.claimReportBase((self.report as NSString).appendingPathComponent(
+            "replay-\(name)\(order == .grouped ? "-grouped" : "")-s\(seed)-\(stamp.string(from: started))"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(report).write(to: URL(fileURLWithPath: base + ".json"))
         let title = "Distill replay: \(name), \(report.whole.requests) requests"
         try Data(report.html(title: title).utf8).write(to: URL(fileURLWithPath: base + ".html"))
         return (base + ".json", base + ".html")
+    }
+
+    /// `stem`, or `stem-2`, `stem-3`, … when a replay started in the same second (two run side by side) took it: the
+    /// JSON file's name is claimed with O_EXCL, so that neither report overwrites the other.
+    static func claimReportBase(_ stem: String) throws -> String {
+        var attempt = 1
+        while true {
+            let base = attempt == 1 ? stem : "\(stem)-\(attempt)"
+            let descriptor = open(base + ".json", O_CREAT | O_EXCL | O_WRONLY, 0o644)
+            if descriptor >= 0 {
+                close(descriptor)
+                return base
+            }
+            guard errno == EEXIST else { throw BenchError("cannot create \(base).json: \(String(cString: strerror(errno)))") }
+            attempt += 1
+        }
     }
 
     /// The share of requests whose source equals the previous report's, position by position.

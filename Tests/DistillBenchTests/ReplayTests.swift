@@ -135,6 +135,19 @@ import Testing
         ])
     }
 
+    /// Two replays started in the same second keep both reports.
+    @Test func reportsOfOneSecondDoNotOverwriteEachOther() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("replay-names-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stem = directory.appendingPathComponent("replay-x-s1-20261207-095353").path
+        let first = try ReplayBenchmark.claimReportBase(stem), second = try ReplayBenchmark.claimReportBase(stem)
+        #expect(first == stem)
+        #expect(second == stem + "-2")
+        #expect(FileManager.default.fileExists(atPath: second + ".json"))
+        #expect(throws: BenchError.self) { try ReplayBenchmark.claimReportBase("/nonexistent-directory/replay") }
+    }
+
     @Test func windowsSplitTheStream() {
         let report = ReplayReport(outcomes: Self.outcomes, queries: Self.queries, window: 4, pricePer1kTokens: 2, run: [:])
         #expect(report.windows.map { [$0.start, $0.end] } == [[0, 4], [4, 6]])
