@@ -82,9 +82,9 @@ daemon_command = [
 daemon, url = start(daemon_command)
 
 
-def ask(text, headers={}):
+def ask(text, headers=None):
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
-    request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(request, timeout=600) as reply:
         return reply.headers, json.load(reply)["choices"][0]["message"]["content"]
 
@@ -111,18 +111,20 @@ try:
     for position, row in enumerate(asks, 1):
         headers, answer = ask(row["text"])
         source = headers.get("x-distill-source")
+        teacher_answer = row["top"][0][0]
         if dump:
             numbers = {key: float(headers[f"x-distill-{key}"]) for key in ("similarity", "confidence") if headers.get(f"x-distill-{key}")}
             dump.write(json.dumps({"position": position, "text": row["text"], "source": source, "answer": answer,
-                                   "teacher": row["top"][0][0], "taught": taught[row["top"][0][0]], **numbers}) + "\n")
+                                   "teacher": teacher_answer, "taught": taught[teacher_answer], **numbers}) + "\n")
         counts[source][0] += 1
-        teacher_answer = row["top"][0][0]
         counts[source][1] += answer == teacher_answer
         if args.show_wrong and source == "student" and answer != teacher_answer:
             print(f"  wrong at {position}: {row['text']!r}: {answer}, the teacher {teacher_answer} "
                   f"(taught {taught[teacher_answer]} times)", flush=True)
         if position % 100 == 0:
             print(f"asked {position} of {len(asks)}", file=sys.stderr)
+    if dump:
+        dump.close()
     print(f"train rows: {len(learn)} in {args.order} order; asked: {len(asks)} {args.test} test rows")
     for source, (served, agreeing) in counts.items():
         agreement = f" at {agreeing / served:.1%} agreement" if served and source != "teacher" else ""
