@@ -36,9 +36,6 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
     public var threshold: Double?
     public var temperature: Double
     public var trainingRows: Int
-    /// Paraphrases the cache served, trained on besides the training rows (`distill.learn_from_cache_hits`);
-    /// nil for versions stored before they were kept.
-    public var servedParaphraseRows: Int?
     /// Training rows with soft targets (the teacher's `top_logprobs`).
     public var softTargetRows: Int
     public var epochs: Int
@@ -79,9 +76,8 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
         embeddingModel: String, classes: Int, threshold: Double?, temperature: Double, trainingRows: Int,
         softTargetRows: Int, epochs: Int, bestEpoch: Int, calibrationErrorBefore: Double, calibrationErrorAfter: Double,
         holdout: HoldoutCounts, floatHoldout: HoldoutCounts, trafficCoverage: Double?, trafficAgreement: Double?,
-        incumbent: Incumbent?, decision: String, servedParaphraseRows: Int? = nil
+        incumbent: Incumbent?, decision: String
     ) {
-        self.servedParaphraseRows = servedParaphraseRows
         (self.embeddingModel, self.classes, self.threshold, self.temperature) = (embeddingModel, classes, threshold, temperature)
         (self.trainingRows, self.softTargetRows, self.epochs, self.bestEpoch) = (trainingRows, softTargetRows, epochs, bestEpoch)
         (self.calibrationErrorBefore, self.calibrationErrorAfter) = (calibrationErrorBefore, calibrationErrorAfter)
@@ -93,7 +89,6 @@ public struct StudentVersionMetrics: Codable, Sendable, Equatable {
         case classes, threshold, temperature, epochs, holdout, incumbent, decision
         case embeddingModel = "embedding_model"
         case trainingRows = "training_rows"
-        case servedParaphraseRows = "served_paraphrase_rows"
         case softTargetRows = "soft_target_rows"
         case bestEpoch = "best_epoch"
         case calibrationErrorBefore = "calibration_error_before"

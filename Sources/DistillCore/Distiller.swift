@@ -247,11 +247,8 @@ public final class Distiller: Service, Sendable {
     /// a candidate trained on them, the gate on the held-out fold, the stored version.
     private func distill(_ run: DistillRunInfo) async throws(DistillRunError) -> (outcome: DistillRunOutcome, reason: String, version: Int64?) {
         let rows: [(record: TeacherLogRecord, vector: [Float])]
-        let paraphrases: [(prompt: String, answer: String, vector: [Float])]
         do {
             rows = try await embedded(try await store.latestTeacherLog(scope: run.scope, limit: configuration.maxRows), run: run)
-            paraphrases = configuration.learnFromCacheHits
-                ? try await store.servedParaphrases(scope: run.scope, limit: configuration.maxRows) : []
         } catch is CancellationError {
             throw .cancelled
         } catch {
@@ -269,18 +266,6 @@ public final class Distiller: Service, Sendable {
         {
             for index in holdout.indices { holdout[index].weight = weights[index] }
             for index in training.indices { training[index].weight = weights[holdout.count + index] }
-        }
-        // The cache's served paraphrases train the network beside their entry's row (one cross-fitting fold), and
-        // never those of a held-out prompt: the holdout must stay unseen.
-        let served = paraphrases.filter {
-            $0.vector.count == embedder.identity.dimension && !fold.holdsOut($0.prompt, rows: rows.count)
-        }
-        if !served.isEmpty {
-            let teacherRows = zip(split.training.map(\.record.prompt), training).map { (prompt: $0, exchange: $1) }
-            let servedRows = served.map {
-                (prompt: $0.prompt, exchange: TeacherExchange(embedding: $0.vector, answer: $0.answer, calibrates: false))
-            }
-            training = fold.ordered(teacherRows + servedRows, prompt: \.prompt, answer: \.exchange.answer).map(\.exchange)
         }
         let trainingStarted = ContinuousClock.now
         let result = try await train(training, holdout: holdout, run: run)
@@ -301,7 +286,7 @@ public final class Distiller: Service, Sendable {
             floatHoldout: HoldoutCounts(result.floatModel.report.holdout), trafficCoverage: estimate.coverage,
             trafficAgreement: estimate.acceptedAgreement.share,
             incumbent: incumbent.map { .init(version: $0.version, holdout: HoldoutCounts(HoldoutMetrics($0.outcomes))) },
-            decision: decision.description, servedParaphraseRows: served.count)
+            decision: decision.description)
         let record = StudentVersionRecord(
             scope: run.scope, createdAt: clock.now, status: decision.promotes ? .active : .rejected,
             model: result.model.encoded(), metrics: String(decoding: JSONValue.encode(versionMetrics), as: UTF8.self),

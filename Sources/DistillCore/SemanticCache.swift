@@ -51,9 +51,6 @@ public final class SemanticCache: Sendable {
     let maxEntries: Int
     let indexConfiguration: IndexConfiguration
     let exploreShare: Double
-    /// Per scope, how many of the paraphrases it served the store keeps for the student to train
-    /// on (`distill.learn_from_cache_hits`); 0: none are kept.
-    let servedParaphrasesKept: Int
     let metrics: any DomainMetrics
     /// Of the nodes sharing a store, the leader evicts for all.
     let leadership: Leadership
@@ -69,7 +66,6 @@ public final class SemanticCache: Sendable {
         var beliefs = Beliefs()
         var verifiers: [CacheVerifier.Configuration: CacheVerifier] = [:]
         var pendingHits: [Int64: (count: Int, last: Date)] = [:]
-        var pendingParaphrases: [ServedParaphrase] = []
         var count = 0
         /// An eviction is under way (`evictIfOverCapacity`).
         var evicting = false
@@ -94,17 +90,11 @@ public final class SemanticCache: Sendable {
     /// The metadata key of the embedding model the stored vectors belong to.
     public static let modelKey = "embedding_model"
 
-    /// At most this many served paraphrases wait for a flush; later ones are not kept. At a high hit
-    /// rate the student needs a sample, not every hit, and each holds a vector.
-    static let pendingParaphrasesLimit = 1024
-
     init(
         store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
-        clock: any WallClock, metrics: any DomainMetrics, servedParaphrasesKept: Int = 0, leadership: Leadership = Leadership(),
-        logger: Logger
+        clock: any WallClock, metrics: any DomainMetrics, leadership: Leadership = Leadership(), logger: Logger
     ) {
         self.store = store
-        self.servedParaphrasesKept = servedParaphrasesKept
         self.leadership = leadership
         self.embedder = embedder
         let model = embedder.identity
@@ -127,12 +117,11 @@ public final class SemanticCache: Sendable {
     /// model, then loads every scope's index (from its snapshot, or rebuilt from the vectors).
     public static func open(
         store: any DistillStore, settings: CacheSettings, index: IndexSettings, embedder: any Embedder,
-        clock: any WallClock, metrics: any DomainMetrics, servedParaphrasesKept: Int = 0, leadership: Leadership = Leadership(),
-        logger: Logger
+        clock: any WallClock, metrics: any DomainMetrics, leadership: Leadership = Leadership(), logger: Logger
     ) async throws -> SemanticCache {
         let cache = SemanticCache(
             store: store, settings: settings, index: index, embedder: embedder, clock: clock, metrics: metrics,
-            servedParaphrasesKept: servedParaphrasesKept, leadership: leadership, logger: logger)
+            leadership: leadership, logger: logger)
         let model = cache.indexConfiguration.model
         if let stored = try await store.metadata(modelKey), stored != model {
             try await cache.reembed(with: embedder, from: stored)
@@ -205,12 +194,7 @@ public final class SemanticCache: Sendable {
             let entry = nearest.flatMap { state.beliefs.entries[$0.id]?.belief } ?? verifier.newEntry()
             let verdict = verifier.decide(candidate, scope: &belief, entry: entry, draw: draw)
             state.beliefs.set(belief, scope: scope.key)
-            if verdict.decision == .serve, let nearest {
-                state.countHit(nearest.id, at: now)
-                if servedParaphrasesKept > 0 && state.pendingParaphrases.count < Self.pendingParaphrasesLimit {
-                    state.pendingParaphrases.append(ServedParaphrase(scope: scope.key, entryID: nearest.id, createdAt: now, vector: vector))
-                }
-            }
+            if verdict.decision == .serve, let nearest { state.countHit(nearest.id, at: now) }
             return (verdict: verdict, rate: belief.wrongHitRate)
         }
         metrics.recordCacheVerification(scope: scope.key, decision: Self.metricDecision(verdict.verdict), wrongHitRate: verdict.rate)
@@ -505,11 +489,11 @@ public final class SemanticCache: Sendable {
 
     // MARK: - Upkeep
 
-    /// Writes the hit counts and the served paraphrases gathered since the last flush.
+    /// Writes the hit counts gathered since the last flush.
     public func flushHits() async throws {
-        let (hits, paraphrases) = state.withLock { state in
-            defer { (state.pendingHits, state.pendingParaphrases) = ([:], []) }
-            return (state.pendingHits, state.pendingParaphrases)
+        let hits = state.withLock { state in
+            defer { state.pendingHits = [:] }
+            return state.pendingHits
         }
         do {
             try await store.recordCacheHits(hits)
@@ -521,21 +505,7 @@ public final class SemanticCache: Sendable {
                     state.pendingHits[id] = (hit.count + (newer?.count ?? 0), newer?.last ?? hit.last)
                 }
             }
-            putBack(paraphrases)
             throw error
-        }
-        do {
-            try await store.recordServedParaphrases(paraphrases, keep: servedParaphrasesKept)
-        } catch {
-            putBack(paraphrases)
-            throw error
-        }
-    }
-
-    /// Served paraphrases a flush could not write, back before newer ones, within the limit.
-    private func putBack(_ paraphrases: [ServedParaphrase]) {
-        state.withLock { state in
-            state.pendingParaphrases = Array((paraphrases + state.pendingParaphrases).prefix(Self.pendingParaphrasesLimit))
         }
     }
 

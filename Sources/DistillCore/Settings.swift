@@ -86,7 +86,4 @@ public struct DistillSettings: Sendable, Equatable {
     public var maxRows = 50_000
     /// This share of them is held out (`HoldoutFold`): calibration, τ and the promotion gate.
     public var holdoutShare = HoldoutFold.defaultShare
-    /// Training also uses up to `maxRows` of the paraphrases the cache served (`ServedParaphrase`),
-    /// for the network alone: with the cache in front, the teacher log lacks the typical requests.
-    public var learnFromCacheHits = true
 }

@@ -302,7 +302,6 @@ extension DistillConfig {
         distill.minRows = try f.int("distill.min_rows", default: d.minRows, 100...10_000_000)
         distill.maxRows = try f.int("distill.max_rows", default: d.maxRows, 10...10_000_000)
         distill.holdoutShare = try f.double("distill.holdout_share", default: d.holdoutShare, 0.05...0.5)
-        distill.learnFromCacheHits = try f.bool("distill.learn_from_cache_hits", default: d.learnFromCacheHits)
         if distill.maxRows < distill.minRows {
             throw .invalidValue(key: "distill.max_rows", value: String(distill.maxRows), expected: "at least distill.min_rows (\(distill.minRows))")
         }

@@ -78,11 +78,9 @@ public final class DistillSystem: Sendable {
         var cache: SemanticCache?
         if config.cache.enabled {
             do {
-                // What the student trains on besides the teacher log (the distiller reads as many).
-                let paraphrasesKept = config.student.enabled && config.distill.learnFromCacheHits ? config.distill.maxRows : 0
                 cache = try await SemanticCache.open(
                     store: store, settings: config.cache, index: config.index, embedder: loaded, clock: clock,
-                    metrics: metrics, servedParaphrasesKept: paraphrasesKept, leadership: leadership, logger: logger)
+                    metrics: metrics, leadership: leadership, logger: logger)
             } catch {
                 throw .cache("\(error)")
             }

@@ -189,46 +189,6 @@ extension PostgresStore {
         ).drain()
     }
 
-    /// Not in the feed: no node holds served paraphrases in memory.
-    public func recordServedParaphrases(_ paraphrases: [ServedParaphrase], keep: Int) async throws {
-        guard !paraphrases.isEmpty else { return }
-        try await transaction { [self] connection in
-            for paraphrase in paraphrases {
-                try await connection.query(
-                    """
-                    INSERT INTO served_paraphrases (scope, entry_id, created_at, embedding)
-                    SELECT \(paraphrase.scope), id, \(paraphrase.createdAt), \(CacheEntryRecord.encode(paraphrase.vector))
-                    FROM cache_entries WHERE id = \(paraphrase.entryID)
-                    """,
-                    logger: logger
-                ).drain()
-            }
-            for scope in Set(paraphrases.map(\.scope)).sorted() {
-                try await connection.query(
-                    """
-                    DELETE FROM served_paraphrases WHERE scope = \(scope) AND id <=
-                      (SELECT id FROM served_paraphrases WHERE scope = \(scope) ORDER BY id DESC LIMIT 1 OFFSET \(keep))
-                    """,
-                    logger: logger
-                ).drain()
-            }
-        }
-    }
-
-    public func servedParaphrases(scope: String, limit: Int) async throws -> [(prompt: String, answer: String, vector: [Float])] {
-        let newestFirst = try await query(
-            """
-            SELECT e.prompt, e.answer, p.embedding FROM served_paraphrases p JOIN cache_entries e ON e.id = p.entry_id
-            WHERE p.scope = \(scope) ORDER BY p.id DESC LIMIT \(limit)
-            """,
-            logger: logger
-        ).all { row in
-            let (prompt, answer, embedding) = try row.decode((String, String, Data).self)
-            return (prompt: prompt, answer: answer, vector: CacheEntryRecord.decode(embedding))
-        }
-        return newestFirst.reversed()
-    }
-
     public func replaceCacheVectors(_ vectors: [(id: Int64, vector: [Float])]) async throws {
         guard !vectors.isEmpty else { return }
         try await transaction { [self] connection in

@@ -117,9 +117,6 @@ extension PostgresStore {
     }
 
     public func clearTeacherLogEmbeddings() async throws {
-        try await transaction { [self] connection in
-            try await connection.query("UPDATE teacher_log SET embedding = NULL", logger: logger).drain()
-            try await connection.query("DELETE FROM served_paraphrases", logger: logger).drain()
-        }
+        try await query("UPDATE teacher_log SET embedding = NULL", logger: logger).drain()
     }
 }

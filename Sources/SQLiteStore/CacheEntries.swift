@@ -182,40 +182,6 @@ extension SQLiteStore {
         }
     }
 
-    public func recordServedParaphrases(_ paraphrases: [ServedParaphrase], keep: Int) async throws {
-        guard !paraphrases.isEmpty else { return }
-        try await pool.write { db in
-            let insert = try db.makeStatement(
-                sql: """
-                    INSERT INTO served_paraphrases (scope, entry_id, created_at, embedding)
-                    SELECT ?, id, ?, ? FROM cache_entries WHERE id = ?
-                    """)
-            for paraphrase in paraphrases {
-                try insert.execute(
-                    arguments: [paraphrase.scope, paraphrase.createdAt, CacheEntryRecord.encode(paraphrase.vector), paraphrase.entryID])
-            }
-            let trim = try db.makeStatement(
-                sql: """
-                    DELETE FROM served_paraphrases WHERE scope = ?1 AND id <=
-                      (SELECT id FROM served_paraphrases WHERE scope = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)
-                    """)
-            for scope in Set(paraphrases.map(\.scope)) { try trim.execute(arguments: [scope, keep]) }
-        }
-    }
-
-    public func servedParaphrases(scope: String, limit: Int) async throws -> [(prompt: String, answer: String, vector: [Float])] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT e.prompt, e.answer, p.embedding FROM served_paraphrases p JOIN cache_entries e ON e.id = p.entry_id
-                    WHERE p.scope = ? ORDER BY p.id DESC LIMIT ?
-                    """,
-                arguments: [scope, limit]
-            ).reversed().map { ($0["prompt"], $0["answer"], CacheEntryRecord.decode($0["embedding"])) }
-        }
-    }
-
     public func saveIndexSnapshot(scope: String, watermark: Int64, bytes: [UInt8]) async throws {
         try await pool.write { db in
             try db.execute(

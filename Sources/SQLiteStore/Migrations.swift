@@ -97,18 +97,6 @@ extension SQLiteStore {
                 t.column("belief", .blob).notNull()
             }
         }
-        migrator.registerMigration("v5: served paraphrases") { db in
-            // Paraphrases the cache served, for the student to train on; they go with their entry.
-            try db.create(table: "served_paraphrases") { t in
-                t.autoIncrementedPrimaryKey("id")
-                t.column("scope", .text).notNull()
-                t.column("entry_id", .integer).notNull().references("cache_entries", onDelete: .cascade)
-                t.column("created_at", .datetime).notNull()
-                t.column("embedding", .blob).notNull()
-            }
-            try db.create(index: "served_paraphrases_by_scope", on: "served_paraphrases", columns: ["scope", "id"])
-            try db.create(index: "served_paraphrases_by_entry", on: "served_paraphrases", columns: ["entry_id"])
-        }
         return migrator
     }
 }

@@ -109,11 +109,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Forgets every logged embedding and served paraphrase (they came from another model).
+    /// Forgets every logged embedding (they came from another model).
     public func clearTeacherLogEmbeddings() async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE teacher_log SET embedding = NULL")
-            try db.execute(sql: "DELETE FROM served_paraphrases")
-        }
+        try await pool.write { db in try db.execute(sql: "UPDATE teacher_log SET embedding = NULL") }
     }
 }

@@ -38,8 +38,6 @@ public protocol DistillStore: Sendable {
     /// Per scope with rows after `id`: how many, and the newest id.
     func teacherLogActivity(after id: Int64) async throws -> [String: (count: Int, newest: Int64)]
     func setTeacherLogEmbeddings(_ vectors: [(id: Int64, vector: [Float])]) async throws
-    /// Forgets every logged embedding, and the served paraphrases (whose vectors are all they
-    /// hold): they came from another embedding model.
     func clearTeacherLogEmbeddings() async throws
     /// Deletes the exchanges created before `date` (of one scope, or all): per scope, how many, and
     /// the oldest id among them. Cache entries made from them stay (they lose the link).
@@ -69,15 +67,6 @@ public protocol DistillStore: Sendable {
     func evictLeastRecentlyUsed(count: Int) async throws -> [CacheEntryKey]
     func recordCacheHits(_ hits: [Int64: (count: Int, last: Date)]) async throws
     func replaceCacheVectors(_ vectors: [(id: Int64, vector: [Float])]) async throws
-
-    // MARK: Served paraphrases
-
-    /// Records paraphrases the cache served, then keeps only each of their scopes' newest `keep`.
-    /// One whose entry is already gone is dropped.
-    func recordServedParaphrases(_ paraphrases: [ServedParaphrase], keep: Int) async throws
-    /// A scope's newest `limit` served paraphrases whose entries are still there, oldest first: each
-    /// with its entry's prompt and answer. An entry that goes takes its paraphrases with it.
-    func servedParaphrases(scope: String, limit: Int) async throws -> [(prompt: String, answer: String, vector: [Float])]
 
     // MARK: Index snapshots
 

@@ -65,23 +65,6 @@ public struct CacheEntryRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// A paraphrase the semantic cache served: the request's embedding and the entry that answered it.
-/// The student trains on them (`distill.learn_from_cache_hits`): they are the typical requests that
-/// never reach the teacher log once the cache serves them.
-public struct ServedParaphrase: Sendable, Equatable {
-    public var scope: String
-    public var entryID: Int64
-    public var createdAt: Date
-    public var vector: [Float]
-
-    public init(scope: String, entryID: Int64, createdAt: Date, vector: [Float]) {
-        self.scope = scope
-        self.entryID = entryID
-        self.createdAt = createdAt
-        self.vector = vector
-    }
-}
-
 /// What identifies a cache entry to the in-memory structures built over the table.
 public struct CacheEntryKey: Sendable, Hashable {
     public var id: Int64

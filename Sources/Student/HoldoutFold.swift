@@ -39,18 +39,9 @@ public struct HoldoutFold: Sendable {
     /// `items` split into training and holdout (`holdsOut`), each ordered by prompt hash (then answer, for a prompt
     /// logged twice).
     public func split<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> (training: [Item], holdout: [Item]) {
-        let keyed = Self.keyed(items, prompt: prompt, answer: answer)
+        let keyed = items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
+            .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
         let heldOut = keyed.map { holdsOut(key: $0.key, rows: items.count) }
         return (zip(keyed, heldOut).filter { !$1 }.map(\.0.item), zip(keyed, heldOut).filter { $1 }.map(\.0.item))
-    }
-
-    /// `items` in `split`'s order: those of one prompt side by side.
-    public func ordered<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> [Item] {
-        Self.keyed(items, prompt: prompt, answer: answer).map(\.item)
-    }
-
-    private static func keyed<Item>(_ items: [Item], prompt: (Item) -> String, answer: (Item) -> String) -> [(key: Double, item: Item)] {
-        items.map { (key: ContentKey.unit(prompt($0).utf8), item: $0) }
-            .sorted { ($0.key, answer($0.item)) < ($1.key, answer($1.item)) }
     }
 }

@@ -153,8 +153,7 @@ public struct TrafficEstimate: Sendable, Hashable {
 
 /// How a student was trained and how it did on its holdout, stored with it (and `Codable`, for a JSON column).
 public struct TrainingReport: Sendable, Hashable, Codable {
-    /// Teacher answers trained on (exchanges that only train, `TeacherExchange.calibrates` false, are not counted:
-    /// with the holdout, these are the rows `HoldoutFold` split), and how many of them had a soft target.
+    /// Exchanges trained on (the older ones), and how many of them had a soft target.
     public var trainingCount: Int
     public var softTargetCount: Int
     /// Epochs run, and the one whose weights were kept (least holdout cross-entropy).

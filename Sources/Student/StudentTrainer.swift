@@ -9,17 +9,11 @@ public struct TeacherExchange: Sendable {
     public var alternatives: [(text: String, logprob: Double)]
     /// How many requests of the traffic it stands for when calibration and τ are judged (`HoldoutWeights`).
     public var weight: Double
-    /// False for an example that trains the network (and its novelty exemplars) but is left out of calibration, τ
-    /// and novelty's quantiles: a paraphrase the cache served, which stands for requests the student is not asked.
-    /// Training exchanges only.
-    public var calibrates: Bool
 
     public init(
-        embedding: [Float], answer: String, alternatives: [(text: String, logprob: Double)] = [], weight: Double = 1,
-        calibrates: Bool = true
+        embedding: [Float], answer: String, alternatives: [(text: String, logprob: Double)] = [], weight: Double = 1
     ) {
         (self.embedding, self.answer, self.alternatives, self.weight) = (embedding, answer, alternatives, weight)
-        self.calibrates = calibrates
     }
 }
 
@@ -188,9 +182,6 @@ public enum StudentTrainer {
             guard exchange.weight > 0 && exchange.weight.isFinite else {
                 throw .invalidEmbedding(index: index, reason: "its weight is not positive")
             }
-            guard exchange.calibrates || index < training.count else {
-                throw .invalidEmbedding(index: index, reason: "a held-out exchange must calibrate")
-            }
         }
         let classes = AnswerClasses(answers: training.map(\.answer), minSupport: configuration.minSupport)
         guard classes.count > 0 else { throw .noClasses(minSupport: configuration.minSupport) }
@@ -213,8 +204,6 @@ public enum StudentTrainer {
         // Cross-fitting: each training exchange is scored by the network of its fold, which never saw it.
         let folds = training.count >= 2 * configuration.calibrationFolds ? configuration.calibrationFolds : 0
         let fold = { (index: Int) in crossFittingFold(of: index, count: training.count, folds: folds) }
-        // The training exchanges calibration and τ are judged on, after the holdout.
-        let calibrating = folds > 0 ? training.indices.filter { training[$0].calibrates } : []
         let foldNetworks = try (0..<folds).map { k throws(StudentTrainingError) in
             try fit(training.indices.filter { fold($0) != k }).network
         }
@@ -232,12 +221,12 @@ public enum StudentTrainer {
         let exemplarSets = configuration.noveltyExemplars > 0
             ? [exemplars(leavingOut: nil)] + (0..<folds).map(exemplars) : []
         let calibrationQueries = exemplarSets.isEmpty
-            ? [] : (holdout.map(\.embedding) + calibrating.map { training[$0].embedding }).map(Exemplars.Query.init)
+            ? [] : (holdout + (folds > 0 ? training : [])).map { Exemplars.Query($0.embedding) }
 
         /// The network, calibrated and thresholded on the holdout and the cross-fitted training exchanges.
         func calibrated<Network: StudentNetwork>(_ network: Network, folds: [Network]) -> Student<Network> {
             var logits = holdout.map { network.logits($0.embedding) }, labels = holdoutLabels, weights = holdout.map(\.weight)
-            for index in calibrating {
+            for index in training.indices where !folds.isEmpty {
                 logits.append(folds[fold(index)].logits(training[index].embedding))
                 labels.append(trainingLabels[index])
                 weights.append(training[index].weight)
@@ -261,7 +250,7 @@ public enum StudentTrainer {
             var novelty: Novelty?, distances = [Float](repeating: 0, count: labels.count)
             if !exemplarSets.isEmpty {
                 for index in answers {
-                    let set = index < holdout.count ? 0 : 1 + fold(calibrating[index - holdout.count])
+                    let set = index < holdout.count ? 0 : 1 + fold(index - holdout.count)
                     distances[index] = exemplarSets[set].distance(calibrationQueries[index], classIndex: after.classes[index])
                 }
                 // The in-distribution answers it is confident on: the teacher's answer is a class, the confidence
@@ -288,7 +277,7 @@ public enum StudentTrainer {
                         agrees: after.correct[index])
                 })
             let report = TrainingReport(
-                trainingCount: training.count { $0.calibrates }, softTargetCount: targets.count { !$0.distribution.isEmpty },
+                trainingCount: training.count, softTargetCount: targets.count { !$0.distribution.isEmpty },
                 epochs: outcome.epochs, bestEpoch: outcome.bestEpoch,
                 calibrationErrorBefore: Calibration.expectedCalibrationError(
                     confidences: before.confidences, correct: before.correct),

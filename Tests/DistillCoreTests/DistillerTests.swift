@@ -184,55 +184,6 @@ import Testing
         #expect(runs.count == 2 && runs.first?.trigger == .shift && runs.first?.phase == .queued, "\(runs)")
     }
 
-    @Test(arguments: [true, false]) func theCachesServedParaphrasesOnlyTrain(learnFromCacheHits: Bool) async throws {
-        let store = try await Self.store(rows: 300)
-        // 40 cached answers of a fourth intent, each served to three paraphrases.
-        let unit = { (axis: Int) in (0..<8).map { Float($0 == axis ? 1 : 0) } }
-        for i in 0..<40 {
-            let at = Date(timeIntervalSince1970: 1_800_000_000)
-            let commit = try await store.appendTeacherExchange(
-                TeacherLogRecord(
-                    createdAt: at, requestID: "d\(i)", scope: Self.scope, model: "m", messages: "[]", parameters: "{}",
-                    prompt: "cached question \(i)", answer: "d", topLogprobs: nil, promptTokens: nil, completionTokens: nil,
-                    latencyMilliseconds: 1, streamed: false, vector: unit(5)),
-                cacheEntry: CacheEntryRecord(
-                    scope: Self.scope, exactKey: "cached question \(i)", prompt: "cached question \(i)", messages: "[]", answer: "d",
-                    finishReason: "stop", vector: unit(5), createdAt: at, expiresAt: nil))
-            let paraphrase = ServedParaphrase(scope: Self.scope, entryID: commit.entryID!, createdAt: at, vector: unit(5))
-            try await store.recordServedParaphrases(Array(repeating: paraphrase, count: 3), keep: 1000)
-        }
-        let given = Mutex<(training: [TeacherExchange], holdout: [TeacherExchange])>(([], []))
-        var settings = DistillSettings()
-        (settings.enabled, settings.minRows, settings.learnFromCacheHits) = (false, 100, learnFromCacheHits)
-        let students = try await Students.open(
-            store: store, configuration: StudentSettings(), embeddingModel: LoggedVectorsOnly().identity.key,
-            metrics: RecordingMetrics(), logger: quietLogger)
-        let distiller = Distiller(
-            store: store, embedder: LoggedVectorsOnly(), students: students, settings: settings, clock: ManualClock(),
-            metrics: RecordingMetrics(),
-            trainer: { training, holdout, configuration, shouldStop throws(StudentTrainingError) in
-                given.withLock { $0 = (training, holdout) }
-                return try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration, shouldStop: shouldStop)
-            }, logger: quietLogger)
-        _ = try await distiller.requestRuns(scope: Self.scope)
-        let service = Task { await distiller.run() }
-        try await awaitStatus(distiller) { $0.runs.first?.isFinished == true }
-        service.cancel()
-
-        let (training, holdout) = given.withLock { $0 }
-        #expect(holdout.allSatisfy(\.calibrates) && holdout.count + training.count { $0.calibrates } == 340)
-        // Only those of the prompts trained on: three per cached question the fold does not hold out.
-        let fold = HoldoutFold(share: settings.holdoutShare)
-        let trainedPrompts = (0..<40).count { !fold.holdsOut("cached question \($0)", rows: 340) }
-        #expect(trainedPrompts > 0 && trainedPrompts < 40)
-        let paraphrases = training.filter { !$0.calibrates }
-        #expect(paraphrases.count == (learnFromCacheHits ? 3 * trainedPrompts : 0))
-        #expect(paraphrases.allSatisfy { $0.answer == "d" })
-        let version = try #require(try await store.studentVersions(scope: Self.scope).first)
-        let metrics = try JSONDecoder().decode(StudentVersionMetrics.self, from: Data(version.metrics.utf8))
-        #expect(metrics.servedParaphraseRows == paraphrases.count && metrics.trainingRows + metrics.holdout.count == 340)
-    }
-
     @Test func aScopeWithoutAnswersOrWithTooFewIsRefused() async throws {
         let store = try await Self.store(rows: 50)
         let (distiller, _) = try await distiller(store: store, trainer: HeldTrainer(), metrics: RecordingMetrics())

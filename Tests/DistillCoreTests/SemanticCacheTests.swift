@@ -34,8 +34,7 @@ import Testing
 
     func withWorld(
         directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cache-\(UUID().uuidString)"),
-        configure: (inout CacheSettings, inout IndexSettings) -> Void = { _, _ in }, servedParaphrasesKept: Int = 0,
-        _ body: (World) async throws -> Void
+        configure: (inout CacheSettings, inout IndexSettings) -> Void = { _, _ in }, _ body: (World) async throws -> Void
     ) async throws {
         let simulator = TeacherSimulator(dataset: Self.dataset, options: SimulatorOptions())
         var settings = CacheSettings()
@@ -50,7 +49,7 @@ import Testing
             let metrics = RecordingMetrics()
             let cache = try await SemanticCache.open(
                 store: store, settings: settings, index: index, embedder: Self.embedder, clock: clock, metrics: metrics,
-                servedParaphrasesKept: servedParaphrasesKept, logger: Self.quiet)
+                logger: Self.quiet)
             let teacher = TeacherClient(configuration: TeacherConfiguration(baseURL: baseURL, maxAttempts: 1), logger: Self.quiet)
             let service = CompletionService(
                 store: store, teacher: teacher, cache: cache, students: nil, embedder: Self.embedder,
@@ -128,27 +127,6 @@ import Testing
             #expect((unrelated.similarity ?? 1) < 0.5, "the best candidate is reported, however poor")
             #expect(try Self.answer(unrelated) == "top_up")
             #expect(world.simulator.stats.answered == 2)
-        }
-    }
-
-    /// What the student trains on besides the teacher log: the paraphrases served, with their entry's
-    /// answer, the newest `kept` per scope; an exact hit is none.
-    @Test(arguments: [2, 0]) func servedParaphrasesAreKeptForTheStudent(kept: Int) async throws {
-        try await withWorld(servedParaphrasesKept: kept) { world in
-            _ = try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice)
-            #expect(try await world.service.complete(try Self.request("I am still waiting on my card?"), info: alice).source == .cache)
-            let paraphrases = ["Still waiting on my card?", "I am still waiting for my card?", "Still waiting on my card?"]
-            for paraphrase in paraphrases {
-                #expect(try await world.service.complete(try Self.request(paraphrase), info: alice).source == .cache)
-            }
-            try await world.cache.flushHits()
-            let scope = try #require(try await world.store.cacheEntries(scope: nil, after: 0, limit: 1).first?.scope)
-            let stored = try await world.store.servedParaphrases(scope: scope, limit: 10)
-            #expect(stored.count == kept)
-            #expect(stored.allSatisfy { $0.prompt == "I am still waiting on my card?" && $0.answer == "card_arrival" })
-            var vectors: [[Float]] = []
-            for paraphrase in paraphrases.suffix(kept) { vectors.append(try await Self.embedder.embed([paraphrase])[0]) }
-            #expect(stored.map(\.vector) == vectors)
         }
     }
 

@@ -135,27 +135,6 @@ extension StoreCase {
             #expect(try await store.deleteCacheEntries(ids: [ids["new"]!, 999]).map(\.id) == [ids["new"]!])
             #expect(try await store.cacheEntryCount() == 0)
         },
-        StoreCase("served paraphrases keep the newest per scope and go with their entry") { store in
-            let a = try await store.appendTeacherExchange(exchange(1), cacheEntry: entry("a")).entryID!
-            let b = try await store.appendTeacherExchange(exchange(2), cacheEntry: entry("b")).entryID!
-            let c = try await store.appendTeacherExchange(exchange(3, scope: "t"), cacheEntry: entry("c", scope: "t")).entryID!
-            func served(_ id: Int64, scope: String = "s", _ x: Float) -> ServedParaphrase {
-                ServedParaphrase(scope: scope, entryID: id, createdAt: t0 + Double(x), vector: [x, -x])
-            }
-            // The entry 999 does not exist: its paraphrase is dropped, the rest recorded.
-            try await store.recordServedParaphrases([served(a, 1), served(b, 2), served(999, 3), served(c, scope: "t", 4)], keep: 3)
-            try await store.recordServedParaphrases([served(a, 5), served(b, 6)], keep: 3)
-            let kept = try await store.servedParaphrases(scope: "s", limit: 10)
-            #expect(kept.map(\.prompt) == ["b", "a", "b"] && kept.map(\.answer) == ["answer to b", "answer to a", "answer to b"])
-            #expect(kept.map(\.vector) == [[2, -2], [5, -5], [6, -6]])
-            #expect(try await store.servedParaphrases(scope: "s", limit: 1).map(\.vector) == [[6, -6]])
-            #expect(try await store.servedParaphrases(scope: "t", limit: 10).map(\.prompt) == ["c"])
-            _ = try await store.deleteCacheEntries(ids: [b])
-            #expect(try await store.servedParaphrases(scope: "s", limit: 10).map(\.vector) == [[5, -5]])
-            // Vectors of another embedding model are forgotten with the teacher log's.
-            try await store.clearTeacherLogEmbeddings()
-            #expect(try await store.servedParaphrases(scope: "t", limit: 10).isEmpty)
-        },
         StoreCase("purge filters by scope and age") { store in
             _ = try await store.appendTeacherExchange(exchange(1), cacheEntry: entry("a", scope: "s", created: 0))
             _ = try await store.appendTeacherExchange(exchange(2), cacheEntry: entry("b", scope: "s", created: 100))

@@ -123,40 +123,6 @@ enum SyntheticTraffic {
         #expect(model.evaluate(unseen).coverage > 0.5)
     }
 
-    @Test func exchangesThatOnlyTrainShapeTheNetworkButNotItsCalibration() throws {
-        // Intent 3 reaches the trainer only through exchanges that do not calibrate (the cache's served paraphrases).
-        let exchanges = SyntheticTraffic.exchanges(count: 900, seed: 6, noise: 0.5).filter { !$0.answer.hasPrefix("free text") }
-        var teacher = exchanges.filter { $0.answer != "intent 3" }, paraphrases = exchanges.filter { $0.answer == "intent 3" }
-        let holdout = Array(teacher.suffix(150))
-        teacher.removeLast(150)
-        for index in paraphrases.indices { paraphrases[index].calibrates = false }
-        var configuration = SyntheticTraffic.configuration
-        configuration.calibrationFolds = 4
-        // Interleaved, as the distiller orders them by prompt: every fold has some of both.
-        var generator = SplitMix64(seed: 7)
-        let training = (teacher + paraphrases).shuffled(using: &generator)
-        let trainsOnly = try StudentTrainer.train(training: training, holdout: holdout, configuration: configuration).model
-        // They train: intent 3 is a class, and answered.
-        #expect(trainsOnly.classes.answers.contains("intent 3"))
-        #expect(trainsOnly.predict(paraphrases[0].embedding).answer == "intent 3")
-        #expect(trainsOnly.report.trainingCount == teacher.count)
-        // The same exchanges calibrating: the same network, judged on more answers.
-        let calibrating = try StudentTrainer.train(
-            training: training.map { var exchange = $0; exchange.calibrates = true; return exchange }, holdout: holdout,
-            configuration: configuration
-        ).model
-        #expect(calibrating.report.trainingCount == training.count)
-        let probe = paraphrases[1].embedding
-        #expect(calibrating.network.logits(probe) == trainsOnly.network.logits(probe))
-        #expect(calibrating.temperature != trainsOnly.temperature)
-        // A held-out exchange always calibrates.
-        var heldOut = holdout
-        heldOut[2].calibrates = false
-        #expect(throws: StudentTrainingError.invalidEmbedding(index: training.count + 2, reason: "a held-out exchange must calibrate")) {
-            try StudentTrainer.train(training: training, holdout: heldOut, configuration: configuration)
-        }
-    }
-
     @Test func refusesWhatItCannotTrainOn() {
         let exchanges = SyntheticTraffic.exchanges(count: 50, seed: 4)
         #expect(throws: StudentTrainingError.notEnoughExchanges(1)) { try StudentTrainer.train(Array(exchanges.prefix(1))) }
