@@ -78,7 +78,7 @@ public struct DistillSettings: Sendable, Equatable {
     /// A scope is retrained once this many teacher answers were logged since its last training (half as
     /// many while no student serves it), or a tenth of the answers its last run trained on, if more. Early
     /// students gain most from each new answer (docs/benchmarks.md, Replay).
-    public var minNewRows = 250
+    public var minNewRows = 125
     /// A scope needs this many logged answers before its first training (at least 100: τ needs 50
     /// accepted answers from a holdout of at most half).
     public var minRows = 500
