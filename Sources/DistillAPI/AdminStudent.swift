@@ -171,6 +171,9 @@ public struct StudentStatus: Codable, Sendable, Equatable {
         public var noveltyTest: SequentialTestState?
         /// Whether its traffic seems to have moved from what it learned: it then abstains on borderline requests too.
         public var shiftSuspected: Bool?
+        /// Whether that shift is evident (its novelty test has alarmed): it then answers nothing until a new version
+        /// serves.
+        public var shiftEvident: Bool?
         /// Answers the teacher gives its requests repeatedly that are none of its classes.
         public var newClasses: [String]?
 
@@ -193,6 +196,7 @@ public struct StudentStatus: Codable, Sendable, Equatable {
             case auditTest = "audit_test"
             case noveltyTest = "novelty_test"
             case shiftSuspected = "shift_suspected"
+            case shiftEvident = "shift_evident"
             case newClasses = "new_classes"
         }
     }

@@ -11,8 +11,8 @@ import Synchronization
 /// A scope's student answers a request when its calibrated confidence reaches τ and the request looks like what it
 /// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
-/// suspected (`ShiftRule`), or one nearer to a request the teacher answered with a class it does not have than to
-/// its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
+/// suspected (`ShiftRule`), every confident request while a shift is evident, or one nearer to a request the teacher
+/// answered with a class it does not have than to its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
 /// `student.audit_share`, raised for a version's first answers, borderline requests and after a shift is suspected;
 /// picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
 /// the student's. A sequential test of those audits (`SequentialTest`, held to the target agreement) suspends the
@@ -33,8 +33,8 @@ public final class Students: Sendable {
             case audit
             /// Below τ: the teacher answers.
             case unsure
-            /// Confident, but unlike what it learned (novel, borderline while a shift is suspected, or nearer to a
-            /// class the teacher started giving: `UnknownAnswers`): the teacher answers.
+            /// Confident, but unlike what it learned (novel, borderline while a shift is suspected, anything while a
+            /// shift is evident, or nearer to a class the teacher started giving: `UnknownAnswers`): the teacher answers.
             case novel
         }
 
@@ -188,7 +188,9 @@ public final class Students: Sendable {
                 current.confident += 1
                 shiftRule.observe(prediction, in: &current.noveltyTest)
                 let shift = shiftSuspected(current)
-                if prediction.serves(shiftSuspected: shift) && !current.unknownAnswers.nearerToNewClass(vector, than: prediction) {
+                if prediction.serves(shiftSuspected: shift) && !shiftEvident(current)
+                    && !current.unknownAnswers.nearerToNewClass(vector, than: prediction)
+                {
                     // Its answers so far: those served and those audited.
                     let given = Int(current.confident - current.novelAbstentions) - 1
                     let share = auditPolicy.share(answered: given, borderline: prediction.borderline, shiftSuspected: shift)
@@ -212,6 +214,10 @@ public final class Students: Sendable {
     func shiftSuspected(_ version: Serving) -> Bool {
         shiftRule.suspected(
             novelty: version.noveltyTest, audits: version.auditTest, newClasses: version.unknownAnswers.newClasses)
+    }
+
+    func shiftEvident(_ version: Serving) -> Bool {
+        shiftRule.evident(novelty: version.noveltyTest)
     }
 
     /// Why the scope's serving student is due for training before the regular step (`ShiftRule.dueSooner`), or nil.
@@ -469,6 +475,7 @@ public final class Students: Sendable {
                 status.auditTest = StudentStatus.SequentialTestState(current.auditTest)
                 status.noveltyTest = StudentStatus.SequentialTestState(current.noveltyTest)
                 status.shiftSuspected = shift
+                status.shiftEvident = shiftEvident(current)
                 status.newClasses = current.unknownAnswers.newClasses.map(\.answer)
                 return status
             }

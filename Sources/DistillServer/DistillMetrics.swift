@@ -167,6 +167,10 @@ public final class DistillMetrics: DomainMetrics {
                 name: "distill_student_shift_suspected", labels: label,
                 help: "1 while a shift of the scope's traffic away from what its student learned is suspected."
             ).set(to: scope.shiftSuspected == true ? 1.0 : 0.0)
+            registry.makeGauge(
+                name: "distill_student_shift_evident", labels: label,
+                help: "1 while that shift is evident: the student answers nothing until a new version serves."
+            ).set(to: scope.shiftEvident == true ? 1.0 : 0.0)
         }
     }
 

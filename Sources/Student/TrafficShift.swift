@@ -40,8 +40,8 @@ public enum ShiftReason: Sendable, Hashable, CustomStringConvertible {
 
 /// When a scope's traffic has moved away from what its serving student learned. Until then the student serves
 /// as trained; once a shift is suspected it abstains on borderline requests too and audits are raised
-/// (`AuditPolicy`); once it is due, the distiller trains it before the regular step, so that the new intents are
-/// learned from the teacher's answers to them.
+/// (`AuditPolicy`); once it is evident it answers nothing; once it is due, the distiller trains it before the
+/// regular step, so that the new intents are learned from the teacher's answers to them.
 ///
 /// By design, `strictNoveltyCoverage` (85%) of the in-distribution requests the student is confident on lie within
 /// its strict novelty threshold, so requests beyond it alone are no shift. The evidence is a sequential test
@@ -88,4 +88,10 @@ public struct ShiftRule: Sendable, Hashable {
     public func suspected(novelty: SequentialTest, audits: SequentialTest, newClasses: [NewAnswerClass]) -> Bool {
         novelty.observations < probation || novelty.alarmed || !newClasses.isEmpty || audits.progress >= 0.5
     }
+
+    /// Whether a shift is evident: the novelty test has alarmed. The version's calibration was of other traffic, and
+    /// its confident answers on new intents that lie among learned ones are as sure as its right ones, so it answers
+    /// nothing until a new version serves (docs/benchmarks.md, Novelty). A new class alone is no evidence: a noisy
+    /// teacher gives some; nor are failing audits before their own test suspends the student.
+    public func evident(novelty: SequentialTest) -> Bool { novelty.alarmed }
 }

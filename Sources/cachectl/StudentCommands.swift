@@ -38,7 +38,7 @@ struct StudentCommand: AsyncParsableCommand {
                 }))
                 // What guards the answers: novelty abstentions, the audits in force, and the two sequential tests.
                 let guards = status.scopes.map { scope -> [String] in
-                    let shift: String = scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-"
+                    let shift = scope.shiftEvident == true ? "evident" : scope.shiftSuspected.map { $0 ? "suspected" : "no" } ?? "-"
                     let newClasses: String = scope.newClasses.map { $0.isEmpty ? "-" : $0.joined(separator: ", ") } ?? "-"
                     return [
                         String(scope.scope.prefix(12)), scope.novelAbstentions.map { String($0) } ?? "-",

@@ -246,6 +246,7 @@ import Testing
         let students = try await students()
         for _ in 0..<1_000 { _ = students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)) }
         #expect(students.status().scopes.first?.shiftSuspected == false, "in-distribution traffic is no shift")
+        #expect(students.status().scopes.first?.shiftEvident == false)
         #expect(students.shift(scope: Self.scope) == nil)
         // Unseen requests, each a little apart: the novelty test alarms within a few dozen (at most 17 on average).
         var generator = SplitMix64(seed: 5)
@@ -259,6 +260,11 @@ import Testing
         #expect(status.noveltyTest?.alarmed == true && status.auditShareInForce == 0.1)
         #expect(status.novelAbstentions == 60)
         #expect(students.shift(scope: Self.scope) == .novelTraffic(abstentions: 60))
+        // The shift is evident: what it learned is turned away too, until a new version serves.
+        #expect(status.shiftEvident == true)
+        let learned = try #require(students.decide(scope: Self.scope, vector: Self.vector(cluster: 1)))
+        #expect(learned.prediction.serves() && learned.action == .novel, "\(learned)")
+        #expect(students.status().scopes.first?.novelAbstentions == 61)
     }
 
     @Test func aRecurringAnswerThatIsNoneOfTheClassesIsANewClass() async throws {

@@ -97,11 +97,14 @@ struct StudentEndToEndTests {
             #expect(metrics.contains(#"distill_student_decisions_total{decision="answer"} \#(studentReplies)"#))
             #expect(metrics.contains(#"distill_distill_runs_total{outcome="promoted"} 1"#))
             // What guards the answers, per scope: the audit share in force, the tests, the shift.
-            for series in ["distill_student_audit_share", "distill_student_audit_test_progress", "distill_student_shift_suspected"] {
+            for series in [
+                "distill_student_audit_share", "distill_student_audit_test_progress", "distill_student_shift_suspected",
+                "distill_student_shift_evident",
+            ] {
                 #expect(metrics.contains("\(series){scope=\""), "\(series)")
             }
             let guards = try await world.socketClient.studentStatus().scopes.first
-            #expect(guards?.auditTest?.alarmed == false && guards?.novelAbstentions != nil, "\(String(describing: guards))")
+            #expect(guards?.auditTest?.alarmed == false && guards?.shiftEvident == false && guards?.novelAbstentions != nil, "\(String(describing: guards))")
             let shown = try await world.cachectl(["student", "status"])
             #expect(shown.status == 0 && shown.stdout.contains("NOVEL") && shown.stdout.contains("AUDIT SHARE"), "\(shown.stdout)")
         } catch {

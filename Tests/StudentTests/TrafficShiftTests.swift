@@ -39,7 +39,7 @@ import Testing
         for _ in 0..<10_000 { rule.observe(Self.prediction(&generator, beyond: 0.15), in: &test) }
         #expect(!test.alarmed && test.observations == 10_000)
         #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: []) == nil)
-        #expect(!rule.suspected(novelty: test, audits: audits, newClasses: []))
+        #expect(!rule.suspected(novelty: test, audits: audits, newClasses: []) && !rule.evident(novelty: test))
         var unsure = Self.prediction(&generator, beyond: 1)
         unsure.isConfident = false
         rule.observe(unsure, in: &test)
@@ -51,11 +51,11 @@ import Testing
             var shifted = rule.noveltyTest(), turnedAway = 0
             while rule.dueSooner(novelty: shifted, novelAbstentions: turnedAway, newClasses: []) == nil {
                 let prediction = Self.prediction(&generator, beyond: 0.9)
-                // Once a shift is suspected, borderline requests are turned away too.
-                if !prediction.serves(shiftSuspected: shifted.alarmed) { turnedAway += 1 }
+                // Novel requests are turned away; once the test has alarmed, every confident request.
+                if !prediction.serves() || rule.evident(novelty: shifted) { turnedAway += 1 }
                 rule.observe(prediction, in: &shifted)
             }
-            #expect(rule.suspected(novelty: shifted, audits: audits, newClasses: []))
+            #expect(rule.evident(novelty: shifted) && rule.suspected(novelty: shifted, audits: audits, newClasses: []))
             #expect(turnedAway == rule.novelAbstentions)
             // A test counts observations until it alarms.
             delays.append(shifted.observations)
@@ -71,6 +71,7 @@ import Testing
         let few = [NewAnswerClass(answer: "top_up_failed", count: 12), NewAnswerClass(answer: "lost or stolen phone", count: 17)]
         #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: few) == nil)
         #expect(rule.suspected(novelty: test, audits: audits, newClasses: few))
+        #expect(!rule.evident(novelty: test), "a new class is no evidence by itself: noisy teachers give some")
         let enough = few + [NewAnswerClass(answer: "card_swallowed", count: 1)]
         #expect(rule.dueSooner(novelty: test, novelAbstentions: 0, newClasses: enough) == .newClasses(enough))
         #expect("\(ShiftReason.newClasses(enough))" == "the teacher gave 3 new answers 30 times")
@@ -86,6 +87,7 @@ import Testing
         #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
         audits.record(false)
         #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+        #expect(!rule.evident(novelty: novelty), "the audits' own test suspends the student")
     }
 
     @Test func aVersionIsOnProbationForItsFirstConfidentRequests() {
@@ -93,7 +95,7 @@ import Testing
         var novelty = rule.noveltyTest()
         let audits = SequentialTest(.audits)
         for _ in 0..<rule.probation {
-            #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []))
+            #expect(rule.suspected(novelty: novelty, audits: audits, newClasses: []) && !rule.evident(novelty: novelty))
             novelty.record(true)
         }
         #expect(!rule.suspected(novelty: novelty, audits: audits, newClasses: []))
