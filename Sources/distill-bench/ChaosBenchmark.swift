@@ -519,9 +519,11 @@ private final class Chaos: Sendable {
     }
 
     private func teacherFaultChecks() async throws {
-        let daemon = try await restartWithoutDistillation()
-        let client = daemon.client(http)
         for (name, faults, codes) in teacherFaults {
+            // Restarted before each fault, so that the student's tests start afresh: its first confident requests
+            // are on probation, so the probes it answers are not borderline ones, which a shift suspected during the
+            // fault would turn away; and the probes of all the faults cannot add up to an evident shift.
+            let client = try await restartWithoutDistillation().client(http)
             // Probed afresh before each fault: between faults the teacher answers again, and what the student
             // answers changes with what it hears (a new class it lacks turns its nearest requests away).
             let (cached, taught) = try await probes(client, count: 8)
