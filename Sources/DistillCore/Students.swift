@@ -12,12 +12,12 @@ import Synchronization
 /// learned (`StudentPrediction.serves`): a confident request beyond its novelty threshold goes to the teacher (a
 /// novelty abstention), and so does one beyond its strict threshold while a shift of the scope's traffic is
 /// suspected (`ShiftRule`), every confident request while a shift is evident, or one nearer to a request the teacher
-/// answered with a class it does not have than to its predicted class's exemplars (`UnknownAnswers`). A share of the answers it would give (`AuditPolicy`:
-/// `student.audit_share`, raised for a version's first answers, borderline requests and after a shift is suspected;
-/// picked by content: `auditKey`) goes to the teacher instead, and the teacher's answer is compared with
-/// the student's. A sequential test of those audits (`SequentialTest`, held to the target agreement) suspends the
-/// version (persistently) once they fall below the target, and the teacher answers the scope until a new version
-/// passes the promotion gate.
+/// answered with a class it does not have than to its predicted class's exemplars (`UnknownAnswers`). A share of the
+/// answers it would give (`AuditPolicy`: `student.audit_share`, raised for a version's first answers, borderline
+/// requests and after a shift is suspected; picked by content: `auditKey`) goes to the teacher instead, and the
+/// teacher's answer is compared with the student's. A sequential test of those audits (`SequentialTest`, held to the
+/// target agreement) suspends the version (persistently) once they fall below the target, and the teacher answers
+/// the scope until a new version passes the promotion gate.
 ///
 /// The tests' state (the audits' and the shift rule's) lives in memory, per serving version: a restart, or a new
 /// version, starts them afresh. A suspension is stored, and survives both. On a store shared by several nodes
