@@ -83,10 +83,10 @@ public struct ShiftRule: Sendable, Hashable {
         return nil
     }
 
-    /// Whether a shift is suspected: the version is on probation, the novelty test has alarmed, the teacher gives a
-    /// new class, or the audits' test is halfway to suspending the student.
+    /// Whether a shift is suspected: the version is on probation, a shift is evident, the teacher gives a new class,
+    /// or the audits' test is halfway to suspending the student.
     public func suspected(novelty: SequentialTest, audits: SequentialTest, newClasses: [NewAnswerClass]) -> Bool {
-        novelty.observations < probation || novelty.alarmed || !newClasses.isEmpty || audits.progress >= 0.5
+        novelty.observations < probation || evident(novelty: novelty) || !newClasses.isEmpty || audits.progress >= 0.5
     }
 
     /// Whether a shift is evident: the novelty test has alarmed. The version's calibration was of other traffic, and
