@@ -275,7 +275,7 @@ public final class Distiller: Service, Sendable {
         let outcomes = result.model.outcomes(holdout)
         let incumbent = active.map { (version: $0.version, outcomes: $0.model.outcomes(holdout)) }
         // Asked now, as the alarm may have come during training. The pause is this node's: on a shared store
-        // the traffic of the node that trains speaks for the others'.
+        // the leader's traffic speaks for the others'.
         let decision = gate.decide(
             candidate: outcomes, active: incumbent?.outcomes,
             activePaused: students.active(scope: run.scope).map(students.shiftEvident) ?? false)
