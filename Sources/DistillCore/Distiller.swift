@@ -274,11 +274,7 @@ public final class Distiller: Service, Sendable {
 
         let outcomes = result.model.outcomes(holdout)
         let incumbent = active.map { (version: $0.version, outcomes: $0.model.outcomes(holdout)) }
-        // Asked now, as the alarm may have come during training. The pause is this node's: on a shared store
-        // the leader's traffic speaks for the others'.
-        let decision = gate.decide(
-            candidate: outcomes, active: incumbent?.outcomes,
-            activePaused: students.active(scope: run.scope).map(students.shiftEvident) ?? false)
+        let decision = gate.decide(candidate: outcomes, active: incumbent?.outcomes)
         let estimate = TrafficEstimate(outcomes)
         let report = result.model.report
         let versionMetrics = StudentVersionMetrics(

@@ -8,8 +8,7 @@
 ///    noise (the Wilson upper bound with `z` under it). Its τ already holds the target by the Wilson lower bound
 ///    over the holdout and the cross-fitted training answers, about five times as many; asking the holdout alone
 ///    for the point share or for 50 accepted rejected candidates on sampling noise (docs/benchmarks.md, Replay).
-/// 2. With no active student, or one paused because its traffic has shifted away from what it learned
-///    (`ShiftRule.evident`), it is promoted: a paused student answers nothing, so any coverage is more.
+/// 2. With no active student, it is promoted.
 /// 3. An active student whose accepted agreement is below the target beyond noise is failing on today's traffic:
 ///    the candidate replaces it.
 /// 4. Otherwise its coverage must exceed the active's by more than z standard errors of the difference: on
@@ -30,14 +29,13 @@ public struct PromotionGate: Sendable, Hashable {
     public init() {}
 
     /// `candidate` and `active`: the two students' outcomes on the same exchanges, in the same order.
-    public func decide(candidate: [HeldOutOutcome], active: [HeldOutOutcome]?, activePaused: Bool = false) -> PromotionDecision {
+    public func decide(candidate: [HeldOutOutcome], active: [HeldOutOutcome]?) -> PromotionDecision {
         precondition(active.map { $0.count == candidate.count } ?? true)
         let challenger = TrafficEstimate(candidate)
         let accepted = challenger.acceptedAgreement
         guard accepted.weight > 0 else { return .reject(.candidateAcceptsNothing) }
         guard accepted.upperBound(z: z) >= targetAgreement else { return .reject(.candidateBelowTarget) }
         guard let active else { return .promote(.noActiveStudent) }
-        if activePaused { return .promote(.activePaused) }
         let incumbent = TrafficEstimate(active)
         let theirs = incumbent.acceptedAgreement
         if theirs.weight > 0 && theirs.upperBound(z: z) < targetAgreement { return .promote(.activeBelowTarget) }
@@ -64,7 +62,6 @@ public enum PromotionDecision: Sendable, Hashable, CustomStringConvertible {
         case candidateAcceptsNothing = "the candidate accepts no holdout request"
         case candidateBelowTarget = "the candidate's accepted answers agree with the teacher less than the target beyond noise"
         case noActiveStudent = "there is no active student"
-        case activePaused = "the active student is paused: its traffic has shifted away from what it learned"
         case activeBelowTarget = "the active student's accepted answers agree with the teacher less than the target beyond noise"
         case notEnoughCoverageGain = "the candidate does not answer enough more requests than the active student"
         case moreCoverage = "the candidate answers more requests at the target agreement"

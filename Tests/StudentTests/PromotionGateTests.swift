@@ -39,15 +39,6 @@ import Student
         #expect(gate.decide(candidate: active, active: candidate) == .reject(.notEnoughCoverageGain))
     }
 
-    @Test func aPausedStudentGivesWayToAnyCandidateAtTheTarget() {
-        // It answers nothing while paused, so less coverage than it had is still more.
-        let candidate = Self.outcomes(600, accepting: 0..<200, wrong: 8)
-        #expect(gate.decide(candidate: candidate, active: active) == .reject(.notEnoughCoverageGain))
-        #expect(gate.decide(candidate: candidate, active: active, activePaused: true) == .promote(.activePaused))
-        let wrong = Self.outcomes(600, accepting: 0..<400, wrong: 40)
-        #expect(gate.decide(candidate: wrong, active: active, activePaused: true) == .reject(.candidateBelowTarget))
-    }
-
     @Test func aSmallGainIsChurn() {
         // Five requests more, but 105 others for 100 of the active's.
         let candidate = Self.outcomes(600, accepting: 100..<505, wrong: 16)
