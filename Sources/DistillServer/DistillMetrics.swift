@@ -151,26 +151,11 @@ public final class DistillMetrics: DomainMetrics {
     public func updateStudents(_ status: StudentStatus) {
         for scope in status.scopes {
             let label = [("scope", String(scope.scope.prefix(12)))]
-            registry.makeGauge(
-                name: "distill_student_audit_share", labels: label,
-                help: "Share of a scope student's answers also asked of the teacher, as in force now."
-            ).set(to: scope.auditShareInForce ?? status.auditShare)
-            registry.makeGauge(
-                name: "distill_student_audit_test_progress", labels: label,
-                help: "The audits' sequential test: its statistic as a share of the way to suspending the student (1: suspended)."
-            ).set(to: scope.auditTest?.progress ?? 0)
-            registry.makeGauge(
-                name: "distill_student_novelty_test_progress", labels: label,
-                help: "The shift rule's test over confident requests: its statistic as a share of the way to its alarm."
-            ).set(to: scope.noveltyTest?.progress ?? 0)
-            registry.makeGauge(
-                name: "distill_student_shift_suspected", labels: label,
-                help: "1 while a shift of the scope's traffic away from what its student learned is suspected."
-            ).set(to: scope.shiftSuspected == true ? 1.0 : 0.0)
-            registry.makeGauge(
-                name: "distill_student_shift_evident", labels: label,
-                help: "1 while that shift is evident: the student answers nothing until a new version serves."
-            ).set(to: scope.shiftEvident == true ? 1.0 : 0.0)
+            registry.gauge(.studentAuditShare, label).set(to: scope.auditShareInForce ?? status.auditShare)
+            registry.gauge(.studentAuditTestProgress, label).set(to: scope.auditTest?.progress ?? 0)
+            registry.gauge(.studentNoveltyTestProgress, label).set(to: scope.noveltyTest?.progress ?? 0)
+            registry.gauge(.studentShiftSuspected, label).set(to: scope.shiftSuspected == true ? 1.0 : 0.0)
+            registry.gauge(.studentShiftEvident, label).set(to: scope.shiftEvident == true ? 1.0 : 0.0)
         }
     }
 

@@ -52,6 +52,20 @@ struct MetricFamily: Sendable {
     static let studentLiveAgreement = Self(
         name: "distill_student_live_agreement",
         help: "Share of a scope's recent audits where the teacher gave the student's answer (NaN before its first audit).")
+    static let studentAuditShare = Self(
+        name: "distill_student_audit_share", help: "Share of a scope student's answers also asked of the teacher, as in force now.")
+    static let studentAuditTestProgress = Self(
+        name: "distill_student_audit_test_progress",
+        help: "The audits' sequential test: its statistic as a share of the way to suspending the student (1: suspended).")
+    static let studentNoveltyTestProgress = Self(
+        name: "distill_student_novelty_test_progress",
+        help: "The shift rule's test over confident requests: its statistic as a share of the way to its alarm.")
+    static let studentShiftSuspected = Self(
+        name: "distill_student_shift_suspected",
+        help: "1 while a shift of the scope's traffic away from what its student learned is suspected.")
+    static let studentShiftEvident = Self(
+        name: "distill_student_shift_evident",
+        help: "1 while that shift is evident: the student answers nothing until a new version serves.")
     static let studentSuspensions = Self(
         name: "distill_student_suspensions_total",
         help: "Students taken out of service because their audited answers fell below the target agreement.")
@@ -77,16 +91,22 @@ struct MetricFamily: Sendable {
 
 extension PrometheusCollectorRegistry {
     func counter(_ family: MetricFamily, _ labels: [(String, String)] = []) -> Counter {
-        makeCounter(name: family.name, labels: labels, help: family.help)
+        makeCounter(descriptor: family.descriptor, labels: labels)
     }
 
     func gauge(_ family: MetricFamily, _ labels: [(String, String)] = []) -> Gauge {
-        makeGauge(name: family.name, labels: labels, help: family.help)
+        makeGauge(descriptor: family.descriptor, labels: labels)
     }
 
     func histogram(_ family: MetricFamily, _ labels: [(String, String)] = []) -> DurationHistogram {
-        makeDurationHistogram(name: family.name, labels: labels, buckets: family.buckets, help: family.help)
+        makeDurationHistogram(descriptor: family.descriptor, labels: labels, buckets: family.buckets)
     }
+}
+
+extension MetricFamily {
+    /// Our names end in their unit already (`_seconds`, `_total`), so the descriptor's unit is empty: it joins only
+    /// the components that are not.
+    var descriptor: MetricNameDescriptor { MetricNameDescriptor(metricName: name, unitName: "", helpText: help) }
 }
 
 extension DistillMetrics {
