@@ -176,6 +176,8 @@ final class RequestGuard: ChannelDuplexHandler, RemovableChannelHandler {
             headerFields: [.contentType: "application/json", .contentLength: String(bytes.readableBytes), .connection: "close"])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(bytes)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        // Closed once the response is out; through the channel, which (unlike the context) may be captured.
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }
