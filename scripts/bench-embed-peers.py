@@ -124,12 +124,13 @@ def onnxruntime_embedder(model_dir, onnx_path, threads):
 def pytorch_embedder(model_dir, threads):
     import sentence_transformers
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     torch.set_num_threads(threads)
-    transformer = models.Transformer(model_dir, max_seq_length=256)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
-    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+    transformer = Transformer(model_dir, max_seq_length=256)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
 
     def embed(texts):
         return model.encode(texts, batch_size=32, convert_to_numpy=True)
