@@ -471,8 +471,12 @@ struct TeacherRelay: Sendable {
 }
 
 extension JSONValue {
-    /// Compact JSON of an encodable value (the wire types always encode).
+    /// Compact JSON of an encodable value (the wire types always encode), with sorted keys and
+    /// slashes as they are: the rules of distill's other answers (`JSONWriter`), so that a
+    /// replayed stream's chunks are the same bytes every time.
     static func encode(_ value: some Encodable) -> Data {
-        (try? JSONEncoder().encode(value)) ?? Data("null".utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)) ?? Data("null".utf8)
     }
 }

@@ -80,6 +80,23 @@ import Testing
         }
     }
 
+    @Test func aReplayedStreamIsWrittenLikeTheOtherAnswers() async throws {
+        try await withService { service, _, _ in
+            let body = service.replay("see https://example.com/cards", finishReason: "stop", of: try request(#","stream":true"#), info: info)
+            guard case .replay(let events) = body else {
+                Issue.record("an answer distill has is replayed, not relayed")
+                return
+            }
+            let chunks = events.filter { !$0.isDone }
+            #expect(chunks.count == 3)
+            for chunk in chunks {
+                // Sorted keys and unescaped slashes, as JSONWriter writes the non-streamed answers.
+                #expect(String(decoding: try JSONValue.parse(Data(chunk.data.utf8)).encoded(), as: UTF8.self) == chunk.data)
+            }
+            #expect(chunks.contains { $0.data.contains("https://example.com/cards") })
+        }
+    }
+
     @Test func aClientThatLeavesMidStreamStillLeavesItsAnswerInTheLog() async throws {
         struct Gone: Error {}
         try await withService { service, store, _ in
